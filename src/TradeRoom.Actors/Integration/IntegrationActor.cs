@@ -1,0 +1,26 @@
+using Akka.Actor;
+using TradeRoom.Actors.Rooms;
+
+namespace TradeRoom.Actors.Integration;
+
+/// <summary>
+/// Where domain events enter the actor system: validates each <see cref="PublishEvent"/> and routes it, through the
+/// <see cref="RoomRegistry"/>, to its room for fan-out. The room answers the original sender with
+/// <see cref="EventPublished"/>; an invalid event is answered here with <see cref="PublishRejected"/>.
+/// Stateless, so the default supervision (restart) loses nothing.
+/// </summary>
+public sealed class IntegrationActor : ReceiveActor
+{
+    public IntegrationActor(IActorRef rooms)
+    {
+        Receive<PublishEvent>(e =>
+        {
+            if (EventValidator.Validate(e) is { } rejected)
+                Sender.Tell(rejected);
+            else
+                rooms.Tell(new RoutedEvent(e.BullPenId, e.Type, e.Data), Sender);
+        });
+    }
+
+    public static Props Props(IActorRef rooms) => Akka.Actor.Props.Create(() => new IntegrationActor(rooms));
+}

@@ -1,0 +1,43 @@
+using System.Text.Json;
+
+namespace TradeRoom.Actors.Protocol;
+
+/// <summary>Rules for bull pen ids: a non-empty string of at most 128 characters, or an integer taken as its decimal string.</summary>
+public static class BullPenId
+{
+    public const int MaxLength = 128;
+
+    public static bool TryRead(JsonElement element, out string bullPenId, out string error)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return TryValidate(element.GetString()!, out bullPenId, out error);
+            case JsonValueKind.Number when element.TryGetInt64(out var number):
+                bullPenId = number.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                error = "";
+                return true;
+            default:
+                bullPenId = "";
+                error = "bullPenId must be a non-empty string or an integer";
+                return false;
+        }
+    }
+
+    public static bool TryValidate(string? candidate, out string bullPenId, out string error)
+    {
+        bullPenId = candidate ?? "";
+        if (string.IsNullOrEmpty(candidate))
+        {
+            error = "bullPenId must be a non-empty string or an integer";
+            return false;
+        }
+        if (candidate.Length > MaxLength)
+        {
+            error = $"bullPenId must be at most {MaxLength} characters";
+            return false;
+        }
+        error = "";
+        return true;
+    }
+}

@@ -1,0 +1,108 @@
+using System.Text.Json;
+
+namespace TradeRoom.Actors.Protocol;
+
+/// <summary>A message a client sent over its socket, parsed.</summary>
+public abstract record ClientMessage
+{
+    /// <summary>The message's <c>type</c>, when it had one.</summary>
+    public abstract string? Type { get; }
+
+    /// <summary>Whether the message is allowed before the connection has authenticated.</summary>
+    public bool AllowedBeforeAuth => Type is ClientMessageTypes.Auth or ClientMessageTypes.Ping;
+}
+
+public sealed record AuthenticateMessage(string Token) : ClientMessage
+{
+    public override string Type => ClientMessageTypes.Auth;
+}
+
+public sealed record SubscribeRoomMessage(string BullPenId) : ClientMessage
+{
+    public override string Type => ClientMessageTypes.SubscribeRoom;
+}
+
+public sealed record UnsubscribeRoomMessage(string BullPenId) : ClientMessage
+{
+    public override string Type => ClientMessageTypes.UnsubscribeRoom;
+}
+
+/// <param name="Data">The ping's <c>data</c> as raw JSON, or null when it had none.</param>
+public sealed record PingMessage(byte[]? Data) : ClientMessage
+{
+    public override string Type => ClientMessageTypes.Ping;
+}
+
+/// <summary>A message the parser could not accept; the connection answers it with an <c>error</c> frame.</summary>
+public sealed record RejectedMessage(string? RejectedType, string Code, string Message) : ClientMessage
+{
+    public override string? Type => RejectedType;
+}
+
+public static class ClientMessageTypes
+{
+    public const string Auth = "auth";
+    public const string SubscribeRoom = "subscribe_room";
+    public const string UnsubscribeRoom = "unsubscribe_room";
+    public const string Ping = "ping";
+}
+
+/// <summary>Parses one text frame from a client. Never throws: bad input becomes a <see cref="RejectedMessage"/>.</summary>
+public static class ClientMessageParser
+{
+    private static readonly JsonDocumentOptions Options = new() { MaxDepth = 32 };
+
+    public static ClientMessage Parse(ReadOnlyMemory<byte> utf8)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(utf8, Options);
+        }
+        catch (JsonException e)
+        {
+            return new RejectedMessage(null, ErrorCodes.InvalidJson, $"message is not valid JSON: {e.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message must be a JSON object");
+            if (!root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
+                return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message needs a string \"type\"");
+
+            var type = typeElement.GetString()!;
+            var hasData = root.TryGetProperty("data", out var data);
+            return type switch
+            {
+                ClientMessageTypes.Auth => ParseAuth(hasData, data),
+                ClientMessageTypes.SubscribeRoom => ParseRoom(type, hasData, data, id => new SubscribeRoomMessage(id)),
+                ClientMessageTypes.UnsubscribeRoom => ParseRoom(type, hasData, data, id => new UnsubscribeRoomMessage(id)),
+                ClientMessageTypes.Ping => new PingMessage(hasData ? JsonSerializer.SerializeToUtf8Bytes(data) : null),
+                _ => new RejectedMessage(type, ErrorCodes.UnknownType, $"unknown message type \"{Truncate(type)}\""),
+            };
+        }
+    }
+
+    private static ClientMessage ParseAuth(bool hasData, JsonElement data)
+    {
+        if (hasData && data.ValueKind == JsonValueKind.Object
+            && data.TryGetProperty("token", out var token) && token.ValueKind == JsonValueKind.String)
+            return new AuthenticateMessage(token.GetString()!);
+        return new RejectedMessage(ClientMessageTypes.Auth, ErrorCodes.InvalidMessage, "auth needs data.token as a string");
+    }
+
+    private static ClientMessage ParseRoom(string type, bool hasData, JsonElement data, Func<string, ClientMessage> create)
+    {
+        if (!hasData || data.ValueKind != JsonValueKind.Object)
+            return new RejectedMessage(type, ErrorCodes.InvalidMessage, $"{type} needs a \"data\" object with a bullPenId");
+        if (!data.TryGetProperty("bullPenId", out var idElement))
+            return new RejectedMessage(type, ErrorCodes.InvalidRoom, "data.bullPenId is missing");
+        return BullPenId.TryRead(idElement, out var id, out var error)
+            ? create(id)
+            : new RejectedMessage(type, ErrorCodes.InvalidRoom, error);
+    }
+
+    private static string Truncate(string value) => value.Length <= 64 ? value : value[..64] + "…";
+}

@@ -1,0 +1,33 @@
+namespace TradeRoom.Actors.Protocol;
+
+/// <summary>The <c>code</c> values of <c>error</c> and <c>auth_error</c> frames and of HTTP error bodies.</summary>
+public static class ErrorCodes
+{
+    public const string InvalidJson = "invalid_json";
+    public const string InvalidMessage = "invalid_message";
+    public const string UnknownType = "unknown_type";
+    public const string NotAuthenticated = "not_authenticated";
+    public const string InvalidRoom = "invalid_room";
+    public const string InvalidToken = "invalid_token";
+    public const string TokenExpired = "token_expired";
+    public const string UserMismatch = "user_mismatch";
+    public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
+    public const string PayloadTooLarge = "payload_too_large";
+    public const string Timeout = "timeout";
+}
+
+/// <summary>WebSocket close codes the server uses (see docs/protocol.md).</summary>
+public static class CloseCodes
+{
+    public const int Normal = 1000;
+    public const int GoingAway = 1001;
+    public const int UnsupportedData = 1003;
+    public const int PolicyViolation = 1008;
+    public const int MessageTooBig = 1009;
+    public const int InternalError = 1011;
+    public const int HeartbeatTimeout = 4000;
+    public const int AuthenticationFailed = 4001;
+    public const int SlowConsumer = 4008;
+    public const int TooManyConnections = 4009;
+}

@@ -1,0 +1,96 @@
+using Akka.Actor;
+using Akka.Event;
+
+namespace TradeRoom.Actors.Rooms;
+
+/// <summary>
+/// The one place messages reach rooms: every <see cref="IWithBullPenId"/> message is routed here to its
+/// <see cref="RoomActor"/>, which is created on first use (a subscribe or a publish). Idle rooms are stopped on
+/// their own request; messages that arrive while a room is stopping are buffered and start a fresh room.
+/// Later this registry can be swapped for a cluster shard region behind the same messages.
+/// </summary>
+public sealed class RoomRegistry : ReceiveActor
+{
+    private readonly TimeSpan _idleTimeout;
+    private readonly Dictionary<string, IActorRef> _rooms = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _ids = new();
+    private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _stopping = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public RoomRegistry(TimeSpan idleTimeout)
+    {
+        _idleTimeout = idleTimeout;
+
+        Receive<IWithBullPenId>(Route);
+        Receive<GetRoomCount>(_ => Sender.Tell(new RoomCount(_rooms.Count + _stopping.Count)));
+        Receive<Passivate>(p =>
+        {
+            if (!_rooms.TryGetValue(p.BullPenId, out var room) || !room.Equals(Sender))
+                return;
+            _rooms.Remove(p.BullPenId);
+            _stopping[p.BullPenId] = [];
+            room.Tell(StopIfIdle.Instance);
+        });
+        Receive<PassivationCancelled>(p =>
+        {
+            if (!_stopping.Remove(p.BullPenId, out var buffered))
+                return;
+            _rooms[p.BullPenId] = Sender;
+            foreach (var (message, sender) in buffered)
+                Sender.Tell(message, sender);
+        });
+        Receive<Terminated>(t =>
+        {
+            if (!_ids.Remove(t.ActorRef, out var id))
+                return;
+            if (_stopping.Remove(id, out var buffered))
+            {
+                foreach (var (message, sender) in buffered)
+                    Route(message, sender);
+            }
+            else if (_rooms.TryGetValue(id, out var current) && current.Equals(t.ActorRef))
+            {
+                _log.Warning("Room {BullPenId} stopped unexpectedly", id);
+                _rooms.Remove(id);
+            }
+        });
+    }
+
+    public static Props Props(TimeSpan idleTimeout) => Akka.Actor.Props.Create(() => new RoomRegistry(idleTimeout));
+
+    /// <summary>A room that throws keeps its subscribers and sequence and goes on with the next message.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(e =>
+        {
+            _log.Error(e, "A room failed while handling a message; it resumes with its state intact");
+            return Directive.Resume;
+        });
+
+    private void Route(IWithBullPenId message) => Route(message, Sender);
+
+    private void Route(IWithBullPenId message, IActorRef sender)
+    {
+        var id = message.BullPenId;
+        if (_stopping.TryGetValue(id, out var buffer))
+        {
+            buffer.Add((message, sender));
+            return;
+        }
+        if (!_rooms.TryGetValue(id, out var room))
+        {
+            if (message is Unsubscribe unsubscribe)
+            {
+                // No room, so nothing to leave: answer for it rather than start a room to say so.
+                unsubscribe.Subscriber.Tell(new UnsubscribeAck(id));
+                return;
+            }
+            room = Context.ActorOf(RoomActor.Props(id, _idleTimeout), RoomActorName(id));
+            Context.Watch(room);
+            _rooms[id] = room;
+            _ids[room] = id;
+        }
+        room.Tell(message, sender);
+    }
+
+    internal static string RoomActorName(string bullPenId) => "room-" + Uri.EscapeDataString(bullPenId);
+}

@@ -1,0 +1,38 @@
+using TradeRoom.Actors;
+using TradeRoom.Actors.Auth;
+using TradeRoom.Server;
+
+WebApplication app;
+try
+{
+    app = TradeRoomHost.Build(args);
+}
+catch (StartupException e)
+{
+    Console.Error.WriteLine($"TradeRoom cannot start: {e.Message}");
+    return 1;
+}
+
+var settings = app.Services.GetRequiredService<TradeRoomSettings>();
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    Console.WriteLine($"TradeRoom listening: WebSocket ws://localhost:{settings.WsPort}/ws, HTTP http://localhost:{settings.ApiPort} (health: /api/health)");
+    if (app.Environment.IsDevelopment() && settings.JwtSecret == ServerConfig.DevelopmentSecret)
+    {
+        var issuer = new TokenIssuer(settings.JwtSecret);
+        Console.WriteLine("Development mode: JWT_SECRET is not set, so the built-in development secret signs tokens. Valid for 24 hours:");
+        Console.WriteLine($"  user token (userId \"demo-user\"): {issuer.UserToken("demo-user", TimeSpan.FromHours(24))}");
+        Console.WriteLine($"  service token (for publishing):   {issuer.ServiceToken("demo-service", TimeSpan.FromHours(24))}");
+    }
+});
+
+try
+{
+    await app.RunAsync();
+    return 0;
+}
+catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+{
+    Console.Error.WriteLine($"TradeRoom cannot start: {e.Message}. Another process holds the port; set WS_PORT / API_PORT to free ones.");
+    return 1;
+}

@@ -1,0 +1,94 @@
+using Akka.Configuration;
+using TradeRoom.Actors;
+using TradeRoom.Actors.Auth;
+
+namespace TradeRoom.Server;
+
+/// <summary>The server could not start; the message says why and what to change.</summary>
+public sealed class StartupException(string message) : Exception(message);
+
+/// <summary>Loads the HOCON in <c>hocon/</c> and the overrides the README documents.</summary>
+public static class ServerConfig
+{
+    /// <summary>The secret used in Development when JWT_SECRET is not set. Never accepted anywhere else.</summary>
+    public const string DevelopmentSecret = "traderoom-development-secret-not-for-production";
+
+    /// <summary>Environment variables that override one setting each.</summary>
+    private static readonly (string Variable, string Path)[] EnvironmentOverrides =
+    [
+        ("WS_PORT", "traderoom.ws-port"),
+        ("API_PORT", "traderoom.api-port"),
+        ("BIND_ADDRESS", "traderoom.bind-address"),
+        ("JWT_SECRET", "traderoom.jwt.secret"),
+    ];
+
+    /// <summary>
+    /// traderoom.conf over akka.conf (both beside the binary); the environment variables above win over those,
+    /// a file named by TRADEROOM_CONFIG over all of them, and <paramref name="overrides"/> (tests) over everything.
+    /// </summary>
+    public static Config Load(string? overrides = null)
+    {
+        var directory = Path.Combine(AppContext.BaseDirectory, "hocon");
+        var config = Parse(Path.Combine(directory, "traderoom.conf"))
+            .WithFallback(Parse(Path.Combine(directory, "akka.conf")));
+
+        foreach (var (variable, path) in EnvironmentOverrides)
+        {
+            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
+                config = ConfigurationFactory.ParseString($"{path} = {Quote(value)}").WithFallback(config);
+        }
+
+        var extraFile = Environment.GetEnvironmentVariable("TRADEROOM_CONFIG");
+        if (!string.IsNullOrEmpty(extraFile))
+        {
+            if (!File.Exists(extraFile))
+                throw new StartupException($"TRADEROOM_CONFIG names {extraFile}, which does not exist");
+            config = Parse(extraFile).WithFallback(config);
+        }
+        if (!string.IsNullOrWhiteSpace(overrides))
+            config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
+        return config;
+    }
+
+    /// <summary>The settings, with the JWT secret checked: the development secret stands in only in Development.</summary>
+    public static TradeRoomSettings Settings(Config config, bool isDevelopment)
+    {
+        TradeRoomSettings settings;
+        try
+        {
+            settings = TradeRoomSettings.FromConfig(config);
+        }
+        catch (Exception e) when (e is ConfigurationException or FormatException or OverflowException)
+        {
+            throw new StartupException($"the settings are invalid: {e.Message}");
+        }
+
+        if (string.IsNullOrEmpty(settings.JwtSecret))
+        {
+            if (!isDevelopment)
+                throw new StartupException(
+                    "JWT_SECRET is not set. Outside Development the server needs the platform's HS256 secret (at least 32 bytes): " +
+                    "set JWT_SECRET, or traderoom.jwt.secret in a TRADEROOM_CONFIG file.");
+            settings = settings with { JwtSecret = DevelopmentSecret };
+        }
+
+        try
+        {
+            JwtValidator.SigningKey(settings.JwtSecret);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StartupException(e.Message);
+        }
+        return settings;
+    }
+
+    private static string Quote(string value) => System.Text.Json.JsonSerializer.Serialize(value);
+
+    private static Config Parse(string path)
+    {
+        if (!File.Exists(path))
+            throw new StartupException($"missing settings file {path}");
+        return ConfigurationFactory.ParseString(File.ReadAllText(path));
+    }
+}

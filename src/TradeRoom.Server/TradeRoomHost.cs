@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Akka.Actor;
+using Akka.Hosting;
+using TradeRoom.Actors;
+using TradeRoom.Actors.Auth;
+using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Hosting;
+using TradeRoom.Actors.Integration;
+using TradeRoom.Actors.Protocol;
+using TradeRoom.Actors.Rooms;
+using TradeRoom.Server.Http;
+using TradeRoom.Server.WebSockets;
+
+namespace TradeRoom.Server;
+
+/// <summary>Builds the server: Kestrel with the HTTP API on api-port and the WebSocket protocol on ws-port, and the actor system behind both.</summary>
+public static class TradeRoomHost
+{
+    /// <param name="hoconOverrides">HOCON that wins over every other source (tests use it for ports and timeouts).</param>
+    public static WebApplication Build(string[] args, string? hoconOverrides = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        var config = ServerConfig.Load(hoconOverrides);
+        var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment());
+
+        // Request-level framework logs are noise for a realtime server; its own lines say what happened.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew));
+        builder.Services.AddSingleton<OpenSockets>();
+        builder.Services.AddSingleton<WebSocketConnectionHandler>();
+        builder.Services.AddSingleton(sp => new TradeRoomIntegration(
+            sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.PublishTimeout));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
+        builder.Services.AddAkka("traderoom", akka =>
+        {
+            akka.AddHocon(config, HoconAddMode.Prepend);
+            akka.ConfigureLoggers(loggers =>
+            {
+                loggers.ClearLoggers();
+                loggers.AddLoggerFactory();
+            });
+            akka.AddTradeRoomActors(settings);
+        });
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            Listen(kestrel, settings.BindAddress, settings.ApiPort, _ => { });
+            Listen(kestrel, settings.BindAddress, settings.WsPort, listen =>
+                listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection)));
+        });
+
+        var app = builder.Build();
+        var started = Stopwatch.StartNew();
+        app.Lifetime.ApplicationStopping.Register(() =>
+            app.Services.GetRequiredService<OpenSockets>().CloseAll(CloseCodes.GoingAway, "server shutting down"));
+
+        app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections) =>
+        {
+            var roomCount = await rooms.ActorRef.Ask<RoomCount>(GetRoomCount.Instance, TimeSpan.FromSeconds(5));
+            var connectionCount = await connections.ActorRef.Ask<ConnectionCount>(GetConnectionCount.Instance, TimeSpan.FromSeconds(5));
+            return Results.Json(new
+            {
+                status = "ok",
+                connections = connectionCount.Connections,
+                rooms = roomCount.Rooms,
+                uptimeSeconds = (long)started.Elapsed.TotalSeconds,
+            });
+        });
+        app.MapPublishEndpoints();
+        app.MapFallback((HttpContext http) =>
+            ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
+        return app;
+    }
+
+    private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, string address, int port,
+        Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> configure)
+    {
+        if (address.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+            kestrel.ListenLocalhost(port, configure);
+        else if (IPAddress.TryParse(address, out var ip))
+            kestrel.Listen(ip, port, configure);
+        else
+            throw new StartupException($"bind-address \"{address}\" is neither an IP address nor localhost");
+    }
+}

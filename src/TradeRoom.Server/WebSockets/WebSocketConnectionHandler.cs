@@ -1,0 +1,158 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Connections;
+using TradeRoom.Actors;
+using TradeRoom.Actors.Auth;
+using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Protocol;
+
+namespace TradeRoom.Server.WebSockets;
+
+/// <summary>
+/// Runs one client on the WebSocket port: the opening handshake, then a receive loop that parses each message
+/// (checking tokens itself, so the actor never waits) and tells the connection's <see cref="ConnectionActor"/>.
+/// Idle sockets wait with zero-byte reads and so hold no receive buffer.
+/// </summary>
+internal sealed class WebSocketConnectionHandler(
+    TradeRoomSettings settings,
+    JwtValidator validator,
+    IRequiredActor<ConnectionManager> connectionManager,
+    OpenSockets openSockets,
+    ILogger<WebSocketConnectionHandler> log)
+{
+    private const int InitialReceiveBuffer = 1024;
+
+    public async Task HandleAsync(ConnectionContext connection)
+    {
+        UpgradeRequest? request;
+        using (var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        {
+            handshakeTimeout.CancelAfter(settings.HandshakeTimeout);
+            try
+            {
+                request = await WebSocketHandshake.AcceptAsync(connection.Transport, settings.MaxHandshakeSize, settings.AllowedOrigins, handshakeTimeout.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException)
+            {
+                return;
+            }
+        }
+        if (request is null)
+            return;
+
+        using var webSocket = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport),
+            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        var socket = new ClientSocket(webSocket, settings.OutboundQueueLimit, settings.CloseTimeout);
+        var actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+        openSockets.Add(socket);
+        try
+        {
+            if (request.Token is not null)
+                await AuthenticateAsync(request.Token, actor);
+            await ReceiveLoopAsync(webSocket, socket, actor);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ConnectionResetException)
+        {
+            log.LogDebug("Socket {ConnectionId} ended: {Reason}", connection.ConnectionId, e.Message);
+        }
+        finally
+        {
+            actor.Tell(SocketClosed.Instance);
+            openSockets.Remove(socket);
+            await socket.FlushAsync(settings.CloseTimeout);
+            socket.Dispose();
+        }
+    }
+
+    private async Task AuthenticateAsync(string token, IActorRef actor)
+    {
+        var outcome = await validator.ValidateAsync(token);
+        actor.Tell(outcome.IsValid
+            ? new AuthSucceeded(outcome.UserId!, outcome.Expires)
+            : new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
+    }
+
+    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor)
+    {
+        while (true)
+        {
+            // Wait for the next message without holding a buffer.
+            var probe = await webSocket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+            switch (probe.MessageType)
+            {
+                case WebSocketMessageType.Close:
+                    socket.Close((int?)webSocket.CloseStatus ?? CloseCodes.Normal, "");
+                    return;
+                case WebSocketMessageType.Binary:
+                    socket.Close(CloseCodes.UnsupportedData, "binary frames are not supported; send JSON text frames");
+                    await DrainAsync(webSocket);
+                    return;
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+            try
+            {
+                var count = 0;
+                var endOfMessage = probe.EndOfMessage;
+                while (!endOfMessage)
+                {
+                    if (count == buffer.Length)
+                        buffer = Grow(buffer, Math.Min(buffer.Length * 2, settings.MaxMessageSize + 1));
+                    var received = await webSocket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
+                    if (received.MessageType == WebSocketMessageType.Close)
+                    {
+                        socket.Close((int?)webSocket.CloseStatus ?? CloseCodes.Normal, "");
+                        return;
+                    }
+                    count += received.Count;
+                    endOfMessage = received.EndOfMessage;
+                    if (count > settings.MaxMessageSize)
+                    {
+                        socket.Close(CloseCodes.MessageTooBig, $"message over {settings.MaxMessageSize} bytes");
+                        await DrainAsync(webSocket);
+                        return;
+                    }
+                }
+
+                var message = ClientMessageParser.Parse(buffer.AsMemory(0, count));
+                if (message is AuthenticateMessage auth)
+                    await AuthenticateAsync(auth.Token, actor);
+                else
+                    actor.Tell(message);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private static byte[] Grow(byte[] buffer, int size)
+    {
+        var larger = ArrayPool<byte>.Shared.Rent(size);
+        buffer.AsSpan().CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(buffer);
+        return larger;
+    }
+
+    /// <summary>After closing for a protocol violation: discard input until the client's close arrives or the close timeout aborts the socket.</summary>
+    private static async Task DrainAsync(WebSocket webSocket)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            while ((await webSocket.ReceiveAsync(scratch.AsMemory(), CancellationToken.None)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException)
+        {
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+}
