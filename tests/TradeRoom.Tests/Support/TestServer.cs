@@ -1,0 +1,116 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using TradeRoom.Actors.Auth;
+using TradeRoom.Server;
+
+namespace TradeRoom.Tests.Support;
+
+/// <summary>
+/// The real server (Kestrel + actor system) on free loopback ports, for end-to-end tests.
+/// <c>await using var server = await TestServer.StartAsync();</c>
+/// </summary>
+public sealed class TestServer : IAsyncDisposable
+{
+    public const string Secret = "integration-test-secret-0123456789-abcdef";
+
+    private TestServer(WebApplication app, int wsPort, int apiPort)
+    {
+        App = app;
+        WsPort = wsPort;
+        ApiPort = apiPort;
+        Tokens = new TokenIssuer(Secret);
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+    }
+
+    public WebApplication App { get; }
+    public int WsPort { get; }
+    public int ApiPort { get; }
+    public TokenIssuer Tokens { get; }
+    public HttpClient Http { get; }
+    public Uri WsUri => new($"ws://127.0.0.1:{WsPort}/ws");
+
+    /// <param name="hocon">Extra HOCON (e.g. <c>traderoom.rooms.idle-timeout = 1s</c>), over the test defaults.</param>
+    public static async Task<TestServer> StartAsync(string? hocon = null)
+    {
+        var wsPort = FreePort();
+        var apiPort = FreePort();
+        var overrides = $$"""
+            traderoom {
+              ws-port = {{wsPort}}
+              api-port = {{apiPort}}
+              bind-address = "127.0.0.1"
+              jwt.secret = "{{Secret}}"
+            }
+            akka.loglevel = WARNING
+            {{hocon}}
+            """;
+        var app = TradeRoomHost.Build(["--environment", "Testing"], overrides);
+        await app.StartAsync();
+        return new TestServer(app, wsPort, apiPort);
+    }
+
+    public string UserToken(string userId) => Tokens.UserToken(userId, TimeSpan.FromMinutes(10));
+
+    public string ServiceToken() => Tokens.ServiceToken("test-service", TimeSpan.FromMinutes(10));
+
+    /// <summary>A connected, authenticated client (auth_success already read).</summary>
+    public async Task<WsClient> ConnectAsync(string userId)
+    {
+        var client = await WsClient.ConnectAsync(WsUri);
+        await client.SendAsync(new { type = "auth", data = new { token = UserToken(userId) } });
+        var reply = await client.ReceiveAsync();
+        if (reply.Type != "auth_success")
+            throw new InvalidOperationException($"expected auth_success, got {reply.Raw}");
+        return client;
+    }
+
+    /// <summary>A connected client subscribed to <paramref name="bullPenId"/> (subscribed already read).</summary>
+    public async Task<WsClient> ConnectAndSubscribeAsync(string userId, string bullPenId)
+    {
+        var client = await ConnectAsync(userId);
+        await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId } });
+        var reply = await client.ReceiveAsync();
+        if (reply.Type != "subscribed")
+            throw new InvalidOperationException($"expected subscribed, got {reply.Raw}");
+        return client;
+    }
+
+    /// <summary>POSTs <paramref name="body"/> (a JSON string) to <paramref name="path"/>, with a service token unless <paramref name="token"/> says otherwise ("" for none).</summary>
+    public Task<HttpResponseMessage> PostAsync(string path, string body, string? token = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        token ??= ServiceToken();
+        if (token.Length > 0)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return Http.SendAsync(request);
+    }
+
+    /// <summary>Publishes one event over HTTP and returns its seq; throws unless the server answered 202.</summary>
+    public async Task<long> PublishAsync(string bullPenId, string type, object data)
+    {
+        var body = System.Text.Json.JsonSerializer.Serialize(new { type, data });
+        using var response = await PostAsync($"/api/rooms/{Uri.EscapeDataString(bullPenId)}/events", body);
+        var text = await response.Content.ReadAsStringAsync();
+        if (response.StatusCode != HttpStatusCode.Accepted)
+            throw new InvalidOperationException($"publish failed: {(int)response.StatusCode} {text}");
+        return System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("seq").GetInt64();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
