@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using TradeRoom.Actors.Rooms;
 
 namespace TradeRoom.Actors;
 
@@ -18,7 +19,7 @@ public sealed record TradeRoomSettings
     public required TimeSpan CloseTimeout { get; init; }
     public required long MaxBodySize { get; init; }
     public required TimeSpan PublishTimeout { get; init; }
-    public required TimeSpan RoomIdleTimeout { get; init; }
+    public required RoomSettings Rooms { get; init; }
     public required TimeSpan ShutdownTimeout { get; init; }
 
     /// <summary>Reads the settings from a config holding the <c>traderoom</c> section.</summary>
@@ -40,7 +41,7 @@ public sealed record TradeRoomSettings
             CloseTimeout = c.GetTimeSpan("websocket.close-timeout"),
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
-            RoomIdleTimeout = c.GetTimeSpan("rooms.idle-timeout"),
+            Rooms = RoomSettings.FromConfig(c.GetConfig("rooms")),
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),
         };
     }

@@ -32,7 +32,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
-            sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.PublishTimeout));
+            sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.Rooms.PrivateEventTypes, settings.PublishTimeout));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
         builder.Services.AddAkka("traderoom", akka =>
         {

@@ -23,8 +23,9 @@ public sealed class ConnectionActor : ReceiveActor
 
         Receive<RoomEvent>(e =>
         {
-            // Events still in flight after an unsubscribe are dropped here.
-            if (_subscriptions.Contains(e.BullPenId))
+            // Events still in flight after an unsubscribe are dropped here. Rooms send private events only to
+            // their owner's connections; checking again costs little and keeps a routing slip from leaking.
+            if (_subscriptions.Contains(e.BullPenId) && e.IsVisibleTo(_userId!))
                 _socket.Send(e.Frame);
         });
         Receive<AuthSucceeded>(OnAuthSucceeded);
@@ -34,7 +35,7 @@ public sealed class ConnectionActor : ReceiveActor
             _socket.Close(CloseCodes.AuthenticationFailed, f.Message);
         });
         Receive<ClientMessage>(OnClientMessage);
-        Receive<SubscribeAck>(a => _socket.Send(ServerFrames.Subscribed(a.BullPenId, a.Seq)));
+        Receive<SubscribeAck>(a => _socket.Send(ServerFrames.Subscribed(a.BullPenId, a.Seq, a.Epoch, a.Recovered, a.State)));
         Receive<UnsubscribeAck>(a => _socket.Send(ServerFrames.Unsubscribed(a.BullPenId)));
         Receive<SocketClosed>(_ => Context.Stop(Self));
     }
@@ -75,7 +76,7 @@ public sealed class ConnectionActor : ReceiveActor
                 break;
             case SubscribeRoomMessage subscribe:
                 _subscriptions.Add(subscribe.BullPenId);
-                _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!));
+                _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
                 break;
             case UnsubscribeRoomMessage unsubscribe:
                 _subscriptions.Remove(unsubscribe.BullPenId);

@@ -16,9 +16,9 @@ public static class TradeRoomActorsExtensions
     public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings) =>
         builder.WithActors((system, registry) =>
         {
-            var rooms = system.ActorOf(RoomRegistry.Props(settings.RoomIdleTimeout), "rooms");
+            var rooms = system.ActorOf(RoomRegistry.Props(settings.Rooms), "rooms");
             registry.Register<RoomRegistry>(rooms);
-            registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms), "integration"));
+            registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms, settings.Rooms.PrivateEventTypes), "integration"));
             registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(rooms), "connections"));
         });
 }

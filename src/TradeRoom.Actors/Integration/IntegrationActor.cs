@@ -11,16 +11,17 @@ namespace TradeRoom.Actors.Integration;
 /// </summary>
 public sealed class IntegrationActor : ReceiveActor
 {
-    public IntegrationActor(IActorRef rooms)
+    public IntegrationActor(IActorRef rooms, IReadOnlySet<string> privateEventTypes)
     {
         Receive<PublishEvent>(e =>
         {
-            if (EventValidator.Validate(e) is { } rejected)
+            if (EventValidator.Validate(e, privateEventTypes, out var routed) is { } rejected)
                 Sender.Tell(rejected);
             else
-                rooms.Tell(new RoutedEvent(e.BullPenId, e.Type, e.Data), Sender);
+                rooms.Tell(routed, Sender);
         });
     }
 
-    public static Props Props(IActorRef rooms) => Akka.Actor.Props.Create(() => new IntegrationActor(rooms));
+    public static Props Props(IActorRef rooms, IReadOnlySet<string> privateEventTypes) =>
+        Akka.Actor.Props.Create(() => new IntegrationActor(rooms, privateEventTypes));
 }

@@ -18,7 +18,7 @@ public sealed record BatchPublishResult(IReadOnlyList<long> Seqs, int RejectedIn
 /// <see cref="JsonElement"/> or a <see cref="JsonNode"/>; it must serialize to a JSON object.
 /// Every call goes through the <see cref="IntegrationActor"/>, so the rules are the same as for HTTP and actors.
 /// </summary>
-public sealed class TradeRoomIntegration(IActorRef integrationActor, TimeSpan timeout)
+public sealed class TradeRoomIntegration(IActorRef integrationActor, IReadOnlySet<string> privateEventTypes, TimeSpan timeout)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -57,7 +57,7 @@ public sealed class TradeRoomIntegration(IActorRef integrationActor, TimeSpan ti
     {
         for (var i = 0; i < events.Count; i++)
         {
-            if (EventValidator.Validate(events[i]) is { } rejected)
+            if (EventValidator.Validate(events[i], privateEventTypes, out _) is { } rejected)
                 return new BatchPublishResult([], i, rejected);
         }
 

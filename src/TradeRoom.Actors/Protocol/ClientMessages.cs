@@ -17,7 +17,8 @@ public sealed record AuthenticateMessage(string Token) : ClientMessage
     public override string Type => ClientMessageTypes.Auth;
 }
 
-public sealed record SubscribeRoomMessage(string BullPenId) : ClientMessage
+/// <param name="SinceSeq">With <paramref name="Epoch"/>: the last seq the client saw, to resume after.</param>
+public sealed record SubscribeRoomMessage(string BullPenId, long? SinceSeq = null, string? Epoch = null) : ClientMessage
 {
     public override string Type => ClientMessageTypes.SubscribeRoom;
 }
@@ -77,7 +78,7 @@ public static class ClientMessageParser
             return type switch
             {
                 ClientMessageTypes.Auth => ParseAuth(hasData, data),
-                ClientMessageTypes.SubscribeRoom => ParseRoom(type, hasData, data, id => new SubscribeRoomMessage(id)),
+                ClientMessageTypes.SubscribeRoom => ParseRoom(type, hasData, data, id => ParseSubscribe(id, data)),
                 ClientMessageTypes.UnsubscribeRoom => ParseRoom(type, hasData, data, id => new UnsubscribeRoomMessage(id)),
                 ClientMessageTypes.Ping => new PingMessage(hasData ? JsonSerializer.SerializeToUtf8Bytes(data) : null),
                 _ => new RejectedMessage(type, ErrorCodes.UnknownType, $"unknown message type \"{Truncate(type)}\""),
@@ -102,6 +103,25 @@ public static class ClientMessageParser
         return BullPenId.TryRead(idElement, out var id, out var error)
             ? create(id)
             : new RejectedMessage(type, ErrorCodes.InvalidRoom, error);
+    }
+
+    private static ClientMessage ParseSubscribe(string bullPenId, JsonElement data)
+    {
+        long? sinceSeq = null;
+        if (data.TryGetProperty("sinceSeq", out var since) && since.ValueKind != JsonValueKind.Null)
+        {
+            if (since.ValueKind != JsonValueKind.Number || !since.TryGetInt64(out var value) || value < 0)
+                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.sinceSeq must be a non-negative integer");
+            sinceSeq = value;
+        }
+        string? epoch = null;
+        if (data.TryGetProperty("epoch", out var epochElement) && epochElement.ValueKind != JsonValueKind.Null)
+        {
+            if (epochElement.ValueKind != JsonValueKind.String)
+                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.epoch must be a string");
+            epoch = epochElement.GetString();
+        }
+        return new SubscribeRoomMessage(bullPenId, sinceSeq, epoch);
     }
 
     private static string Truncate(string value) => value.Length <= 64 ? value : value[..64] + "…";

@@ -11,6 +11,7 @@ public static class ErrorCodes
     public const string InvalidToken = "invalid_token";
     public const string TokenExpired = "token_expired";
     public const string UserMismatch = "user_mismatch";
+    public const string MissingUser = "missing_user";
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string PayloadTooLarge = "payload_too_large";

@@ -26,13 +26,18 @@ public static class ServerFrames
 
     public static byte[] Error(string code, string message) => CodeAndMessage("error", code, message);
 
-    public static byte[] Subscribed(string bullPenId, long seq) =>
+    /// <param name="state">The room's state snapshot, raw JSON.</param>
+    public static byte[] Subscribed(string bullPenId, long seq, string epoch, bool recovered, byte[] state) =>
         Build(w =>
         {
             Header(w, "subscribed");
             w.WriteStartObject("data");
             w.WriteString("bullPenId", bullPenId);
             w.WriteNumber("seq", seq);
+            w.WriteString("epoch", epoch);
+            w.WriteBoolean("recovered", recovered);
+            w.WritePropertyName("state");
+            w.WriteRawValue(state, skipInputValidation: true);
             w.WriteEndObject();
         });
 

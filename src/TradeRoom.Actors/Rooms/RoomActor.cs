@@ -1,76 +1,113 @@
 using Akka.Actor;
 using Akka.Event;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 
 namespace TradeRoom.Actors.Rooms;
 
 /// <summary>
-/// One bull pen: numbers its events, serializes each once and hands the same bytes to every subscriber.
-/// Subscribers are connection actors, watched so that a dead one is dropped. When it has had no subscribers
-/// and no messages for the idle timeout, it asks its parent (<see cref="RoomRegistry"/>) to stop it.
+/// One bull pen. Its <see cref="RoomState"/> numbers events, serializes each once, keeps the history and the state
+/// snapshot; the actor holds the subscribers (connection actors, watched so a dead one is dropped) and hands each
+/// event's bytes to those who may see it: everyone, or for a private event only its owner's connections.
+/// A subscribe is answered, replayed and joined to the live stream in one turn, so nothing is lost or doubled
+/// between them. When it has had no subscribers and no messages for the idle timeout, it asks its parent
+/// (<see cref="RoomRegistry"/>) to stop it.
 /// </summary>
 public sealed class RoomActor : ReceiveActor
 {
-    private readonly string _bullPenId;
+    private readonly RoomState _state;
     private readonly Dictionary<IActorRef, string> _subscribers = new();
+    private readonly Dictionary<string, List<IActorRef>> _subscribersByUser = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private long _seq;
     private long _activity;
     private long _activityAtPassivation = -1;
 
-    public RoomActor(string bullPenId, TimeSpan idleTimeout)
+    public RoomActor(string bullPenId, RoomSettings settings)
     {
-        _bullPenId = bullPenId;
-        SetReceiveTimeout(idleTimeout);
+        _state = new RoomState(bullPenId, settings);
+        SetReceiveTimeout(settings.IdleTimeout);
 
         Receive<RoutedEvent>(Publish);
-        Receive<Subscribe>(s =>
-        {
-            _activity++;
-            if (_subscribers.TryAdd(s.Subscriber, s.UserId))
-                Context.Watch(s.Subscriber);
-            s.Subscriber.Tell(new SubscribeAck(_bullPenId, _seq));
-        });
+        Receive<Subscribe>(OnSubscribe);
         Receive<Unsubscribe>(u =>
         {
             _activity++;
-            if (_subscribers.Remove(u.Subscriber))
-                Context.Unwatch(u.Subscriber);
-            u.Subscriber.Tell(new UnsubscribeAck(_bullPenId));
+            RemoveSubscriber(u.Subscriber);
+            u.Subscriber.Tell(new UnsubscribeAck(_state.BullPenId));
         });
-        Receive<Terminated>(t => _subscribers.Remove(t.ActorRef));
+        Receive<Terminated>(t => RemoveSubscriber(t.ActorRef));
         Receive<ReceiveTimeout>(_ =>
         {
             if (_subscribers.Count > 0 || _activityAtPassivation == _activity)
                 return;
             _activityAtPassivation = _activity;
-            Context.Parent.Tell(new Passivate(_bullPenId));
+            Context.Parent.Tell(new Passivate(_state.BullPenId));
         });
         Receive<StopIfIdle>(_ =>
         {
             if (_subscribers.Count == 0 && _activity == _activityAtPassivation)
             {
-                _log.Debug("Room {BullPenId} stopped after being idle", _bullPenId);
+                _log.Debug("Room {BullPenId} stopped after being idle", _state.BullPenId);
                 Context.Stop(Self);
             }
             else
             {
-                Context.Parent.Tell(new PassivationCancelled(_bullPenId));
+                Context.Parent.Tell(new PassivationCancelled(_state.BullPenId));
             }
         });
     }
 
-    public static Props Props(string bullPenId, TimeSpan idleTimeout) =>
-        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, idleTimeout));
+    public static Props Props(string bullPenId, RoomSettings settings) =>
+        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, settings));
+
+    private static long NowMs => Environment.TickCount64;
 
     private void Publish(RoutedEvent e)
     {
         _activity++;
-        var seq = ++_seq;
-        var delivery = new RoomEvent(_bullPenId, seq, e.Type, ServerFrames.Event(e.Type, _bullPenId, seq, e.Data));
-        foreach (var subscriber in _subscribers.Keys)
-            subscriber.Tell(delivery, ActorRefs.NoSender);
-        Sender.Tell(new EventPublished(_bullPenId, seq));
+        var delivery = _state.Apply(e, NowMs);
+        if (delivery.VisibleTo is null)
+        {
+            foreach (var subscriber in _subscribers.Keys)
+                subscriber.Tell(delivery, ActorRefs.NoSender);
+        }
+        else if (_subscribersByUser.TryGetValue(delivery.VisibleTo, out var owners))
+        {
+            foreach (var owner in owners)
+                owner.Tell(delivery, ActorRefs.NoSender);
+        }
+        Sender.Tell(new EventPublished(_state.BullPenId, delivery.Seq));
+    }
+
+    private void OnSubscribe(Subscribe s)
+    {
+        _activity++;
+        if (_subscribers.TryAdd(s.Subscriber, s.UserId))
+        {
+            Context.Watch(s.Subscriber);
+            if (!_subscribersByUser.TryGetValue(s.UserId, out var connections))
+                _subscribersByUser[s.UserId] = connections = new List<IActorRef>(1);
+            connections.Add(s.Subscriber);
+        }
+
+        var replay = s.SinceSeq is { } sinceSeq ? _state.TryReplay(sinceSeq, s.Epoch, NowMs) : null;
+        s.Subscriber.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson()));
+        if (replay is null)
+            return;
+        foreach (var missed in replay)
+        {
+            if (missed.IsVisibleTo(s.UserId))
+                s.Subscriber.Tell(missed, ActorRefs.NoSender);
+        }
+    }
+
+    private void RemoveSubscriber(IActorRef subscriber)
+    {
+        if (!_subscribers.Remove(subscriber, out var userId))
+            return;
+        Context.Unwatch(subscriber);
+        var connections = _subscribersByUser[userId];
+        connections.Remove(subscriber);
+        if (connections.Count == 0)
+            _subscribersByUser.Remove(userId);
     }
 }

@@ -8,14 +8,20 @@ public interface IWithBullPenId
     string BullPenId { get; }
 }
 
-/// <summary>Adds <paramref name="Subscriber"/> (a connection) to the room; idempotent. The room answers the subscriber with <see cref="SubscribeAck"/>.</summary>
-public sealed record Subscribe(string BullPenId, IActorRef Subscriber, string UserId) : IWithBullPenId;
+/// <summary>
+/// Adds <paramref name="Subscriber"/> (a connection of <paramref name="UserId"/>) to the room; idempotent. The room
+/// answers the subscriber with <see cref="SubscribeAck"/> and, when <paramref name="SinceSeq"/> and
+/// <paramref name="Epoch"/> name a position it can resume from, the missed events the user may see, in the same turn.
+/// </summary>
+public sealed record Subscribe(string BullPenId, IActorRef Subscriber, string UserId, long? SinceSeq = null, string? Epoch = null) : IWithBullPenId;
 
 /// <summary>Removes <paramref name="Subscriber"/> from the room; idempotent. Answered with <see cref="UnsubscribeAck"/>.</summary>
 public sealed record Unsubscribe(string BullPenId, IActorRef Subscriber) : IWithBullPenId;
 
-/// <param name="Seq">The room's last sequence number when the subscriber was added; events after it follow.</param>
-public sealed record SubscribeAck(string BullPenId, long Seq);
+/// <param name="Seq">The room's last sequence number when the subscriber was added; live events after it follow.</param>
+/// <param name="Recovered">True when the missed events after the requested position follow this ack (then live ones).</param>
+/// <param name="State">The room's state snapshot as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>
+public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State);
 
 public sealed record UnsubscribeAck(string BullPenId);
 
@@ -24,13 +30,18 @@ public sealed record UnsubscribeAck(string BullPenId);
 /// sequence number, serializes it once and fans it out; the sender gets <see cref="Integration.EventPublished"/>.
 /// </summary>
 /// <param name="Data">The event's <c>data</c> object as UTF-8 JSON.</param>
-public sealed record RoutedEvent(string BullPenId, string Type, byte[] Data) : IWithBullPenId;
+/// <param name="UserId">The event's <c>data.userId</c> when it is a string.</param>
+/// <param name="IsPrivate">Delivered only to subscribers whose user is <paramref name="UserId"/>.</param>
+public sealed record RoutedEvent(string BullPenId, string Type, byte[] Data, string? UserId, bool IsPrivate) : IWithBullPenId;
 
 /// <summary>
 /// One event as every subscriber receives it: <paramref name="Frame"/> is the complete UTF-8 frame, built once by
-/// the room and shared by all subscribers.
+/// the room and shared by all subscribers. <paramref name="VisibleTo"/> is the one user a private event is for (null: everyone).
 /// </summary>
-public sealed record RoomEvent(string BullPenId, long Seq, string Type, byte[] Frame);
+public sealed record RoomEvent(string BullPenId, long Seq, string Type, string? VisibleTo, byte[] Frame)
+{
+    public bool IsVisibleTo(string userId) => VisibleTo is null || VisibleTo == userId;
+}
 
 /// <summary>Asks the registry how many rooms are running; answered with <see cref="RoomCount"/>.</summary>
 public sealed record GetRoomCount

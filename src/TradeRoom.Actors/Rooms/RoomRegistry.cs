@@ -11,15 +11,15 @@ namespace TradeRoom.Actors.Rooms;
 /// </summary>
 public sealed class RoomRegistry : ReceiveActor
 {
-    private readonly TimeSpan _idleTimeout;
+    private readonly RoomSettings _settings;
     private readonly Dictionary<string, IActorRef> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _ids = new();
     private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _stopping = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public RoomRegistry(TimeSpan idleTimeout)
+    public RoomRegistry(RoomSettings settings)
     {
-        _idleTimeout = idleTimeout;
+        _settings = settings;
 
         Receive<IWithBullPenId>(Route);
         Receive<GetRoomCount>(_ => Sender.Tell(new RoomCount(_rooms.Count + _stopping.Count)));
@@ -56,9 +56,9 @@ public sealed class RoomRegistry : ReceiveActor
         });
     }
 
-    public static Props Props(TimeSpan idleTimeout) => Akka.Actor.Props.Create(() => new RoomRegistry(idleTimeout));
+    public static Props Props(RoomSettings settings) => Akka.Actor.Props.Create(() => new RoomRegistry(settings));
 
-    /// <summary>A room that throws keeps its subscribers and sequence and goes on with the next message.</summary>
+    /// <summary>A room that throws keeps its subscribers, sequence, history and state and goes on with the next message.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e =>
         {
@@ -84,7 +84,7 @@ public sealed class RoomRegistry : ReceiveActor
                 unsubscribe.Subscriber.Tell(new UnsubscribeAck(id));
                 return;
             }
-            room = Context.ActorOf(RoomActor.Props(id, _idleTimeout), RoomActorName(id));
+            room = Context.ActorOf(RoomActor.Props(id, _settings), RoomActorName(id));
             Context.Watch(room);
             _rooms[id] = room;
             _ids[room] = id;

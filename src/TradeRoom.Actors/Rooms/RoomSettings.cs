@@ -1,0 +1,26 @@
+using System.Collections.Frozen;
+using Akka.Configuration;
+
+namespace TradeRoom.Actors.Rooms;
+
+/// <summary>How rooms behave: <c>traderoom.rooms</c> in the HOCON.</summary>
+/// <param name="IdleTimeout">A room with no subscribers and no events for this long is stopped.</param>
+/// <param name="HistorySize">At most this many recent events are kept for resume…</param>
+/// <param name="HistoryTtl">…and none older than this.</param>
+/// <param name="PrivateEventTypes">Event types delivered only to subscribers whose user id equals the event's <c>data.userId</c>.</param>
+public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpan HistoryTtl, FrozenSet<string> PrivateEventTypes)
+{
+    public static RoomSettings FromConfig(Config rooms) => new(
+        rooms.GetTimeSpan("idle-timeout"),
+        rooms.GetInt("history-size"),
+        rooms.GetTimeSpan("history-ttl"),
+        rooms.GetStringList("private-event-types").ToFrozenSet(StringComparer.Ordinal));
+
+    /// <summary>The defaults of hocon/traderoom.conf, for tests that build actors by hand.</summary>
+    public static RoomSettings Default { get; } = new(TimeSpan.FromMinutes(10), 1000, TimeSpan.FromMinutes(5),
+        new[]
+        {
+            Protocol.EventTypes.OrderExecuted, Protocol.EventTypes.OrderFailed, Protocol.EventTypes.OrderCancelled,
+            Protocol.EventTypes.PositionUpdate, Protocol.EventTypes.PositionClosed, Protocol.EventTypes.PortfolioUpdate,
+        }.ToFrozenSet(StringComparer.Ordinal));
+}
