@@ -1,0 +1,194 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using TradeRoom.Actors.Auth;
+using TradeRoom.Actors.Protocol;
+
+namespace TradeRoom.Tests.Protocol;
+
+public class JwtValidatorTests
+{
+    // 64 bytes, so the same secret can also sign HS384 / HS512 tokens for the algorithm tests.
+    private const string Secret = "jwt-validator-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz!!";
+
+    private readonly JwtValidator _validator = new(Secret, TimeSpan.Zero);
+    private readonly TokenIssuer _issuer = new(Secret);
+
+    private static string Sign(Dictionary<string, object> claims, string algorithm = SecurityAlgorithms.HmacSha256, string secret = Secret) =>
+        new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Claims = claims,
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret)), algorithm),
+        });
+
+    private static long In(TimeSpan offset) => DateTimeOffset.UtcNow.Add(offset).ToUnixTimeSeconds();
+
+    private static string Base64Url(string json) => Base64UrlEncoder.Encode(Encoding.UTF8.GetBytes(json));
+
+    private async Task AssertRefused(string token, string code)
+    {
+        var outcome = await _validator.ValidateAsync(token);
+
+        Assert.False(outcome.IsValid);
+        Assert.Equal(code, outcome.ErrorCode);
+        Assert.Null(outcome.UserId);
+        Assert.False(string.IsNullOrEmpty(outcome.ErrorMessage));
+    }
+
+    [Fact]
+    public async Task Valid_token_names_its_user_and_expiry()
+    {
+        var token = _issuer.UserToken("user-1", TimeSpan.FromMinutes(5));
+
+        var outcome = await _validator.ValidateAsync(token);
+
+        Assert.True(outcome.IsValid);
+        Assert.Equal("user-1", outcome.UserId);
+        Assert.Null(outcome.Role);
+        Assert.NotNull(outcome.Expires);
+        Assert.InRange(outcome.Expires!.Value, DateTimeOffset.UtcNow.AddMinutes(4), DateTimeOffset.UtcNow.AddMinutes(6));
+    }
+
+    [Fact]
+    public async Task UserId_claim_wins_over_sub_and_id()
+    {
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["id"] = "from-id", ["sub"] = "from-sub", ["userId"] = "from-userId", ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+
+        Assert.Equal("from-userId", outcome.UserId);
+    }
+
+    [Fact]
+    public async Task Sub_claim_wins_over_id()
+    {
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["id"] = "from-id", ["sub"] = "from-sub", ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+
+        Assert.Equal("from-sub", outcome.UserId);
+    }
+
+    [Fact]
+    public async Task Id_claim_is_used_when_it_is_the_only_one()
+    {
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["id"] = "from-id" }));
+
+        Assert.True(outcome.IsValid);
+        Assert.Equal("from-id", outcome.UserId);
+        Assert.Null(outcome.Expires);
+    }
+
+    [Fact]
+    public async Task Numeric_user_claim_becomes_its_decimal_string()
+    {
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["userId"] = 12345, ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+
+        Assert.True(outcome.IsValid);
+        Assert.Equal("12345", outcome.UserId);
+    }
+
+    [Fact]
+    public async Task Token_without_a_user_claim_is_refused()
+    {
+        await AssertRefused(Sign(new() { ["role"] = "admin", ["exp"] = In(TimeSpan.FromMinutes(5)) }), ErrorCodes.InvalidToken);
+    }
+
+    [Fact]
+    public async Task Role_claim_is_read()
+    {
+        var outcome = await _validator.ValidateAsync(_issuer.ServiceToken("pricing", TimeSpan.FromMinutes(5)));
+
+        Assert.Equal("pricing", outcome.UserId);
+        Assert.Equal(TokenIssuer.ServiceRole, outcome.Role);
+    }
+
+    [Fact]
+    public async Task Expired_token_is_refused_as_token_expired()
+    {
+        await AssertRefused(_issuer.UserToken("u1", TimeSpan.FromMinutes(-5)), ErrorCodes.TokenExpired);
+    }
+
+    [Fact]
+    public async Task Expired_token_within_the_clock_skew_is_accepted()
+    {
+        var lenient = new JwtValidator(Secret, TimeSpan.FromMinutes(10));
+
+        var outcome = await lenient.ValidateAsync(_issuer.UserToken("u1", TimeSpan.FromMinutes(-5)));
+
+        Assert.Equal("u1", outcome.UserId);
+    }
+
+    [Fact]
+    public async Task Token_not_valid_yet_is_refused_as_invalid_token()
+    {
+        var token = _issuer.Create("u1", null, TimeSpan.FromMinutes(10), notBefore: DateTimeOffset.UtcNow.AddMinutes(5));
+
+        await AssertRefused(token, ErrorCodes.InvalidToken);
+    }
+
+    [Fact]
+    public async Task Token_signed_with_another_secret_is_refused()
+    {
+        var token = new TokenIssuer("another-secret-that-is-long-enough-0123456789").UserToken("u1", TimeSpan.FromMinutes(5));
+
+        await AssertRefused(token, ErrorCodes.InvalidToken);
+    }
+
+    [Fact]
+    public async Task Token_with_alg_none_is_refused()
+    {
+        var header = Base64Url("""{"alg":"none","typ":"JWT"}""");
+        var payload = Base64Url(JsonSerializer.Serialize(new { userId = "u1", sub = "u1", exp = In(TimeSpan.FromMinutes(5)) }));
+
+        await AssertRefused($"{header}.{payload}.", ErrorCodes.InvalidToken);
+    }
+
+    [Fact]
+    public async Task Token_with_a_tampered_payload_is_refused()
+    {
+        var parts = _issuer.UserToken("u1", TimeSpan.FromMinutes(5)).Split('.');
+        var forged = Base64Url(JsonSerializer.Serialize(new { userId = "admin", sub = "admin", exp = In(TimeSpan.FromMinutes(5)) }));
+
+        await AssertRefused($"{parts[0]}.{forged}.{parts[2]}", ErrorCodes.InvalidToken);
+    }
+
+    [Theory]
+    [InlineData(SecurityAlgorithms.HmacSha384)]
+    [InlineData(SecurityAlgorithms.HmacSha512)]
+    public async Task Token_signed_with_another_HMAC_algorithm_is_refused(string algorithm)
+    {
+        var token = Sign(new() { ["userId"] = "u1", ["exp"] = In(TimeSpan.FromMinutes(5)) }, algorithm);
+
+        await AssertRefused(token, ErrorCodes.InvalidToken);
+    }
+
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("a.b.c")]
+    [InlineData("a.b")]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("eyJhbGciOiJIUzI1NiJ9.e30")]
+    public async Task Malformed_token_is_refused_as_invalid_token(string token)
+    {
+        await AssertRefused(token, ErrorCodes.InvalidToken);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("short")]
+    [InlineData("0123456789012345678901234567890")]
+    public void SigningKey_refuses_a_secret_shorter_than_32_bytes(string secret)
+    {
+        var error = Assert.Throws<ArgumentException>(() => JwtValidator.SigningKey(secret));
+
+        Assert.Contains("32", error.Message);
+        Assert.Throws<ArgumentException>(() => new JwtValidator(secret, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void SigningKey_accepts_32_bytes_counting_UTF8_bytes_not_characters()
+    {
+        Assert.Equal(256, JwtValidator.SigningKey(new string('k', 32)).KeySize);
+        Assert.Throws<ArgumentException>(() => JwtValidator.SigningKey(new string('k', 31)));
+        Assert.Equal(256, JwtValidator.SigningKey(new string('é', 16)).KeySize);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using TradeRoom.Actors.Connections;
+
+namespace TradeRoom.Tests.Support;
+
+/// <summary>
+/// An <see cref="IClientSocket"/> for actor specs: records every frame sent and every close, and lets a test wait
+/// for the next frame (or close) with a timeout. Thread-safe: the connection actor writes from its dispatcher thread.
+/// </summary>
+public sealed class FakeClientSocket : IClientSocket
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly BlockingCollection<byte[]> _unread = new();
+    private readonly ConcurrentQueue<byte[]> _sent = new();
+    private readonly ConcurrentQueue<(int Code, string Reason)> _closes = new();
+    private readonly TaskCompletionSource<(int Code, string Reason)> _firstClose = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>When set, <see cref="Send"/> throws it, so a test can make the connection actor fail.</summary>
+    public Exception? ThrowOnSend { get; set; }
+
+    /// <summary>Every frame sent so far, in order.</summary>
+    public IReadOnlyList<byte[]> Sent => _sent.ToArray();
+
+    /// <summary>Every call to <see cref="Close"/>, in order (the first is the one a real socket would honour).</summary>
+    public IReadOnlyList<(int Code, string Reason)> Closes => _closes.ToArray();
+
+    public bool Send(byte[] frame)
+    {
+        if (ThrowOnSend is { } e)
+            throw e;
+        _sent.Enqueue(frame);
+        _unread.Add(frame);
+        return !_firstClose.Task.IsCompleted;
+    }
+
+    public void Close(int code, string reason)
+    {
+        _closes.Enqueue((code, reason));
+        _firstClose.TrySetResult((code, reason));
+    }
+
+    /// <summary>The next frame not yet read by the test, as the exact array the actor sent.</summary>
+    public byte[] NextBytes(TimeSpan? timeout = null)
+    {
+        var wait = timeout ?? DefaultTimeout;
+        if (!_unread.TryTake(out var frame, wait))
+            throw new TimeoutException($"no frame sent within {wait.TotalMilliseconds} ms");
+        return frame;
+    }
+
+    /// <summary>The next frame not yet read by the test, parsed.</summary>
+    public Frame NextFrame(TimeSpan? timeout = null) => Parse(NextBytes(timeout));
+
+    /// <summary>The next frame, which must have <paramref name="type"/>.</summary>
+    public Frame NextFrame(string type, TimeSpan? timeout = null)
+    {
+        var frame = NextFrame(timeout);
+        if (frame.Type != type)
+            throw new InvalidOperationException($"expected a \"{type}\" frame, got {frame.Raw}");
+        return frame;
+    }
+
+    /// <summary>Fails if a frame is sent within <paramref name="window"/>.</summary>
+    public void ExpectNoFrame(TimeSpan? window = null)
+    {
+        if (_unread.TryTake(out var frame, window ?? TimeSpan.FromMilliseconds(200)))
+            throw new InvalidOperationException($"expected no frame, got {Encoding.UTF8.GetString(frame)}");
+    }
+
+    /// <summary>The first close, waiting for it if needed.</summary>
+    public (int Code, string Reason) AwaitClose(TimeSpan? timeout = null)
+    {
+        var wait = timeout ?? DefaultTimeout;
+        if (!_firstClose.Task.Wait(wait))
+            throw new TimeoutException($"socket not closed within {wait.TotalMilliseconds} ms");
+        return _firstClose.Task.Result;
+    }
+
+    public static Frame Parse(byte[] utf8)
+    {
+        using var document = JsonDocument.Parse(utf8);
+        var root = document.RootElement.Clone();
+        return new Frame(root.GetProperty("type").GetString()!, root, Encoding.UTF8.GetString(utf8));
+    }
+}
