@@ -26,7 +26,10 @@ public class ConnectionActorSpecs : Akka.TestKit.Xunit2.TestKit
     private static ClientMessage Parsed(string json) => ClientMessageParser.Parse(Encoding.UTF8.GetBytes(json));
 
     private static RoomEvent Event(string room, long seq) =>
-        new(room, seq, "order_executed", ServerFrames.Event("order_executed", room, seq, "{}"u8));
+        new(room, seq, "leaderboard_update", null, ServerFrames.Event("leaderboard_update", room, seq, "{}"u8));
+
+    private static RoomEvent PrivateEvent(string room, long seq, string userId) =>
+        new(room, seq, "order_executed", userId, ServerFrames.Event("order_executed", room, seq, Encoding.UTF8.GetBytes($$"""{"userId":"{{userId}}"}""")));
 
     private void Authenticate(string userId = "u1")
     {
@@ -160,16 +163,45 @@ public class ConnectionActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void SubscribeAck_is_sent_as_subscribed_with_the_seq()
+    public void SubscribeAck_is_sent_as_subscribed_with_seq_epoch_recovered_and_state()
     {
         Authenticate();
         Subscribe("r1");
+        const string state = """{"leaderboard":{"top":["u1"]},"room":null,"members":["u1","u2"]}""";
 
-        _connection.Tell(new SubscribeAck("r1", 17), _rooms.Ref);
+        _connection.Tell(new SubscribeAck("r1", 17, "0123456789abcdef", true, Encoding.UTF8.GetBytes(state)), _rooms.Ref);
 
         var frame = _socket.NextFrame("subscribed");
         Assert.Equal("r1", frame.Data.GetProperty("bullPenId").GetString());
         Assert.Equal(17, frame.Data.GetProperty("seq").GetInt64());
+        Assert.Equal("0123456789abcdef", frame.Data.GetProperty("epoch").GetString());
+        Assert.True(frame.Data.GetProperty("recovered").GetBoolean());
+        Assert.Equal(state, frame.Data.GetProperty("state").GetRawText());
+    }
+
+    [Fact]
+    public void Subscribe_with_sinceSeq_and_epoch_passes_the_resume_position_to_the_rooms()
+    {
+        Authenticate("u7");
+
+        _connection.Tell(Parsed("""{"type":"subscribe_room","data":{"bullPenId":"r1","sinceSeq":57,"epoch":"9f2c4e1a7b3d5e60"}}"""));
+
+        Assert.Equal(new Subscribe("r1", _connection, "u7", 57, "9f2c4e1a7b3d5e60"), _rooms.ExpectMsg<Subscribe>());
+    }
+
+    [Fact]
+    public void Private_event_is_sent_only_when_it_is_for_the_connections_user()
+    {
+        Authenticate("u1");
+        Subscribe("r1", "u1");
+        var forSomeoneElse = PrivateEvent("r1", 1, "u2");
+        var forMe = PrivateEvent("r1", 2, "u1");
+
+        _connection.Tell(forSomeoneElse);
+        _connection.Tell(forMe);
+
+        Assert.Same(forMe.Frame, _socket.NextBytes());
+        _socket.ExpectNoFrame(Short);
     }
 
     [Fact]

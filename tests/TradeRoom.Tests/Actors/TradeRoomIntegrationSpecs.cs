@@ -13,14 +13,16 @@ namespace TradeRoom.Tests.Actors;
 public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
+    private static readonly IReadOnlySet<string> PrivateTypes = RoomSettings.Default.PrivateEventTypes;
+    private const string U1 = """{"userId":"u1"}""";
 
     private readonly IActorRef _registry;
     private readonly TradeRoomIntegration _facade;
 
     public TradeRoomIntegrationSpecs(ITestOutputHelper output) : base(output: output)
     {
-        _registry = Sys.ActorOf(RoomRegistry.Props(TimeSpan.FromMinutes(5)));
-        _facade = new TradeRoomIntegration(Sys.ActorOf(IntegrationActor.Props(_registry)), TimeSpan.FromSeconds(3));
+        _registry = Sys.ActorOf(RoomRegistry.Props(RoomSettings.Default));
+        _facade = new TradeRoomIntegration(Sys.ActorOf(IntegrationActor.Props(_registry, PrivateTypes)), PrivateTypes, TimeSpan.FromSeconds(3));
     }
 
     private TestProbe Subscribed(string room)
@@ -43,20 +45,20 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
         var probe = Subscribed("r1");
         var calls = new (string Type, Func<TradeRoomIntegration, Task<PublishResult>> Call)[]
         {
-            ("order_executed", f => f.OnOrderExecuted("r1", new { n = 1 })),
-            ("order_failed", f => f.OnOrderFailed("r1", new { n = 2 })),
-            ("order_cancelled", f => f.OnOrderCancelled("r1", new { n = 3 })),
-            ("leaderboard_update", f => f.OnLeaderboardUpdated("r1", new { n = 4 })),
-            ("ranking_changed", f => f.OnRankingChanged("r1", new { n = 5 })),
-            ("snapshot_created", f => f.OnSnapshotCreated("r1", new { n = 6 })),
-            ("position_update", f => f.OnPositionUpdated("r1", new { n = 7 })),
-            ("position_closed", f => f.OnPositionClosed("r1", new { n = 8 })),
-            ("portfolio_update", f => f.OnPortfolioUpdated("r1", new { n = 9 })),
-            ("room_state_changed", f => f.OnRoomStateChanged("r1", new { n = 10 })),
-            ("room_started", f => f.OnRoomStarted("r1", new { n = 11 })),
-            ("room_ended", f => f.OnRoomEnded("r1", new { n = 12 })),
-            ("member_joined", f => f.OnMemberJoined("r1", new { n = 13 })),
-            ("member_left", f => f.OnMemberLeft("r1", new { n = 14 })),
+            ("order_executed", f => f.OnOrderExecuted("r1", new { n = 1, userId = "u1" })),
+            ("order_failed", f => f.OnOrderFailed("r1", new { n = 2, userId = "u1" })),
+            ("order_cancelled", f => f.OnOrderCancelled("r1", new { n = 3, userId = "u1" })),
+            ("leaderboard_update", f => f.OnLeaderboardUpdated("r1", new { n = 4, userId = "u1" })),
+            ("ranking_changed", f => f.OnRankingChanged("r1", new { n = 5, userId = "u1" })),
+            ("snapshot_created", f => f.OnSnapshotCreated("r1", new { n = 6, userId = "u1" })),
+            ("position_update", f => f.OnPositionUpdated("r1", new { n = 7, userId = "u1" })),
+            ("position_closed", f => f.OnPositionClosed("r1", new { n = 8, userId = "u1" })),
+            ("portfolio_update", f => f.OnPortfolioUpdated("r1", new { n = 9, userId = "u1" })),
+            ("room_state_changed", f => f.OnRoomStateChanged("r1", new { n = 10, userId = "u1" })),
+            ("room_started", f => f.OnRoomStarted("r1", new { n = 11, userId = "u1" })),
+            ("room_ended", f => f.OnRoomEnded("r1", new { n = 12, userId = "u1" })),
+            ("member_joined", f => f.OnMemberJoined("r1", new { n = 13, userId = "u1" })),
+            ("member_left", f => f.OnMemberLeft("r1", new { n = 14, userId = "u1" })),
         };
 
         for (var i = 0; i < calls.Length; i++)
@@ -77,11 +79,12 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var probe = Subscribed("r1");
 
-        var result = await _facade.PublishAsync("r1", "position_update", new { PositionId = "p-1", UnrealizedPnl = 12.5m, Symbol = "AAPL" });
+        var result = await _facade.PublishAsync("r1", "position_update", new { PositionId = "p-1", UnrealizedPnl = 12.5m, Symbol = "AAPL", UserId = "u1" });
 
         Assert.True(result.Accepted);
         var data = DataOf(probe.ExpectMsg<RoomEvent>());
-        Assert.Equal(["positionId", "unrealizedPnl", "symbol"], data.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["positionId", "unrealizedPnl", "symbol", "userId"], data.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("u1", data.GetProperty("userId").GetString());
         Assert.Equal("p-1", data.GetProperty("positionId").GetString());
         Assert.Equal(12.5m, data.GetProperty("unrealizedPnl").GetDecimal());
     }
@@ -136,7 +139,7 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task PublishAsync_answers_timeout_when_nobody_answers()
     {
-        var facade = new TradeRoomIntegration(CreateTestProbe().Ref, TimeSpan.FromMilliseconds(200));
+        var facade = new TradeRoomIntegration(CreateTestProbe().Ref, PrivateTypes, TimeSpan.FromMilliseconds(200));
 
         var result = await facade.PublishAsync("r1", "order_executed", new { });
 
@@ -149,10 +152,10 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
         var probe = Subscribed("r1");
         var batch = new[]
         {
-            new PublishEvent("r1", "order_executed", Encoding.UTF8.GetBytes("{}")),
-            new PublishEvent("r1", "order_failed", Encoding.UTF8.GetBytes("{}")),
+            new PublishEvent("r1", "order_executed", Encoding.UTF8.GetBytes(U1)),
+            new PublishEvent("r1", "order_failed", Encoding.UTF8.GetBytes(U1)),
             new PublishEvent("r1", "order_executed", Encoding.UTF8.GetBytes("[1]")),
-            new PublishEvent("r1", "order_cancelled", Encoding.UTF8.GetBytes("{}")),
+            new PublishEvent("r1", "order_cancelled", Encoding.UTF8.GetBytes(U1)),
         };
 
         var result = await _facade.PublishBatchAsync(batch);
@@ -162,7 +165,7 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(ErrorCodes.InvalidMessage, result.Rejection!.Code);
         Assert.Empty(result.Seqs);
         probe.ExpectNoMsg(Short);
-        Assert.Equal(new EventPublished("r1", 1), await _facade.OnOrderExecuted("r1", new { }));
+        Assert.Equal(new EventPublished("r1", 1), await _facade.OnOrderExecuted("r1", new { userId = "u1" }));
     }
 
     [Fact]
@@ -173,7 +176,7 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
         probe.ExpectMsg<RoomEvent>();
         var types = new[] { "order_executed", "order_failed", "order_cancelled", "leaderboard_update", "ranking_changed" };
 
-        var result = await _facade.PublishBatchAsync(types.Select(t => new PublishEvent("r1", t, Encoding.UTF8.GetBytes("{}"))).ToArray());
+        var result = await _facade.PublishBatchAsync(types.Select(t => new PublishEvent("r1", t, Encoding.UTF8.GetBytes(U1))).ToArray());
 
         Assert.True(result.Accepted);
         Assert.Equal(-1, result.RejectedIndex);
@@ -191,9 +194,9 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var batch = new[]
         {
-            new PublishEvent("r1", "order_executed", Encoding.UTF8.GetBytes("{}")),
-            new PublishEvent("", "order_executed", Encoding.UTF8.GetBytes("{}")),
-            new PublishEvent("r2", "bogus", Encoding.UTF8.GetBytes("{}")),
+            new PublishEvent("r1", "order_executed", Encoding.UTF8.GetBytes(U1)),
+            new PublishEvent("", "order_executed", Encoding.UTF8.GetBytes(U1)),
+            new PublishEvent("r2", "bogus", Encoding.UTF8.GetBytes(U1)),
         };
 
         var result = await _facade.PublishBatchAsync(batch);
@@ -202,5 +205,33 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(ErrorCodes.InvalidRoom, result.Rejection!.Code);
         _registry.Tell(GetRoomCount.Instance);
         Assert.Equal(0, ExpectMsg<RoomCount>().Rooms);
+    }
+
+    [Fact]
+    public async Task On_method_for_a_private_type_without_userId_is_rejected_with_missing_user()
+    {
+        var probe = Subscribed("r1");
+
+        var result = await _facade.OnOrderExecuted("r1", new { orderId = "o-1" });
+
+        Assert.Equal(ErrorCodes.MissingUser, Assert.IsType<PublishRejected>(result).Code);
+        probe.ExpectNoMsg(Short);
+    }
+
+    [Fact]
+    public async Task Batch_with_a_private_event_without_userId_publishes_nothing()
+    {
+        var probe = Subscribed("r1");
+        var batch = new[]
+        {
+            new PublishEvent("r1", "leaderboard_update", Encoding.UTF8.GetBytes("{}")),
+            new PublishEvent("r1", "portfolio_update", Encoding.UTF8.GetBytes("""{"userId":7}""")),
+        };
+
+        var result = await _facade.PublishBatchAsync(batch);
+
+        Assert.Equal(1, result.RejectedIndex);
+        Assert.Equal(ErrorCodes.MissingUser, result.Rejection!.Code);
+        probe.ExpectNoMsg(Short);
     }
 }

@@ -24,6 +24,13 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         "room_state_changed", "room_started", "room_ended", "member_joined", "member_left",
     ];
 
+    /// <summary>The types that go to every subscriber; the order and position types are private to <c>data.userId</c>.</summary>
+    private static readonly string[] PublicEventTypes =
+    [
+        "leaderboard_update", "ranking_changed", "snapshot_created",
+        "room_state_changed", "room_started", "room_ended", "member_joined", "member_left",
+    ];
+
     // ---------------------------------------------------------------- authentication: the auth message
 
     [Fact]
@@ -338,7 +345,7 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         var fresh = E2E.Room("fresh");
         var busy = E2E.Room("busy");
         for (var i = 0; i < 3; i++)
-            await Server.PublishAsync(busy, "order_executed", new { i });
+            await Server.PublishAsync(busy, "order_executed", new { i, userId = "gina" });
 
         await using var client = await Server.ConnectAsync("gina");
         await client.SubscribeAsync(fresh);
@@ -352,9 +359,18 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         Assert.Equal("subscribed", second.Type);
         Assert.Equal(busy, second.Data.GetProperty("bullPenId").GetString());
         Assert.Equal(3, second.Data.GetProperty("seq").GetInt64());
+        foreach (var reply in new[] { first, second })
+        {
+            Assert.False(string.IsNullOrEmpty(reply.Data.GetProperty("epoch").GetString()));
+            Assert.False(reply.Data.GetProperty("recovered").GetBoolean());
+            var state = reply.Data.GetProperty("state");
+            Assert.Equal(JsonValueKind.Null, state.GetProperty("leaderboard").ValueKind);
+            Assert.Equal(JsonValueKind.Null, state.GetProperty("room").ValueKind);
+            Assert.Equal(0, state.GetProperty("members").GetArrayLength());
+        }
 
         // The next event follows the head the reply named.
-        await Server.PublishAsync(busy, "order_executed", new { i = 3 });
+        await Server.PublishAsync(busy, "order_executed", new { i = 3, userId = "gina" });
         var e = await client.ReceiveAsync();
         Assert.Equal(4, e.Seq);
     }
@@ -369,8 +385,8 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         Assert.Equal("subscribed", again.Type);
         Assert.Equal(room, again.Data.GetProperty("bullPenId").GetString());
 
-        var s1 = await Server.PublishAsync(room, "position_update", new { n = 1 });
-        var s2 = await Server.PublishAsync(room, "position_update", new { n = 2 });
+        var s1 = await Server.PublishAsync(room, "position_update", new { n = 1, userId = "hank" });
+        var s2 = await Server.PublishAsync(room, "position_update", new { n = 2, userId = "hank" });
 
         var frames = await client.BarrierAsync();
         Assert.Equal([s1, s2], frames.Select(f => f.Seq));
@@ -447,14 +463,14 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         Assert.Equal("subscribed", (await leaver.ReceiveAsync()).Type);
         await using var stayer = await Server.ConnectAndSubscribeAsync("mia", left);
 
-        var before = await Server.PublishAsync(left, "order_cancelled", new { orderId = "o1" });
+        var before = await Server.PublishAsync(left, "leaderboard_update", new { top = "o1" });
         Assert.Equal(before, (await leaver.ReceiveAsync()).Seq);
         Assert.Equal(before, (await stayer.ReceiveAsync()).Seq);
 
         await leaver.UnsubscribeAsync(left);
         Assert.Equal("unsubscribed", (await leaver.ReceiveAsync()).Type);
 
-        var after = await Server.PublishAsync(left, "order_cancelled", new { orderId = "o2" });
+        var after = await Server.PublishAsync(left, "leaderboard_update", new { top = "o2" });
         var barrier = await Server.PublishAsync(kept, "ranking_changed", new { top = "leo" });
 
         // The room still publishes (the other subscriber gets it) ...
@@ -492,12 +508,13 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
         var room = E2E.Room("events");
         var other = E2E.Room("events-other");
         await using var client = await Server.ConnectAndSubscribeAsync("olga", room);
-        await Server.PublishAsync(other, "order_executed", new { noise = true });
+        await Server.PublishAsync(other, "order_executed", new { noise = true, userId = "olga" });
 
         var published = new List<(string Type, long Seq, string Data)>();
         for (var i = 0; i < AllEventTypes.Length; i++)
         {
-            var data = new { index = i, kind = AllEventTypes[i], nested = new { values = new[] { i, i * 2 }, text = "ünïcödé \"q\"" } };
+            // userId makes the private types (orders, positions) this subscriber's own, so all 14 reach her.
+            var data = new { index = i, kind = AllEventTypes[i], userId = "olga", nested = new { values = new[] { i, i * 2 }, text = "ünïcödé \"q\"" } };
             published.Add((AllEventTypes[i], await Server.PublishAsync(room, AllEventTypes[i], data), JsonSerializer.Serialize(data)));
         }
 
@@ -535,7 +552,7 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
             {
                 for (var n = 1; n <= eventsPerRoom; n++)
                 {
-                    var seq = await Server.PublishAsync(room, AllEventTypes[n % AllEventTypes.Length], new { room, n });
+                    var seq = await Server.PublishAsync(room, PublicEventTypes[n % PublicEventTypes.Length], new { room, n });
                     Assert.Equal(n, seq);
                 }
             }));
@@ -552,7 +569,7 @@ public class WebSocketIntegrationTests(SharedServerFixture fixture) : IClassFixt
                     Assert.Equal(room, f.BullPenId);
                     Assert.Equal(room, f.Data.GetProperty("room").GetString());
                     Assert.Equal(f.Seq, f.Data.GetProperty("n").GetInt64());
-                    Assert.Equal(AllEventTypes[(int)f.Seq % AllEventTypes.Length], f.Type);
+                    Assert.Equal(PublicEventTypes[(int)f.Seq % PublicEventTypes.Length], f.Type);
                 });
             }
         }

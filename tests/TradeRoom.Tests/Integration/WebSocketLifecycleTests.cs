@@ -45,7 +45,7 @@ public class WebSocketLifecycleTests
     {
         await using var server = await TestServer.StartAsync(FastIdleRooms);
         await using var client = await server.ConnectAndSubscribeAsync("u1", "aborted-room");
-        await server.PublishAsync("aborted-room", "order_executed", new { orderId = "o1" });
+        await server.PublishAsync("aborted-room", "order_executed", new { orderId = "o1", userId = "u1" });
         Assert.Equal("order_executed", (await client.ReceiveAsync()).Type);
         var busy = await server.HealthAsync();
         Assert.Equal((1, 1), (busy.Connections, busy.Rooms));

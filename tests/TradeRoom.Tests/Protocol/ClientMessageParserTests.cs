@@ -113,6 +113,41 @@ public class ClientMessageParserTests
         Assert.False(subscribe.AllowedBeforeAuth);
     }
 
+    [Fact]
+    public void Subscribe_without_resume_fields_has_no_sinceSeq_and_no_epoch()
+    {
+        var subscribe = Assert.IsType<SubscribeRoomMessage>(Parse("""{"type":"subscribe_room","data":{"bullPenId":"bp-7"}}"""));
+
+        Assert.Equal(new SubscribeRoomMessage("bp-7", null, null), subscribe);
+    }
+
+    [Theory]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":57,"epoch":"9f2c4e1a7b3d5e60"}""", 57L, "9f2c4e1a7b3d5e60")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":0,"epoch":""}""", 0L, "")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":9223372036854775807}""", long.MaxValue, null)]
+    [InlineData("""{"bullPenId":"r1","epoch":"e1"}""", null, "e1")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":null,"epoch":null}""", null, null)]
+    public void Subscribe_carries_sinceSeq_and_epoch_when_given(string data, long? sinceSeq, string? epoch)
+    {
+        var subscribe = Assert.IsType<SubscribeRoomMessage>(Parse($$"""{"type":"subscribe_room","data":{{data}}}"""));
+
+        Assert.Equal(new SubscribeRoomMessage("r1", sinceSeq, epoch), subscribe);
+    }
+
+    [Theory]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":-1,"epoch":"e1"}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":1.5,"epoch":"e1"}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":"3","epoch":"e1"}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":true}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":9223372036854775808}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":3,"epoch":42}""")]
+    [InlineData("""{"bullPenId":"r1","sinceSeq":3,"epoch":{"id":"e1"}}""")]
+    [InlineData("""{"bullPenId":"r1","epoch":false}""")]
+    public void Subscribe_with_a_bad_sinceSeq_or_epoch_is_rejected_as_invalid_message(string data)
+    {
+        Rejected($$"""{"type":"subscribe_room","data":{{data}}}""", ErrorCodes.InvalidMessage, "subscribe_room");
+    }
+
     [Theory]
     [InlineData("42", "42")]
     [InlineData("-7", "-7")]

@@ -53,14 +53,28 @@ public class ServerFramesTests
     }
 
     [Fact]
-    public void Subscribed_has_bullPenId_and_seq()
+    public void Subscribed_has_bullPenId_seq_epoch_recovered_and_the_state_as_given()
     {
-        var root = Root(ServerFrames.Subscribed("r1", 9_000_000_000));
+        const string state = """{"leaderboard":null,"room":{"status":"active"},"members":["u1"]}""";
+        var root = Root(ServerFrames.Subscribed("r1", 9_000_000_000, "9f2c4e1a7b3d5e60", false, Encoding.UTF8.GetBytes(state)));
 
+        Assert.Equal(["type", "data"], Names(root));
         Assert.Equal("subscribed", root.GetProperty("type").GetString());
-        Assert.Equal(["bullPenId", "seq"], Names(root.GetProperty("data")));
-        Assert.Equal("r1", root.GetProperty("data").GetProperty("bullPenId").GetString());
-        Assert.Equal(9_000_000_000, root.GetProperty("data").GetProperty("seq").GetInt64());
+        var data = root.GetProperty("data");
+        Assert.Equal(["bullPenId", "seq", "epoch", "recovered", "state"], Names(data));
+        Assert.Equal("r1", data.GetProperty("bullPenId").GetString());
+        Assert.Equal(9_000_000_000, data.GetProperty("seq").GetInt64());
+        Assert.Equal("9f2c4e1a7b3d5e60", data.GetProperty("epoch").GetString());
+        Assert.Equal(JsonValueKind.False, data.GetProperty("recovered").ValueKind);
+        Assert.Equal(state, data.GetProperty("state").GetRawText());
+    }
+
+    [Fact]
+    public void Subscribed_writes_recovered_true()
+    {
+        var data = Root(ServerFrames.Subscribed("r1", 3, "e", true, "{}"u8.ToArray())).GetProperty("data");
+
+        Assert.Equal(JsonValueKind.True, data.GetProperty("recovered").ValueKind);
     }
 
     [Fact]
