@@ -1,4 +1,6 @@
+using System.Collections.Frozen;
 using Akka.Configuration;
+using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Rooms;
 
 namespace TradeRoom.Actors;
@@ -15,8 +17,18 @@ public sealed record TradeRoomSettings
     public required int MaxHandshakeSize { get; init; }
     public required TimeSpan HandshakeTimeout { get; init; }
     public required IReadOnlyList<string> AllowedOrigins { get; init; }
-    public required long OutboundQueueLimit { get; init; }
     public required TimeSpan CloseTimeout { get; init; }
+    public required TimeSpan PingInterval { get; init; }
+    public required TimeSpan HeartbeatTimeout { get; init; }
+    public required long OutboundQueueLimit { get; init; }
+    public required TimeSpan SlowConsumerGrace { get; init; }
+    public required long SlowConsumerHardLimit { get; init; }
+    public required IReadOnlySet<string> ConflatedEventTypes { get; init; }
+    public required int MessagesPerSecond { get; init; }
+    public required int MessageBurst { get; init; }
+    public required int FloodCloseAfter { get; init; }
+    public required int MaxConnectionsPerUser { get; init; }
+    public required ConnectionSettings Connections { get; init; }
     public required long MaxBodySize { get; init; }
     public required TimeSpan PublishTimeout { get; init; }
     public required RoomSettings Rooms { get; init; }
@@ -37,8 +49,22 @@ public sealed record TradeRoomSettings
             MaxHandshakeSize = checked((int)c.GetByteSize("websocket.max-handshake-size")!.Value),
             HandshakeTimeout = c.GetTimeSpan("websocket.handshake-timeout"),
             AllowedOrigins = c.GetStringList("websocket.allowed-origins").ToArray(),
-            OutboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value,
             CloseTimeout = c.GetTimeSpan("websocket.close-timeout"),
+            PingInterval = c.GetTimeSpan("websocket.ping-interval"),
+            HeartbeatTimeout = c.GetTimeSpan("websocket.heartbeat-timeout"),
+            OutboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value,
+            SlowConsumerGrace = c.GetTimeSpan("websocket.slow-consumer-grace"),
+            SlowConsumerHardLimit = c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value,
+            ConflatedEventTypes = c.GetStringList("websocket.conflated-event-types").ToFrozenSet(StringComparer.Ordinal),
+            MessagesPerSecond = c.GetInt("limits.messages-per-second"),
+            MessageBurst = c.GetInt("limits.message-burst"),
+            FloodCloseAfter = c.GetInt("limits.flood-close-after"),
+            MaxConnectionsPerUser = c.GetInt("limits.max-connections-per-user"),
+            Connections = new ConnectionSettings(
+                c.GetTimeSpan("websocket.auth-timeout"),
+                c.GetInt("limits.max-subscriptions"),
+                c.GetByteSize("websocket.outbound-queue-limit")!.Value,
+                c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value),
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
             Rooms = RoomSettings.FromConfig(c.GetConfig("rooms")),

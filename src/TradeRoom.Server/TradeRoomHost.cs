@@ -31,6 +31,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew));
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
+        builder.Services.AddHostedService<SocketSweeper>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
             sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.Rooms.PrivateEventTypes, settings.PublishTimeout));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
@@ -48,6 +49,8 @@ public static class TradeRoomHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // The publish endpoints enforce traderoom.http.max-body-size themselves, with a JSON 413.
+            kestrel.Limits.MaxRequestBodySize = null;
             Listen(kestrel, settings.BindAddress, settings.ApiPort, _ => { });
             Listen(kestrel, settings.BindAddress, settings.WsPort, listen =>
                 listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection)));

@@ -6,47 +6,71 @@ namespace TradeRoom.Actors.Connections;
 
 /// <summary>
 /// One client socket. The socket's receive loop parses frames (and checks tokens) and tells this actor; the actor
-/// keeps the connection's state (who it is, which rooms it follows) and writes every answer and event to the
-/// socket's outbound queue. It never waits on the socket.
+/// keeps the connection's state (who it is, until when its token holds, which rooms it follows) and writes every
+/// answer and event to the socket's outbound queue. It never waits on the socket: a replay larger than the
+/// socket's window waits here, in order with the live events behind it, and is fed to the socket as it drains.
 /// </summary>
 public sealed class ConnectionActor : ReceiveActor
 {
     private readonly IClientSocket _socket;
     private readonly IActorRef _rooms;
+    private readonly ConnectionSettings _settings;
     private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
     private string? _userId;
+    private DateTimeOffset? _expires;
+    private ICancelable? _timer;
 
-    public ConnectionActor(IClientSocket socket, IActorRef rooms)
+    // Only while a replay is being fed to the socket: frames waiting, in order, and how many replayed events of
+    // each room are still to come from the room.
+    private Queue<RoomEvent>? _backlog;
+    private long _backlogLiveBytes;
+    private Dictionary<string, int>? _replaysDue;
+
+    public ConnectionActor(IClientSocket socket, IActorRef rooms, ConnectionSettings settings)
     {
         _socket = socket;
         _rooms = rooms;
+        _settings = settings;
 
-        Receive<RoomEvent>(e =>
-        {
-            // Events still in flight after an unsubscribe are dropped here. Rooms send private events only to
-            // their owner's connections; checking again costs little and keeps a routing slip from leaking.
-            if (_subscriptions.Contains(e.BullPenId) && e.IsVisibleTo(_userId!))
-                _socket.Send(e.Frame);
-        });
+        Receive<RoomEvent>(OnRoomEvent);
         Receive<AuthSucceeded>(OnAuthSucceeded);
-        Receive<AuthFailed>(f =>
-        {
-            _socket.Send(ServerFrames.AuthError(f.Code, f.Message));
-            _socket.Close(CloseCodes.AuthenticationFailed, f.Message);
-        });
+        Receive<AuthFailed>(f => Reject(f.Code, f.Message, f.CloseCode));
         Receive<ClientMessage>(OnClientMessage);
-        Receive<SubscribeAck>(a => _socket.Send(ServerFrames.Subscribed(a.BullPenId, a.Seq, a.Epoch, a.Recovered, a.State)));
+        Receive<SubscribeAck>(OnSubscribeAck);
         Receive<UnsubscribeAck>(a => _socket.Send(ServerFrames.Unsubscribed(a.BullPenId)));
+        Receive<SocketDrained>(_ => FeedBacklog());
+        Receive<AuthTimeoutElapsed>(_ =>
+        {
+            if (_userId is null)
+                _socket.Close(CloseCodes.AuthenticationFailed, "authentication timeout");
+        });
+        Receive<TokenExpiryDue>(_ =>
+        {
+            if (_expires is { } expires && expires <= DateTimeOffset.UtcNow)
+                Reject(ErrorCodes.TokenExpired, "token has expired; send a fresh auth before exp to stay connected", CloseCodes.AuthenticationFailed);
+            else
+                ScheduleExpiry();
+        });
         Receive<SocketClosed>(_ => Context.Stop(Self));
     }
 
-    public static Props Props(IClientSocket socket, IActorRef rooms) =>
-        Akka.Actor.Props.Create(() => new ConnectionActor(socket, rooms));
+    public static Props Props(IClientSocket socket, IActorRef rooms, ConnectionSettings settings) =>
+        Akka.Actor.Props.Create(() => new ConnectionActor(socket, rooms, settings));
+
+    protected override void PreStart() =>
+        _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.AuthTimeout, Self, AuthTimeoutElapsed.Instance, Self);
 
     protected override void PostStop()
     {
+        _timer?.Cancel();
         // A no-op when the socket closed first; otherwise (the actor failed) the client learns why.
         _socket.Close(CloseCodes.InternalError, "internal error");
+    }
+
+    private void Reject(string code, string message, int closeCode)
+    {
+        _socket.Send(ServerFrames.AuthError(code, message));
+        _socket.Close(closeCode, message);
     }
 
     private void OnAuthSucceeded(AuthSucceeded auth)
@@ -58,7 +82,19 @@ public sealed class ConnectionActor : ReceiveActor
             return;
         }
         _userId = auth.UserId;
+        _expires = auth.Expires;
+        ScheduleExpiry();
         _socket.Send(ServerFrames.AuthSuccess(auth.UserId));
+    }
+
+    /// <summary>One timer at a time: the auth timeout until authenticated, then the token's expiry (if it has one).</summary>
+    private void ScheduleExpiry()
+    {
+        _timer?.Cancel();
+        _timer = _expires is { } expires
+            ? Context.System.Scheduler.ScheduleTellOnceCancelable(
+                TimeSpan.FromTicks(Math.Max(0, (expires - DateTimeOffset.UtcNow).Ticks)), Self, TokenExpiryDue.Instance, Self)
+            : null;
     }
 
     private void OnClientMessage(ClientMessage message)
@@ -75,6 +111,12 @@ public sealed class ConnectionActor : ReceiveActor
                 _socket.Send(ServerFrames.Pong(ping.Data));
                 break;
             case SubscribeRoomMessage subscribe:
+                if (!_subscriptions.Contains(subscribe.BullPenId) && _subscriptions.Count >= _settings.MaxSubscriptions)
+                {
+                    _socket.Send(ServerFrames.Error(ErrorCodes.TooManySubscriptions,
+                        $"a connection may follow at most {_settings.MaxSubscriptions} rooms; unsubscribe from one first"));
+                    break;
+                }
                 _subscriptions.Add(subscribe.BullPenId);
                 _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
                 break;
@@ -90,5 +132,80 @@ public sealed class ConnectionActor : ReceiveActor
                 Unhandled(message);
                 break;
         }
+    }
+
+    private void OnSubscribeAck(SubscribeAck ack)
+    {
+        _socket.Send(ServerFrames.Subscribed(ack.BullPenId, ack.Seq, ack.Epoch, ack.Recovered, ack.State));
+        if (ack.Replayed > 0)
+        {
+            _replaysDue ??= new Dictionary<string, int>(StringComparer.Ordinal);
+            _replaysDue[ack.BullPenId] = ack.Replayed;
+        }
+    }
+
+    private void OnRoomEvent(RoomEvent e)
+    {
+        var replayed = IsReplayed(e.BullPenId);
+        // Events still in flight after an unsubscribe are dropped here. Rooms send private events only to their
+        // owner's connections; checking again costs little and keeps a routing slip from leaking.
+        if (!_subscriptions.Contains(e.BullPenId) || !e.IsVisibleTo(_userId!))
+            return;
+
+        if (_backlog is null && (!replayed || FitsWindow(e)))
+        {
+            _socket.Send(e);
+            return;
+        }
+
+        // Behind a replay: keep the order, and count live events so that a client that stopped reading is still
+        // found out (a replay alone never makes a slow consumer).
+        if (_backlog is null)
+        {
+            _backlog = new Queue<RoomEvent>();
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, () => Self.Tell(SocketDrained.Instance));
+        }
+        _backlog.Enqueue(e);
+        if (!replayed && (_backlogLiveBytes += e.Frame.Length) > _settings.HardLimit)
+            _socket.Close(CloseCodes.SlowConsumer, "slow consumer");
+    }
+
+    /// <summary>Whether the socket can take <paramref name="e"/> now without going past the replay window (an empty socket takes anything).</summary>
+    private bool FitsWindow(RoomEvent e)
+    {
+        var queued = _socket.QueuedBytes;
+        return queued == 0 || queued + e.Frame.Length <= _settings.ReplayWindow;
+    }
+
+    private bool IsReplayed(string bullPenId)
+    {
+        if (_replaysDue is null || !_replaysDue.TryGetValue(bullPenId, out var due))
+            return false;
+        if (due == 1)
+        {
+            _replaysDue.Remove(bullPenId);
+            if (_replaysDue.Count == 0)
+                _replaysDue = null;
+        }
+        else
+        {
+            _replaysDue[bullPenId] = due - 1;
+        }
+        return true;
+    }
+
+    private void FeedBacklog()
+    {
+        if (_backlog is null)
+            return;
+        while (_backlog.TryPeek(out var next) && FitsWindow(next))
+            _socket.Send(_backlog.Dequeue());
+        if (_backlog.Count > 0)
+        {
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, () => Self.Tell(SocketDrained.Instance));
+            return;
+        }
+        _backlog = null;
+        _backlogLiveBytes = 0;
     }
 }

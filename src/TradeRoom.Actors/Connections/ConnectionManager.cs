@@ -4,29 +4,52 @@ using Akka.Event;
 namespace TradeRoom.Actors.Connections;
 
 /// <summary>
-/// Parent of every <see cref="ConnectionActor"/>. A connection actor that throws is stopped (its PostStop closes the
-/// socket with 1011 and rooms drop it through DeathWatch): a connection has nothing worth keeping through a fault,
-/// and the client can reconnect.
+/// Parent of every <see cref="ConnectionActor"/>, and keeper of the optional per-user connection limit.
+/// A connection actor that throws is stopped (its PostStop closes the socket with 1011 and rooms drop it through
+/// DeathWatch): a connection has nothing worth keeping through a fault, and the client can reconnect and resume.
 /// </summary>
 public sealed class ConnectionManager : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, HashSet<IActorRef>> _byUser = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _users = new();
     private int _connections;
 
-    public ConnectionManager(IActorRef rooms)
+    /// <param name="maxConnectionsPerUser">0: no limit.</param>
+    public ConnectionManager(IActorRef rooms, ConnectionSettings settings, int maxConnectionsPerUser)
     {
         Receive<OpenConnection>(open =>
         {
-            var connection = Context.ActorOf(ConnectionActor.Props(open.Socket, rooms));
+            var connection = Context.ActorOf(ConnectionActor.Props(open.Socket, rooms, settings));
             Context.Watch(connection);
             _connections++;
             Sender.Tell(connection);
         });
-        Receive<Terminated>(_ => _connections--);
+        Receive<AdmitUser>(admit =>
+        {
+            if (!_byUser.TryGetValue(admit.UserId, out var connections))
+                _byUser[admit.UserId] = connections = [];
+            var admitted = connections.Contains(admit.Connection)
+                           || maxConnectionsPerUser <= 0
+                           || connections.Count < maxConnectionsPerUser;
+            if (admitted && connections.Add(admit.Connection))
+                _users[admit.Connection] = admit.UserId;
+            if (connections.Count == 0)
+                _byUser.Remove(admit.UserId);
+            Sender.Tell(new UserAdmission(admitted));
+        });
+        Receive<Terminated>(t =>
+        {
+            _connections--;
+            if (_users.Remove(t.ActorRef, out var userId) && _byUser.TryGetValue(userId, out var connections)
+                && connections.Remove(t.ActorRef) && connections.Count == 0)
+                _byUser.Remove(userId);
+        });
         Receive<GetConnectionCount>(_ => Sender.Tell(new ConnectionCount(_connections)));
     }
 
-    public static Props Props(IActorRef rooms) => Akka.Actor.Props.Create(() => new ConnectionManager(rooms));
+    public static Props Props(IActorRef rooms, ConnectionSettings settings, int maxConnectionsPerUser = 0) =>
+        Akka.Actor.Props.Create(() => new ConnectionManager(rooms, settings, maxConnectionsPerUser));
 
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e =>

@@ -5,8 +5,8 @@ namespace TradeRoom.Actors.Connections;
 /// <summary>The socket's token (from an <c>auth</c> message or <c>?token=</c>) checked out: it names <paramref name="UserId"/>.</summary>
 public sealed record AuthSucceeded(string UserId, DateTimeOffset? Expires);
 
-/// <summary>The socket's token was refused; the connection answers <c>auth_error</c> and closes with 4001.</summary>
-public sealed record AuthFailed(string Code, string Message);
+/// <summary>The socket's token was refused (or its user has too many connections); the connection answers <c>auth_error</c> and closes with <paramref name="CloseCode"/>.</summary>
+public sealed record AuthFailed(string Code, string Message, int CloseCode = Protocol.CloseCodes.AuthenticationFailed);
 
 /// <summary>The socket has closed (either side); the connection actor stops, and rooms drop it through DeathWatch.</summary>
 public sealed record SocketClosed
@@ -16,6 +16,31 @@ public sealed record SocketClosed
 
 /// <summary>Asks the <see cref="ConnectionManager"/> for a new connection actor for <paramref name="Socket"/>; answered with its <see cref="IActorRef"/>.</summary>
 public sealed record OpenConnection(IClientSocket Socket);
+
+/// <summary>Timer messages of a <see cref="ConnectionActor"/>.</summary>
+internal sealed record AuthTimeoutElapsed
+{
+    public static readonly AuthTimeoutElapsed Instance = new();
+}
+
+internal sealed record TokenExpiryDue
+{
+    public static readonly TokenExpiryDue Instance = new();
+}
+
+/// <summary>The socket's queue has room again for the backlog.</summary>
+internal sealed record SocketDrained
+{
+    public static readonly SocketDrained Instance = new();
+}
+
+/// <summary>
+/// Asks the <see cref="ConnectionManager"/> (only when a per-user connection limit is set) whether
+/// <paramref name="Connection"/> may be one of <paramref name="UserId"/>'s connections; answered with <see cref="UserAdmission"/>.
+/// </summary>
+public sealed record AdmitUser(string UserId, IActorRef Connection);
+
+public sealed record UserAdmission(bool Admitted);
 
 /// <summary>Asks the <see cref="ConnectionManager"/> how many connection actors are alive; answered with <see cref="ConnectionCount"/>.</summary>
 public sealed record GetConnectionCount

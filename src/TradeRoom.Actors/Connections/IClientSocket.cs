@@ -1,13 +1,28 @@
+using TradeRoom.Actors.Rooms;
+
 namespace TradeRoom.Actors.Connections;
 
 /// <summary>
 /// The outbound side of one client socket, as its <see cref="ConnectionActor"/> sees it. Implementations never
-/// block the caller: frames go into a bounded queue drained by one send loop.
+/// block the caller: frames go into a queue bounded in bytes and drained by one send loop. A connection that
+/// stays over its budget is closed as a slow consumer (4008).
 /// </summary>
 public interface IClientSocket
 {
-    /// <summary>Queues one complete frame. False when the socket is closing or the frame did not fit its budget.</summary>
+    /// <summary>Queues one complete frame (an answer or error). False when the socket is closing.</summary>
     bool Send(byte[] frame);
+
+    /// <summary>
+    /// Queues an event's frame. While the socket is behind, a newer state event (per the conflation setting)
+    /// replaces the older one of the same room and type still queued. False when the socket is closing.
+    /// </summary>
+    bool Send(RoomEvent e);
+
+    /// <summary>Bytes queued and not yet written.</summary>
+    long QueuedBytes { get; }
+
+    /// <summary>Calls <paramref name="callback"/> once, from the send loop, when the queue has fallen to <paramref name="bytes"/> or below.</summary>
+    void NotifyWhenBelow(long bytes, Action callback);
 
     /// <summary>Sends the frames already queued, then a close frame with <paramref name="code"/>. Idempotent: the first close wins.</summary>
     void Close(int code, string reason);

@@ -19,6 +19,6 @@ public static class TradeRoomActorsExtensions
             var rooms = system.ActorOf(RoomRegistry.Props(settings.Rooms), "rooms");
             registry.Register<RoomRegistry>(rooms);
             registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms, settings.Rooms.PrivateEventTypes), "integration"));
-            registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(rooms), "connections"));
+            registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(rooms, settings.Connections, settings.MaxConnectionsPerUser), "connections"));
         });
 }

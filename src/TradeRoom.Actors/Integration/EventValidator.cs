@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 
@@ -16,7 +17,7 @@ public static class EventValidator
         if (e.Type is null || !EventTypes.IsKnown(e.Type))
             return new PublishRejected(e.BullPenId, ErrorCodes.UnknownType,
                 $"unknown event type \"{e.Type}\"; expected one of: {string.Join(", ", EventTypes.All)}");
-        if (e.Data is null || !TryReadObject(e.Data, out var userId))
+        if (e.Data is null || !Utf8.IsValid(e.Data) || !TryReadObject(e.Data, out var userId))
             return new PublishRejected(e.BullPenId, ErrorCodes.InvalidMessage, "data must be a JSON object");
 
         var isPrivate = privateEventTypes.Contains(e.Type);
@@ -40,14 +41,16 @@ public static class EventValidator
             {
                 var isUserId = reader.ValueTextEquals("userId"u8);
                 reader.Read();
-                if (isUserId && reader.TokenType == JsonTokenType.String)
-                    userId = reader.GetString();
-                else
-                    reader.Skip();
+                if (isUserId)
+                {
+                    // The last userId wins, as in JavaScript's JSON.parse; GetString throws on a lone surrogate escape.
+                    userId = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                }
+                reader.Skip();
             }
             return reader.TokenType == JsonTokenType.EndObject && !reader.Read();
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return false;
         }

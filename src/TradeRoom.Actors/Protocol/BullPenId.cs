@@ -11,8 +11,8 @@ public static class BullPenId
     {
         switch (element.ValueKind)
         {
-            case JsonValueKind.String:
-                return TryValidate(element.GetString()!, out bullPenId, out error);
+            case JsonValueKind.String when TryGetString(element, out var text):
+                return TryValidate(text, out bullPenId, out error);
             case JsonValueKind.Number when element.TryGetInt64(out var number):
                 bullPenId = number.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 error = "";
@@ -21,6 +21,21 @@ public static class BullPenId
                 bullPenId = "";
                 error = "bullPenId must be a non-empty string or an integer";
                 return false;
+        }
+    }
+
+    private static bool TryGetString(JsonElement element, out string text)
+    {
+        try
+        {
+            text = element.GetString()!;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            // A lone surrogate escape: not text.
+            text = "";
+            return false;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace TradeRoom.Actors.Protocol;
@@ -67,23 +68,36 @@ public static class ClientMessageParser
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message must be a JSON object");
-            if (!root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
-                return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message needs a string \"type\"");
-
-            var type = typeElement.GetString()!;
-            var hasData = root.TryGetProperty("data", out var data);
-            return type switch
+            try
             {
-                ClientMessageTypes.Auth => ParseAuth(hasData, data),
-                ClientMessageTypes.SubscribeRoom => ParseRoom(type, hasData, data, id => ParseSubscribe(id, data)),
-                ClientMessageTypes.UnsubscribeRoom => ParseRoom(type, hasData, data, id => new UnsubscribeRoomMessage(id)),
-                ClientMessageTypes.Ping => new PingMessage(hasData ? JsonSerializer.SerializeToUtf8Bytes(data) : null),
-                _ => new RejectedMessage(type, ErrorCodes.UnknownType, $"unknown message type \"{Truncate(type)}\""),
-            };
+                return ParseDocument(document.RootElement);
+            }
+            catch (InvalidOperationException)
+            {
+                // JsonDocument accepts lone surrogate escapes ("\ud800") and invalid UTF-8 inside strings; reading them throws.
+                return new RejectedMessage(null, ErrorCodes.InvalidMessage, "message contains a string that is not valid Unicode text");
+            }
         }
+    }
+
+    private static ClientMessage ParseDocument(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message must be a JSON object");
+        if (!root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
+            return new RejectedMessage(null, ErrorCodes.InvalidMessage, "a message needs a string \"type\"");
+
+        var type = typeElement.GetString()!;
+        var hasData = root.TryGetProperty("data", out var data);
+        return type switch
+        {
+            ClientMessageTypes.Auth => ParseAuth(hasData, data),
+            ClientMessageTypes.SubscribeRoom => ParseRoom(type, hasData, data, id => ParseSubscribe(id, data)),
+            ClientMessageTypes.UnsubscribeRoom => ParseRoom(type, hasData, data, id => new UnsubscribeRoomMessage(id)),
+            // The ping's data goes back exactly as it came.
+            ClientMessageTypes.Ping => new PingMessage(hasData ? JsonMarshal.GetRawUtf8Value(data).ToArray() : null),
+            _ => new RejectedMessage(type, ErrorCodes.UnknownType, $"unknown message type \"{Truncate(type)}\""),
+        };
     }
 
     private static ClientMessage ParseAuth(bool hasData, JsonElement data)

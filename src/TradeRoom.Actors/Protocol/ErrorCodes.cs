@@ -12,6 +12,9 @@ public static class ErrorCodes
     public const string TokenExpired = "token_expired";
     public const string UserMismatch = "user_mismatch";
     public const string MissingUser = "missing_user";
+    public const string TooManySubscriptions = "too_many_subscriptions";
+    public const string RateLimited = "rate_limited";
+    public const string TooManyConnections = "too_many_connections";
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string PayloadTooLarge = "payload_too_large";

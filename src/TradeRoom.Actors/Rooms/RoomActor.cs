@@ -89,15 +89,14 @@ public sealed class RoomActor : ReceiveActor
             connections.Add(s.Subscriber);
         }
 
-        var replay = s.SinceSeq is { } sinceSeq ? _state.TryReplay(sinceSeq, s.Epoch, NowMs) : null;
-        s.Subscriber.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson()));
+        var replay = s.SinceSeq is { } sinceSeq
+            ? _state.TryReplay(sinceSeq, s.Epoch, NowMs)?.Where(e => e.IsVisibleTo(s.UserId)).ToList()
+            : null;
+        s.Subscriber.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0));
         if (replay is null)
             return;
         foreach (var missed in replay)
-        {
-            if (missed.IsVisibleTo(s.UserId))
-                s.Subscriber.Tell(missed, ActorRefs.NoSender);
-        }
+            s.Subscriber.Tell(missed, ActorRefs.NoSender);
     }
 
     private void RemoveSubscriber(IActorRef subscriber)

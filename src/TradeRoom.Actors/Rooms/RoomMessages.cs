@@ -21,7 +21,8 @@ public sealed record Unsubscribe(string BullPenId, IActorRef Subscriber) : IWith
 /// <param name="Seq">The room's last sequence number when the subscriber was added; live events after it follow.</param>
 /// <param name="Recovered">True when the missed events after the requested position follow this ack (then live ones).</param>
 /// <param name="State">The room's state snapshot as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>
-public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State);
+/// <param name="Replayed">How many of the <see cref="RoomEvent"/>s right after this ack are replayed history.</param>
+public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State, int Replayed = 0);
 
 public sealed record UnsubscribeAck(string BullPenId);
 

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using TradeRoom.Actors.Protocol;
 
 namespace TradeRoom.Actors.Rooms;
@@ -39,11 +38,13 @@ public sealed class RoomState
     /// <summary>Numbers <paramref name="e"/>, serializes it once, keeps it in history and folds it into the state.</summary>
     public RoomEvent Apply(RoutedEvent e, long nowMs)
     {
-        var seq = ++Seq;
+        // Nothing changes until everything that can throw has run: a room resumed after a fault has no gap in seq.
+        var seq = Seq + 1;
         var delivery = new RoomEvent(BullPenId, seq, e.Type, e.IsPrivate ? e.UserId : null, ServerFrames.Event(e.Type, BullPenId, seq, e.Data));
+        UpdateState(e);
+        Seq = seq;
         _history.Enqueue((delivery, nowMs));
         Trim(nowMs);
-        UpdateState(e);
         return delivery;
     }
 
@@ -121,11 +122,23 @@ public sealed class RoomState
             _history.Dequeue();
     }
 
+    /// <summary>The room data with its <c>status</c> set; every other property (duplicates included) as published.</summary>
     private static byte[] WithStatus(byte[] data, string status)
     {
-        var room = JsonNode.Parse(data)!.AsObject();
-        room["status"] = status;
-        return JsonSerializer.SerializeToUtf8Bytes(room);
+        using var document = JsonDocument.Parse(data);
+        var buffer = new ArrayBufferWriter<byte>(data.Length + 32);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (!property.NameEquals("status"u8))
+                    property.WriteTo(w);
+            }
+            w.WriteString("status", status);
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
     }
 
     private static void WriteRawOrNull(Utf8JsonWriter w, byte[]? json)

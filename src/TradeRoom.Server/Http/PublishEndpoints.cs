@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Integration;
@@ -32,7 +33,7 @@ internal static class PublishEndpoints
         var root = document.RootElement;
         if (root.ValueKind != JsonValueKind.Object)
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the body must be a JSON object {\"type\":…,\"data\":{…}}");
-        if (!BullPenId.TryValidate(bullPenId, out var id, out var roomError))
+        if (!BullPenId.TryValidate(RoomIdFromRawPath(http, bullPenId), out var id, out var roomError))
             return ApiErrors.Error(400, ErrorCodes.InvalidRoom, roomError);
         if (ReadEvent(root, id) is not { } e)
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the event needs a string \"type\" and a \"data\" object");
@@ -78,6 +79,24 @@ internal static class PublishEndpoints
             : Rejection(result.Rejection!, $"events[{result.RejectedIndex}]: ");
     }
 
+    /// <summary>
+    /// The room id as the client wrote it: Kestrel decodes every escape in the path but %2F, so "desk%2F7" would
+    /// otherwise not name the room "desk/7" that sockets subscribe to. Decoded once, from the raw target.
+    /// </summary>
+    private static string RoomIdFromRawPath(HttpContext http, string routeValue)
+    {
+        const string prefix = "/api/rooms/", suffix = "/events";
+        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (raw is null)
+            return routeValue;
+        var query = raw.IndexOf('?');
+        var path = query < 0 ? raw : raw[..query];
+        if (!path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !path.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
+            || path.Length <= prefix.Length + suffix.Length)
+            return routeValue;
+        return Uri.UnescapeDataString(path[prefix.Length..^suffix.Length]);
+    }
+
     /// <summary>The event in <paramref name="element"/>, or null when it has no string type or no data. The rest is the <see cref="EventValidator"/>'s to judge.</summary>
     private static PublishEvent? ReadEvent(JsonElement element, string bullPenId)
     {
@@ -85,7 +104,14 @@ internal static class PublishEndpoints
             return null;
         if (!element.TryGetProperty("data", out var data))
             return null;
-        return new PublishEvent(bullPenId, type.GetString()!, JsonMarshal.GetRawUtf8Value(data).ToArray());
+        try
+        {
+            return new PublishEvent(bullPenId, type.GetString()!, JsonMarshal.GetRawUtf8Value(data).ToArray());
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // a type that is not valid Unicode text (a lone surrogate escape)
+        }
     }
 
     private static IResult Rejection(PublishRejected rejected, string at) =>
@@ -120,7 +146,8 @@ internal static class PublishEndpoints
 
         try
         {
-            var document = JsonDocument.Parse(read.Buffer, new JsonDocumentOptions { MaxDepth = 64 });
+            // A copy: a document over the pipe's own memory would outlive it once the pipe is advanced below.
+            var document = JsonDocument.Parse(read.Buffer.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
             return new Body(document, null);
         }
         catch (JsonException e)

@@ -1,80 +1,207 @@
 using System.Net.WebSockets;
 using System.Text;
+using TradeRoom.Actors;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Actors.Rooms;
 
 namespace TradeRoom.Server.WebSockets;
 
 /// <summary>
 /// The outbound half of one WebSocket: a queue bounded in bytes and one send loop that exists only while there is
-/// something to send, so an idle socket holds no task and no buffer. All writes to the socket go through here,
-/// one at a time. Bytes count against the budget from <see cref="Send"/> until the send loop has written them.
+/// something to send, so an idle socket holds no task and no buffer. All writes to the socket go through here, one
+/// at a time; frames queued together leave in one socket write. Bytes count against the budget from
+/// <see cref="Send(byte[])"/> until the write that carries them has completed.
+/// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
+/// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind, a newer
+/// state event replaces the older one of the same room and type still queued.
 /// </summary>
-internal sealed class ClientSocket(WebSocket webSocket, long queueLimit, TimeSpan closeTimeout) : IClientSocket
+internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings) : IClientSocket
 {
+    /// <summary>Frames written together before a flush is forced.</summary>
+    private const int MaxBatchBytes = 64 * 1024;
+
     private readonly object _gate = new();
-    private readonly CancellationTokenSource _lifetime = new();
-    private Queue<byte[]>? _queue;
+    private Slot[] _slots = [];
+    private int _head;
+    private int _count;
+    private int _live;
     private long _queuedBytes;
+    private long _overBudgetSinceMs;
     private bool _pumping;
     private string? _closeReason;
     private int _closeCode;
-    private Task _pump = Task.CompletedTask;
+    private long _notifyBelow;
+    private Action? _onDrained;
+    private CancellationTokenSource? _abortTimer;
 
-    /// <summary>The close code this side sent or will send; 0 while none was asked for.</summary>
-    public int CloseCode { get { lock (_gate) return _closeCode; } }
-
-    public bool Send(byte[] frame)
+    private struct Slot
     {
-        bool startPump, accepted;
+        public byte[]? Frame; // null once replaced by a newer state event
+        public RoomEvent? Event;
+    }
+
+    public long QueuedBytes { get { lock (_gate) return _queuedBytes; } }
+
+    public bool Send(byte[] frame) => Enqueue(frame, null);
+
+    public bool Send(RoomEvent e) => Enqueue(e.Frame, settings.ConflatedEventTypes.Contains(e.Type) ? e : null);
+
+    public void NotifyWhenBelow(long bytes, Action callback)
+    {
+        bool now;
         lock (_gate)
         {
-            if (_closeReason is not null)
-                return false;
-            accepted = _queuedBytes + frame.Length <= queueLimit;
-            if (!accepted)
-            {
-                startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer");
-            }
-            else
-            {
-                (_queue ??= new Queue<byte[]>()).Enqueue(frame);
-                _queuedBytes += frame.Length;
-                startPump = ClaimPumpLocked();
-            }
+            now = _queuedBytes <= bytes && _closeReason is null;
+            if (!now)
+                (_notifyBelow, _onDrained) = (bytes, callback);
         }
-        if (startPump)
-            StartPump();
-        return accepted;
+        if (now)
+            callback();
     }
 
     public void Close(int code, string reason)
     {
         bool startPump;
         lock (_gate)
-            startPump = RequestCloseLocked(code, reason);
+            startPump = RequestCloseLocked(code, reason, discardQueue: false);
         if (startPump)
             StartPump();
     }
 
-    /// <summary>Waits (at most <paramref name="timeout"/>) for queued frames and the close frame to be written.</summary>
-    public async Task FlushAsync(TimeSpan timeout)
+    /// <summary>Called by the sweeper: closes a socket that has been silent too long or over its budget too long.</summary>
+    public void CheckHealth(long nowMs)
     {
-        Task pump;
+        bool startPump;
         lock (_gate)
-            pump = _pump;
-        await pump.WaitAsync(timeout).ContinueWith(_ => { }, TaskScheduler.Default);
+        {
+            if (_closeReason is not null)
+                return;
+            if (_overBudgetSinceMs != 0 && nowMs - _overBudgetSinceMs > (long)settings.SlowConsumerGrace.TotalMilliseconds)
+                startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
+            else if (nowMs - stream.LastReceivedMs > (long)settings.HeartbeatTimeout.TotalMilliseconds)
+                startPump = RequestCloseLocked(CloseCodes.HeartbeatTimeout, "heartbeat timeout", discardQueue: false);
+            else
+                return;
+        }
+        if (startPump)
+            StartPump();
     }
 
-    /// <summary>Stops the close timer; the socket is done.</summary>
-    public void Dispose() => _lifetime.Cancel();
+    /// <summary>Waits (at most <paramref name="timeout"/>) for queued frames and the close frame to be written. Called once, when the socket ends.</summary>
+    public async Task FlushAsync(TimeSpan timeout)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (Environment.TickCount64 < deadline)
+        {
+            lock (_gate)
+            {
+                if (!_pumping)
+                    return;
+            }
+            await Task.Delay(10);
+        }
+    }
 
-    private bool RequestCloseLocked(int code, string reason)
+    /// <summary>The socket is done: stop the close timer.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+            _abortTimer?.Cancel();
+    }
+
+    private bool Enqueue(byte[] frame, RoomEvent? conflatable)
+    {
+        bool startPump;
+        lock (_gate)
+        {
+            if (_closeReason is not null)
+                return false;
+            if (conflatable is not null && _live > 0)
+                DropOlderLocked(conflatable);
+            PushLocked(frame, conflatable);
+            _queuedBytes += frame.Length;
+            if (_queuedBytes > settings.SlowConsumerHardLimit)
+                startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
+            else
+            {
+                if (_queuedBytes > settings.OutboundQueueLimit && _overBudgetSinceMs == 0)
+                    _overBudgetSinceMs = Environment.TickCount64;
+                startPump = ClaimPumpLocked();
+            }
+        }
+        if (startPump)
+            StartPump();
+        return true;
+    }
+
+    private void PushLocked(byte[] frame, RoomEvent? e)
+    {
+        if (_count == _slots.Length)
+        {
+            var larger = new Slot[Math.Max(4, _slots.Length * 2)];
+            for (var i = 0; i < _count; i++)
+                larger[i] = _slots[(_head + i) % _slots.Length];
+            (_slots, _head) = (larger, 0);
+        }
+        _slots[(_head + _count) % _slots.Length] = new Slot { Frame = frame, Event = e };
+        _count++;
+        _live++;
+    }
+
+    private byte[]? PopLocked()
+    {
+        while (_count > 0)
+        {
+            ref var slot = ref _slots[_head];
+            var frame = slot.Frame;
+            slot = default;
+            _head = (_head + 1) % _slots.Length;
+            _count--;
+            if (frame is not null)
+            {
+                _live--;
+                return frame;
+            }
+        }
+        if (_slots.Length > 4)
+            (_slots, _head) = ([], 0); // a burst is over: give back its memory
+        return null;
+    }
+
+    /// <summary>Conflation: the newest queued state event of the same room and type is replaced by the one coming in.</summary>
+    private void DropOlderLocked(RoomEvent newer)
+    {
+        for (var i = _count - 1; i >= 0; i--)
+        {
+            ref var slot = ref _slots[(_head + i) % _slots.Length];
+            if (slot.Frame is not null && slot.Event is { } older && older.Type == newer.Type && older.BullPenId == newer.BullPenId)
+            {
+                _queuedBytes -= slot.Frame.Length;
+                slot.Frame = null;
+                _live--;
+                return;
+            }
+        }
+    }
+
+    private bool RequestCloseLocked(int code, string reason, bool discardQueue)
     {
         if (_closeReason is not null)
             return false;
         _closeCode = code;
         _closeReason = Truncate(reason);
+        if (discardQueue)
+        {
+            // A slow consumer gets no more of what it is behind on; it reconnects and resumes.
+            while (PopLocked() is not null)
+            {
+            }
+        }
+        _onDrained = null;
+        // Whatever happens to the frames still queued, the socket is gone within the close timeout.
+        _abortTimer = new CancellationTokenSource();
+        _ = AbortAfterCloseTimeoutAsync(_abortTimer.Token);
         return ClaimPumpLocked();
     }
 
@@ -86,64 +213,89 @@ internal sealed class ClientSocket(WebSocket webSocket, long queueLimit, TimeSpa
         return true;
     }
 
-    private void StartPump()
-    {
-        var pump = PumpAsync();
-        lock (_gate)
-            _pump = pump;
-    }
+    /// <summary>
+    /// The send loop runs after the current work item on the same thread (preferLocal), so an actor that queues
+    /// several frames in one turn has them all written, and flushed once, by one run of the loop.
+    /// </summary>
+    private void StartPump() =>
+        ThreadPool.UnsafeQueueUserWorkItem(static socket => _ = socket.PumpAsync(), this, preferLocal: true);
 
     private async Task PumpAsync()
     {
+        long unflushed = 0;
         try
         {
             while (true)
             {
-                byte[]? frame = null;
+                byte[]? frame;
+                bool more;
                 lock (_gate)
                 {
-                    if (_queue is { Count: > 0 })
-                        frame = _queue.Dequeue();
-                    else if (_closeReason is null)
+                    frame = PopLocked();
+                    more = _live > 0;
+                    if (frame is null && _closeReason is null)
                     {
                         _pumping = false;
                         return;
                     }
                 }
 
-                if (frame is not null)
+                if (frame is null)
                 {
-                    await webSocket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                    stream.Corked = false;
+                    if (webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                        await webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
                     lock (_gate)
-                        _queuedBytes -= frame.Length;
-                    continue;
+                        _pumping = false;
+                    return;
                 }
 
-                // Everything queued is written and a close was asked for: send it, then give the client a while to answer.
-                if (webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-                    await webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
-                _ = AbortIfNotClosedAsync();
-                return;
+                unflushed += frame.Length;
+                stream.Corked = more && unflushed < MaxBatchBytes;
+                await webSocket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                if (stream.Corked)
+                    continue;
+                Written(unflushed);
+                unflushed = 0;
             }
         }
         catch (Exception)
         {
             // The socket faulted or was aborted under us; the receive loop notices and stops the connection.
+            stream.Corked = false;
             lock (_gate)
             {
                 _closeReason ??= "socket faulted";
-                _queue = null;
+                while (PopLocked() is not null)
+                {
+                }
                 _queuedBytes = 0;
+                _pumping = false;
             }
             webSocket.Abort();
         }
     }
 
-    private async Task AbortIfNotClosedAsync()
+    /// <summary>Bytes have left for the network: take them off the budget and wake whoever waits for room.</summary>
+    private void Written(long bytes)
+    {
+        Action? drained = null;
+        lock (_gate)
+        {
+            _queuedBytes -= bytes;
+            if (_queuedBytes <= settings.OutboundQueueLimit)
+                _overBudgetSinceMs = 0;
+            if (_onDrained is not null && _queuedBytes <= _notifyBelow)
+                (drained, _onDrained) = (_onDrained, null);
+        }
+        drained?.Invoke();
+    }
+
+    private async Task AbortAfterCloseTimeoutAsync(CancellationToken cancel)
     {
         try
         {
-            await Task.Delay(closeTimeout, _lifetime.Token);
+            await Task.Delay(settings.CloseTimeout, cancel);
             if (webSocket.State != WebSocketState.Closed)
                 webSocket.Abort();
         }

@@ -13,6 +13,12 @@ internal sealed class OpenSockets
 
     public void Remove(ClientSocket socket) => _sockets.TryRemove(socket, out _);
 
+    public void CheckAll(long nowMs)
+    {
+        foreach (var socket in _sockets.Keys)
+            socket.CheckHealth(nowMs);
+    }
+
     public void CloseAll(int code, string reason)
     {
         foreach (var socket in _sockets.Keys)

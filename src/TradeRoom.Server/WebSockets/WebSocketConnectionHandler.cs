@@ -42,9 +42,16 @@ internal sealed class WebSocketConnectionHandler(
         if (request is null)
             return;
 
-        using var webSocket = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport),
-            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        var socket = new ClientSocket(webSocket, settings.OutboundQueueLimit, settings.CloseTimeout);
+        var stream = new DuplexPipeStream(connection.Transport);
+        using var webSocket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
+        {
+            IsServer = true,
+            // Ping frames every ping-interval; the sweeper closes a socket silent for heartbeat-timeout with 4000.
+            // The WebSocket's own pong timeout is only a backstop behind it.
+            KeepAliveInterval = settings.PingInterval,
+            KeepAliveTimeout = settings.HeartbeatTimeout + settings.PingInterval,
+        });
+        var socket = new ClientSocket(webSocket, stream, settings);
         var actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
         openSockets.Add(socket);
         try
@@ -56,6 +63,12 @@ internal sealed class WebSocketConnectionHandler(
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ConnectionResetException)
         {
             log.LogDebug("Socket {ConnectionId} ended: {Reason}", connection.ConnectionId, e.Message);
+        }
+        catch (Exception e)
+        {
+            // A bug of ours, not the client's: say so with 1011 rather than drop the socket.
+            log.LogError(e, "Socket {ConnectionId} failed in its receive loop", connection.ConnectionId);
+            socket.Close(CloseCodes.InternalError, "internal error");
         }
         finally
         {
@@ -69,13 +82,27 @@ internal sealed class WebSocketConnectionHandler(
     private async Task AuthenticateAsync(string token, IActorRef actor)
     {
         var outcome = await validator.ValidateAsync(token);
-        actor.Tell(outcome.IsValid
-            ? new AuthSucceeded(outcome.UserId!, outcome.Expires)
-            : new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
+        if (!outcome.IsValid)
+        {
+            actor.Tell(new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
+            return;
+        }
+        if (settings.MaxConnectionsPerUser > 0)
+        {
+            var admission = await connectionManager.ActorRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
+            if (!admission.Admitted)
+            {
+                actor.Tell(new AuthFailed(ErrorCodes.TooManyConnections,
+                    $"user {outcome.UserId} already has {settings.MaxConnectionsPerUser} connections", CloseCodes.TooManyConnections));
+                return;
+            }
+        }
+        actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires));
     }
 
     private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor)
     {
+        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst);
         while (true)
         {
             // Wait for the next message without holding a buffer.
@@ -116,6 +143,19 @@ internal sealed class WebSocketConnectionHandler(
                     }
                 }
 
+                if (!rate.TryTake(Environment.TickCount64))
+                {
+                    if (rate.RefusedInARow > settings.FloodCloseAfter)
+                    {
+                        socket.Close(CloseCodes.PolicyViolation, "rate limit exceeded");
+                        await DrainAsync(webSocket);
+                        return;
+                    }
+                    socket.Send(ServerFrames.Error(ErrorCodes.RateLimited,
+                        $"over {settings.MessagesPerSecond} messages per second (burst {settings.MessageBurst}); this message was dropped"));
+                    continue;
+                }
+
                 var message = ClientMessageParser.Parse(buffer.AsMemory(0, count));
                 if (message is AuthenticateMessage auth)
                     await AuthenticateAsync(auth.Token, actor);
@@ -126,6 +166,29 @@ internal sealed class WebSocketConnectionHandler(
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>A token bucket: <c>perSecond</c> messages a second on average, <c>burst</c> at once.</summary>
+    private struct RateLimiter(int perSecond, int burst)
+    {
+        private double _tokens = burst;
+        private long _lastMs = Environment.TickCount64;
+
+        public int RefusedInARow { get; private set; }
+
+        public bool TryTake(long nowMs)
+        {
+            _tokens = Math.Min(burst, _tokens + (nowMs - _lastMs) * perSecond / 1000.0);
+            _lastMs = nowMs;
+            if (_tokens >= 1)
+            {
+                _tokens -= 1;
+                RefusedInARow = 0;
+                return true;
+            }
+            RefusedInARow++;
+            return false;
         }
     }
 

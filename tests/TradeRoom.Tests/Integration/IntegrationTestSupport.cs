@@ -7,16 +7,6 @@ using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Integration;
 
-/// <summary>One server shared by the tests of a class. Safe only for tests that use their own room ids and never look at global counts.</summary>
-public sealed class SharedServerFixture : IAsyncLifetime
-{
-    public TestServer Server { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Server = await TestServer.StartAsync();
-
-    public async Task DisposeAsync() => await Server.DisposeAsync();
-}
-
 /// <summary>What /api/health answered.</summary>
 public sealed record Health(string Status, int Connections, int Rooms, long UptimeSeconds);
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Rooms;
 
 namespace TradeRoom.Tests.Support;
 
@@ -16,6 +17,8 @@ public sealed class FakeClientSocket : IClientSocket
     private readonly BlockingCollection<byte[]> _unread = new();
     private readonly ConcurrentQueue<byte[]> _sent = new();
     private readonly ConcurrentQueue<(int Code, string Reason)> _closes = new();
+    private readonly ConcurrentQueue<RoomEvent> _events = new();
+    private (long Below, Action Callback)? _drainWatch;
     private readonly TaskCompletionSource<(int Code, string Reason)> _firstClose = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>When set, <see cref="Send"/> throws it, so a test can make the connection actor fail.</summary>
@@ -34,6 +37,37 @@ public sealed class FakeClientSocket : IClientSocket
         _sent.Enqueue(frame);
         _unread.Add(frame);
         return !_firstClose.Task.IsCompleted;
+    }
+
+    /// <summary>Event frames are recorded like any other; <see cref="SentEvents"/> keeps the events themselves.</summary>
+    public bool Send(RoomEvent e)
+    {
+        _events.Enqueue(e);
+        return Send(e.Frame);
+    }
+
+    public IReadOnlyList<RoomEvent> SentEvents => _events.ToArray();
+
+    /// <summary>What the actor sees as queued; a test sets it to stand in for a socket that is behind.</summary>
+    public long QueuedBytes { get; set; }
+
+    public void NotifyWhenBelow(long bytes, Action callback)
+    {
+        lock (_events)
+            _drainWatch = (bytes, callback);
+    }
+
+    /// <summary>Stands in for the send loop writing: sets <see cref="QueuedBytes"/> and wakes a waiting actor if it fell low enough.</summary>
+    public void Drain(long queuedBytes)
+    {
+        Action? wake = null;
+        lock (_events)
+        {
+            QueuedBytes = queuedBytes;
+            if (_drainWatch is { } watch && queuedBytes <= watch.Below)
+                (wake, _drainWatch) = (watch.Callback, null);
+        }
+        wake?.Invoke();
     }
 
     public void Close(int code, string reason)

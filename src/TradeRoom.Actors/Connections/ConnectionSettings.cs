@@ -1,0 +1,13 @@
+namespace TradeRoom.Actors.Connections;
+
+/// <summary>What a <see cref="ConnectionActor"/> enforces itself (from <c>traderoom.websocket</c> and <c>traderoom.limits</c>).</summary>
+/// <param name="AuthTimeout">A connection not authenticated by then is closed with 4001.</param>
+/// <param name="MaxSubscriptions">Rooms one connection may follow at once.</param>
+/// <param name="OutboundBudget">Bytes the socket may hold queued; a replay is fed to the socket in windows of half of it.</param>
+/// <param name="HardLimit">Bytes of live events waiting behind a replay at which the connection counts as a slow consumer.</param>
+public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptions, long OutboundBudget, long HardLimit)
+{
+    public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
+
+    public long ReplayWindow => OutboundBudget / 2;
+}
