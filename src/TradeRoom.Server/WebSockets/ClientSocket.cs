@@ -13,8 +13,8 @@ namespace TradeRoom.Server.WebSockets;
 /// at a time; frames queued together leave in one socket write. Bytes count against the budget from
 /// <see cref="Send(byte[])"/> until the write that carries them has completed.
 /// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
-/// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind, a newer
-/// state event replaces the older one of the same room and type still queued.
+/// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind (more
+/// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
 /// </summary>
 internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings) : IClientSocket
 {
@@ -117,7 +117,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         {
             if (_closeReason is not null)
                 return false;
-            if (conflatable is not null && _live > 0)
+            // Behind means more than half the budget waiting: a short burst to a reader that keeps up loses nothing.
+            if (conflatable is not null && _queuedBytes > settings.OutboundQueueLimit / 2)
                 DropOlderLocked(conflatable);
             PushLocked(frame, conflatable);
             _queuedBytes += frame.Length;
