@@ -1,0 +1,35 @@
+using System.Diagnostics;
+using HdrHistogram;
+
+namespace TradeRoom.LoadTest;
+
+/// <summary>Counters and the latency histogram shared by all connections (thread-safe).</summary>
+internal sealed class LoadMetrics
+{
+    private static readonly double TicksPerMicrosecond = Stopwatch.Frequency / 1_000_000.0;
+
+    // Microseconds, up to 10 minutes, 3 significant digits.
+    private readonly LongConcurrentHistogram _latency = new(1, 600_000_000, 3);
+    private long _delivered;
+
+    public long Delivered => Interlocked.Read(ref _delivered);
+
+    public void Record(long stopwatchTicks)
+    {
+        Interlocked.Increment(ref _delivered);
+        if (stopwatchTicks >= 0)
+            _latency.RecordValue(Math.Max(1, (long)(stopwatchTicks / TicksPerMicrosecond)));
+    }
+
+    public LatencySummary Latency()
+    {
+        var h = _latency.Copy();
+        return h.TotalCount == 0
+            ? new LatencySummary(0, 0, 0, 0, 0)
+            : new LatencySummary(h.TotalCount, h.GetValueAtPercentile(50) / 1000.0, h.GetValueAtPercentile(95) / 1000.0,
+                h.GetValueAtPercentile(99) / 1000.0, h.GetMaxValue() / 1000.0);
+    }
+}
+
+/// <summary>Publish-to-receive latency in milliseconds.</summary>
+public sealed record LatencySummary(long Samples, double P50, double P95, double P99, double Max);

@@ -1,0 +1,103 @@
+using System.Globalization;
+
+namespace TradeRoom.LoadTest;
+
+/// <summary>What one run does. Parsed from the command line by <see cref="Parse"/>; the smoke test builds it directly.</summary>
+public sealed record LoadTestOptions
+{
+    public Uri WsUrl { get; init; } = new("ws://127.0.0.1:4001/ws");
+    public Uri ApiUrl { get; init; } = new("http://127.0.0.1:4000");
+    public string Secret { get; init; } = Environment.GetEnvironmentVariable("JWT_SECRET") is { Length: > 0 } s ? s : DevelopmentSecret;
+    public int Connections { get; init; } = 1000;
+    public int Rooms { get; init; } = 10;
+    /// <summary>Events per second per room during the steady phase; 0 for none.</summary>
+    public double Rate { get; init; }
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Events published to every room at once (instead of a steady rate); 0 for none.</summary>
+    public int Burst { get; init; }
+    public int EventSize { get; init; } = 120;
+    public string EventType { get; init; } = "ranking_changed";
+    /// <summary>Connections are spread over source addresses 127.0.0.1 … 127.0.0.N (each address has ~28k ports).</summary>
+    public int SourceAddresses { get; init; }
+    public int ConnectConcurrency { get; init; } = 100;
+    /// <summary>Seconds to stay connected and idle before publishing (memory is measured at its end).</summary>
+    public TimeSpan Hold { get; init; }
+    public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(15);
+    public int? ServerPid { get; init; }
+    public string? JsonPath { get; init; }
+    public bool Quiet { get; init; }
+
+    /// <summary>The server's development secret (hocon: empty secret in Development).</summary>
+    public const string DevelopmentSecret = "traderoom-development-secret-not-for-production";
+
+    public int EffectiveSourceAddresses => SourceAddresses > 0 ? SourceAddresses : Math.Max(1, (Connections + 9_999) / 10_000);
+
+    public const string Usage = """
+        TradeRoom.LoadTest: opens WebSocket connections to a TradeRoom server, subscribes them to rooms, publishes
+        events through the HTTP batch endpoint and measures delivery, loss, order, latency and the server's cost.
+
+        usage: dotnet run -c Release --project src/TradeRoom.LoadTest -- [options]
+
+          --ws URL                 WebSocket endpoint                      (ws://127.0.0.1:4001/ws)
+          --api URL                HTTP endpoint for publishing             (http://127.0.0.1:4000)
+          --secret S               JWT secret to sign tokens with           (JWT_SECRET, else the development secret)
+          --connections N          connections to open                      (1000)
+          --rooms R                rooms to spread them over                (10)
+          --rate E                 events per second per room, steady       (0: none)
+          --duration S             seconds of steady publishing             (30)
+          --burst K                publish K events to every room at once   (0: none)
+          --event-size B           approximate bytes of each event's data   (120)
+          --event-type T           event type to publish                    (ranking_changed)
+          --source-addresses N     spread over 127.0.0.1..127.0.0.N         (1 per 10,000 connections)
+          --connect-concurrency C  connections opened in parallel           (100)
+          --hold S                 seconds idle before publishing           (0)
+          --drain S                seconds to wait for the last events      (15)
+          --server-pid PID         measure the server's memory and CPU from /proc
+          --json PATH              write the summary as JSON ("-": stdout)
+          --quiet                  no live progress
+        """;
+
+    /// <summary>Options from the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
+    public static LoadTestOptions Parse(IReadOnlyList<string> args)
+    {
+        var o = new LoadTestOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min
+                ? v : throw new ArgumentException($"{name} needs a whole number >= {min}");
+            double Number() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0
+                ? v : throw new ArgumentException($"{name} needs a number >= 0");
+            Uri Url(params string[] schemes) => Uri.TryCreate(Value(), UriKind.Absolute, out var u) && schemes.Contains(u.Scheme)
+                ? u : throw new ArgumentException($"{name} needs a {string.Join(" or ", schemes)} URL");
+
+            o = name switch
+            {
+                "--ws" => o with { WsUrl = Url("ws") },
+                "--api" => o with { ApiUrl = Url("http") },
+                "--secret" => o with { Secret = Value() },
+                "--connections" => o with { Connections = Int(1) },
+                "--rooms" => o with { Rooms = Int(1) },
+                "--rate" => o with { Rate = Number() },
+                "--duration" => o with { Duration = TimeSpan.FromSeconds(Number()) },
+                "--burst" => o with { Burst = Int(0) },
+                "--event-size" => o with { EventSize = Int(0) },
+                "--event-type" => o with { EventType = Value() },
+                "--source-addresses" => o with { SourceAddresses = Int(1) },
+                "--connect-concurrency" => o with { ConnectConcurrency = Int(1) },
+                "--hold" => o with { Hold = TimeSpan.FromSeconds(Number()) },
+                "--drain" => o with { Drain = TimeSpan.FromSeconds(Number()) },
+                "--server-pid" => o with { ServerPid = Int(1) },
+                "--json" => o with { JsonPath = Value() },
+                "--quiet" => o with { Quiet = true },
+                _ => throw new ArgumentException($"unknown option {name}"),
+            };
+        }
+        if (o.Rooms > o.Connections)
+            throw new ArgumentException("--rooms cannot exceed --connections");
+        if (o.SourceAddresses > 254)
+            throw new ArgumentException("--source-addresses is at most 254 (127.0.0.1..127.0.0.254)");
+        return o;
+    }
+}

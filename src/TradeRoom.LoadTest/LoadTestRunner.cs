@@ -1,0 +1,307 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using TradeRoom.Actors.Auth;
+
+namespace TradeRoom.LoadTest;
+
+/// <summary>The measured outcome of a run (also the <c>--json</c> output).</summary>
+public sealed record LoadTestResult
+{
+    public required int ConnectionsRequested { get; init; }
+    public required int ConnectionsOpened { get; init; }
+    public required int ConnectionsFailed { get; init; }
+    public required IReadOnlyDictionary<string, int> FailureReasons { get; init; }
+    public required double ConnectSeconds { get; init; }
+    public required double ConnectionsPerSecond { get; init; }
+    public required int Rooms { get; init; }
+    public required long EventsPublished { get; init; }
+    public required int PublishFailures { get; init; }
+    public required double PublishSeconds { get; init; }
+    public required long DeliveriesExpected { get; init; }
+    public required long Delivered { get; init; }
+    public required double DeliveriesPerSecond { get; init; }
+    public required long Lost { get; init; }
+    public required long DuplicatedOrOutOfOrder { get; init; }
+    public required long Gaps { get; init; }
+    public required int ClosedByServer { get; init; }
+    public required IReadOnlyDictionary<string, int> CloseCodes { get; init; }
+    public required LatencySummary LatencyMs { get; init; }
+    public double? ServerRssBaselineMiB { get; init; }
+    public double? ServerRssConnectedMiB { get; init; }
+    public double? ServerKiBPerConnection { get; init; }
+    public double? ServerCpuMicrosecondsPerDelivery { get; init; }
+    public double? ServerCpuSecondsInPublishPhase { get; init; }
+
+    /// <summary>Everything arrived once, in order, and every connection opened.</summary>
+    public bool Clean => ConnectionsFailed == 0 && PublishFailures == 0 && Lost == 0 && DuplicatedOrOutOfOrder == 0 && Gaps == 0;
+}
+
+/// <summary>Runs one load test: connect, subscribe, (hold), publish, drain, measure.</summary>
+public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
+{
+    private readonly LoadMetrics _metrics = new();
+    private readonly ConcurrentDictionary<string, int> _failures = new();
+    private readonly ConcurrentDictionary<string, long> _publishedPerRoom = new();
+    private int _opened;
+    private int _failed;
+    private int _publishFailures;
+    private long _published;
+    private string _phase = "starting";
+
+    public async Task<LoadTestResult> RunAsync(CancellationToken cancellationToken = default)
+    {
+        var probe = ServerProbe.For(options.ServerPid);
+        var tokens = new TokenIssuer(options.Secret);
+        using var http = new HttpClient { BaseAddress = options.ApiUrl, Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(12)));
+        await CheckServerAsync(http, cancellationToken);
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var progress = options.Quiet ? Task.CompletedTask : ReportProgressAsync(stop.Token);
+        var rssBaseline = probe?.RssBytes();
+
+        // Connect and subscribe.
+        _phase = "connecting";
+        var connections = new LoadConnection[options.Connections];
+        var receiving = new List<Task>(options.Connections);
+        var sources = Enumerable.Range(1, options.EffectiveSourceAddresses).Select(i => IPAddress.Parse($"127.0.0.{i}")).ToArray();
+        var connectClock = Stopwatch.StartNew();
+        using (var gate = new SemaphoreSlim(options.ConnectConcurrency))
+        {
+            var opening = new List<Task>(options.Connections);
+            for (var i = 0; i < options.Connections; i++)
+            {
+                await gate.WaitAsync(cancellationToken);
+                if (_failed > 0 && _opened == 0 && _failed >= Math.Min(20, options.Connections))
+                {
+                    gate.Release();
+                    break; // nothing works: stop and say why below
+                }
+                var connection = connections[i] = new LoadConnection(i, $"load-{i % options.Rooms}", _metrics);
+                var token = tokens.UserToken($"load-user-{i}", TimeSpan.FromHours(12));
+                var source = sources[i % sources.Length];
+                opening.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await connection.OpenAsync(options.WsUrl, source, token, stop.Token);
+                        Interlocked.Increment(ref _opened);
+                        lock (receiving)
+                            receiving.Add(connection.ReceiveLoopAsync(stop.Token));
+                    }
+                    catch (Exception e) when (e is LoadTestException or IOException or System.Net.Sockets.SocketException)
+                    {
+                        Interlocked.Increment(ref _failed);
+                        _failures.AddOrUpdate(e.Message, 1, (_, n) => n + 1);
+                        connection.Close();
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }, CancellationToken.None));
+            }
+            await Task.WhenAll(opening);
+        }
+        var connectSeconds = connectClock.Elapsed.TotalSeconds;
+        if (_opened == 0)
+            throw new LoadTestException($"no connection could be opened: {string.Join("; ", _failures.Keys.Take(3))}");
+
+        if (options.Hold > TimeSpan.Zero)
+        {
+            _phase = "holding";
+            await Task.Delay(options.Hold, cancellationToken);
+        }
+        var rssConnected = probe?.RssBytes();
+
+        // Publish, then drain.
+        _phase = "publishing";
+        var cpuBefore = probe?.CpuMicroseconds();
+        var deliveredBefore = _metrics.Delivered;
+        var publishClock = Stopwatch.StartNew();
+        if (options.Burst > 0)
+            await PublishBurstAsync(http, cancellationToken);
+        if (options.Rate > 0)
+            await PublishSteadyAsync(http, cancellationToken);
+        var publishSeconds = publishClock.Elapsed.TotalSeconds;
+
+        _phase = "draining";
+        var open = connections.Where(c => c is not null && c.Failure is null && c.SubscribedSeq >= 0).ToArray();
+        long Expected() => open.Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
+        var drainDeadline = Stopwatch.StartNew();
+        while (drainDeadline.Elapsed < options.Drain && open.Sum(c => Interlocked.Read(ref c.Received)) < Expected()
+               && open.Any(c => c.CloseCode is null && c.Failure is null))
+            await Task.Delay(20, cancellationToken);
+        var deliverySeconds = publishClock.Elapsed.TotalSeconds;
+        var cpuAfter = probe?.CpuMicroseconds();
+        var delivered = _metrics.Delivered - deliveredBefore;
+
+        _phase = "done";
+        await stop.CancelAsync();
+        foreach (var connection in open)
+            connection.Close();
+        await Task.WhenAll(receiving.ToArray());
+        await progress;
+
+        var expected = Expected();
+        var received = open.Sum(c => c.Received);
+        var closed = open.Where(c => c.CloseCode is not null).ToArray();
+        return new LoadTestResult
+        {
+            ConnectionsRequested = options.Connections,
+            ConnectionsOpened = _opened,
+            ConnectionsFailed = options.Connections - _opened,
+            FailureReasons = _failures.ToDictionary(),
+            ConnectSeconds = Math.Round(connectSeconds, 2),
+            ConnectionsPerSecond = Math.Round(_opened / connectSeconds, 0),
+            Rooms = options.Rooms,
+            EventsPublished = _published,
+            PublishFailures = _publishFailures,
+            PublishSeconds = Math.Round(publishSeconds, 2),
+            DeliveriesExpected = expected,
+            Delivered = delivered,
+            DeliveriesPerSecond = Math.Round(delivered / Math.Max(deliverySeconds, 0.001), 0),
+            Lost = Math.Max(0, expected - received),
+            DuplicatedOrOutOfOrder = open.Sum(c => c.Backwards),
+            Gaps = open.Sum(c => c.Gaps),
+            ClosedByServer = closed.Length,
+            CloseCodes = closed.GroupBy(c => c.CloseCode!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToDictionary(g => g.Key, g => g.Count()),
+            LatencyMs = _metrics.Latency(),
+            ServerRssBaselineMiB = rssBaseline / 1048576.0,
+            ServerRssConnectedMiB = rssConnected / 1048576.0,
+            ServerKiBPerConnection = rssBaseline is { } b && rssConnected is { } c ? Math.Round((c - b) / 1024.0 / _opened, 2) : null,
+            ServerCpuMicrosecondsPerDelivery = cpuBefore is { } c0 && cpuAfter is { } c1 && delivered > 0 ? Math.Round((c1 - c0) / delivered, 2) : null,
+            ServerCpuSecondsInPublishPhase = cpuBefore is { } s0 && cpuAfter is { } s1 ? Math.Round((s1 - s0) / 1e6, 2) : null,
+        };
+    }
+
+    private async Task CheckServerAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var health = await http.GetAsync("/api/health", cancellationToken);
+            if (!health.IsSuccessStatusCode)
+                throw new LoadTestException($"{options.ApiUrl}api/health answered {(int)health.StatusCode}; is this a TradeRoom server?");
+        }
+        catch (HttpRequestException e)
+        {
+            throw new LoadTestException($"cannot reach the server's HTTP API at {options.ApiUrl}: {e.Message}. Is the server running (dotnet run --project src/TradeRoom.Server)?");
+        }
+    }
+
+    private async Task PublishBurstAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        var perRoom = Enumerable.Range(0, options.Rooms).ToDictionary(r => $"load-{r}", _ => options.Burst);
+        await PublishAsync(http, perRoom, cancellationToken);
+    }
+
+    private async Task PublishSteadyAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        long sentPerRoom = 0;
+        using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+        while (clock.Elapsed < options.Duration && await ticker.WaitForNextTickAsync(cancellationToken))
+        {
+            var due = (long)(options.Rate * Math.Min(clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds)) - sentPerRoom;
+            if (due <= 0)
+                continue;
+            sentPerRoom += due;
+            await PublishAsync(http, Enumerable.Range(0, options.Rooms).ToDictionary(r => $"load-{r}", _ => (int)due), cancellationToken);
+        }
+    }
+
+    /// <summary>One batch request with <c>count</c> events for each room; each event carries its send time in <c>data.t</c>.</summary>
+    private async Task PublishAsync(HttpClient http, Dictionary<string, int> perRoom, CancellationToken cancellationToken)
+    {
+        var pad = new string('x', Math.Max(0, options.EventSize - 40));
+        var body = new MemoryStream();
+        await using (var w = new Utf8JsonWriter(body))
+        {
+            w.WriteStartArray();
+            var now = Stopwatch.GetTimestamp();
+            foreach (var (room, count) in perRoom)
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("bullPenId", room);
+                    w.WriteString("type", options.EventType);
+                    w.WriteStartObject("data");
+                    w.WriteNumber("t", now);
+                    w.WriteNumber("n", i);
+                    w.WriteString("pad", pad);
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+            }
+            w.WriteEndArray();
+        }
+        using var content = new ByteArrayContent(body.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await http.PostAsync("/api/events", content, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.Accepted)
+        {
+            Interlocked.Increment(ref _publishFailures);
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                throw new LoadTestException($"the server refused the service token ({(int)response.StatusCode} {text}); pass the server's secret with --secret");
+            _failures.AddOrUpdate($"publish {(int)response.StatusCode}: {text}", 1, (_, n) => n + 1);
+            return;
+        }
+        foreach (var (room, count) in perRoom)
+        {
+            _publishedPerRoom.AddOrUpdate(room, count, (_, n) => n + count);
+            Interlocked.Add(ref _published, count);
+        }
+    }
+
+    private async Task ReportProgressAsync(CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        long last = 0;
+        try
+        {
+            using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
+            while (await ticker.WaitForNextTickAsync(cancellationToken))
+            {
+                var delivered = _metrics.Delivered;
+                var latency = _metrics.Latency();
+                await output.WriteLineAsync(
+                    $"[{clock.Elapsed.TotalSeconds,5:0}s] {_phase,-10} conns {_opened}/{options.Connections} ({_failed} failed) | " +
+                    $"published {_published} | delivered {delivered} ({delivered - last}/s) | " +
+                    $"latency p50 {latency.P50:0.0} ms p99 {latency.P99:0.0} ms max {latency.Max:0.0} ms");
+                last = delivered;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>The summary as a table for people.</summary>
+    public static string Format(LoadTestResult r)
+    {
+        var s = new StringBuilder();
+        void Row(string name, string value) => s.AppendLine($"  {name,-34} {value}");
+        s.AppendLine("Summary");
+        Row("connections opened", $"{r.ConnectionsOpened} of {r.ConnectionsRequested} ({r.ConnectionsFailed} failed) in {r.ConnectSeconds:0.00} s, {r.ConnectionsPerSecond:0}/s");
+        foreach (var (reason, count) in r.FailureReasons.OrderByDescending(f => f.Value).Take(5))
+            Row("  failure", $"{count} x {reason}");
+        Row("rooms", r.Rooms.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Row("events published", $"{r.EventsPublished} in {r.PublishSeconds:0.00} s ({r.PublishFailures} failed requests)");
+        Row("deliveries", $"{r.Delivered} of {r.DeliveriesExpected} expected, {r.DeliveriesPerSecond:0}/s");
+        Row("lost / dup or reordered / gaps", $"{r.Lost} / {r.DuplicatedOrOutOfOrder} / {r.Gaps}");
+        Row("closed by the server", r.ClosedByServer == 0 ? "0" : $"{r.ClosedByServer} ({string.Join(", ", r.CloseCodes.Select(c => $"{c.Value} x {c.Key}"))})");
+        Row("latency publish→receive", $"p50 {r.LatencyMs.P50:0.00} ms, p95 {r.LatencyMs.P95:0.00} ms, p99 {r.LatencyMs.P99:0.00} ms, max {r.LatencyMs.Max:0.00} ms ({r.LatencyMs.Samples} samples)");
+        if (r.ServerKiBPerConnection is { } kib)
+            Row("server memory", $"{r.ServerRssBaselineMiB:0.0} MiB idle → {r.ServerRssConnectedMiB:0.0} MiB connected: {kib:0.00} KiB per connection");
+        if (r.ServerCpuMicrosecondsPerDelivery is { } cpu)
+            Row("server CPU", $"{r.ServerCpuSecondsInPublishPhase:0.00} s while publishing and draining: {cpu:0.00} µs per delivery");
+        Row("verdict", r.Clean ? "clean: every event arrived once, in order" : "NOT clean: see above");
+        return s.ToString();
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text.Json;
+using TradeRoom.LoadTest;
+
+LoadTestOptions options;
+try
+{
+    if (args.Contains("--help") || args.Contains("-h"))
+    {
+        Console.WriteLine(LoadTestOptions.Usage);
+        return 0;
+    }
+    options = LoadTestOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}\n");
+    Console.Error.WriteLine(LoadTestOptions.Usage);
+    return 2;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+try
+{
+    var result = await new LoadTestRunner(options, Console.Out).RunAsync(cancel.Token);
+    Console.WriteLine(LoadTestRunner.Format(result));
+    if (options.JsonPath is { } path)
+    {
+        var json = JsonSerializer.Serialize(result, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true });
+        if (path == "-")
+            Console.WriteLine(json);
+        else
+            await File.WriteAllTextAsync(path, json);
+    }
+    return result.Clean ? 0 : 1;
+}
+catch (LoadTestException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine("cancelled");
+    return 130;
+}
