@@ -13,6 +13,9 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     private const string OnePath = "one";
     private const string BatchPath = "batch";
 
+    /// <summary>The user the subscribing clients of these tests authenticate as, and so the <c>data.userId</c> of the private events published to them.</summary>
+    private const string Trader = "u1";
+
     private TestServer Server => fixture.Server;
 
     private static string NewRoom() => "room-" + Guid.NewGuid().ToString("N");
@@ -20,10 +23,11 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     private static string PathFor(string endpoint, string room) =>
         endpoint == OnePath ? $"/api/rooms/{room}/events" : "/api/events";
 
+    /// <summary>A valid body for <paramref name="endpoint"/>: one private <c>order_executed</c> for <see cref="Trader"/>.</summary>
     private static string ValidBodyFor(string endpoint, string room) =>
         endpoint == OnePath
-            ? """{"type":"order_executed","data":{"orderId":"o1"}}"""
-            : $$$"""[{"bullPenId":"{{{room}}}","type":"order_executed","data":{"orderId":"o1"}}]""";
+            ? $$$"""{"type":"order_executed","data":{"userId":"{{{Trader}}}","orderId":"o1"}}"""
+            : $$$"""[{"bullPenId":"{{{room}}}","type":"order_executed","data":{"userId":"{{{Trader}}}","orderId":"o1"}}]""";
 
     /// <summary>Publishes a marker to <paramref name="room"/> and asserts its seq: proof of how many events the room took before it.</summary>
     private async Task AssertRoomTookNoEventsAsync(string room)
@@ -38,10 +42,10 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     public async Task Publish_one_answers_202_with_room_and_seq_and_the_subscriber_receives_the_event()
     {
         var room = NewRoom();
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
 
-        var first = await Server.PostJsonAsync($"/api/rooms/{room}/events", """{"type":"order_executed","data":{"orderId":"o1","price":101.25}}""");
-        var second = await Server.PostJsonAsync($"/api/rooms/{room}/events", """{"type":"order_failed","data":{"orderId":"o2"}}""");
+        var first = await Server.PostJsonAsync($"/api/rooms/{room}/events", $$$"""{"type":"order_executed","data":{"userId":"{{{Trader}}}","orderId":"o1","price":101.25}}""");
+        var second = await Server.PostJsonAsync($"/api/rooms/{room}/events", $$$"""{"type":"order_failed","data":{"userId":"{{{Trader}}}","orderId":"o2"}}""");
 
         Assert.Equal(HttpStatusCode.Accepted, first.Status);
         Assert.Equal("application/json", first.MediaType);
@@ -100,7 +104,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     public async Task Publish_one_to_a_128_character_room_is_accepted_and_delivered()
     {
         var room = Guid.NewGuid().ToString("N").PadRight(128, 'z');
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
 
         var response = await Server.PostJsonAsync($"/api/rooms/{room}/events", ValidBodyFor(OnePath, room));
 
@@ -113,7 +117,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     public async Task Publish_one_to_a_percent_encoded_room_reaches_subscribers_of_the_decoded_id()
     {
         var room = "desk 7 é " + Guid.NewGuid().ToString("N");
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
 
         var response = await Server.PostJsonAsync($"/api/rooms/{Uri.EscapeDataString(room)}/events", ValidBodyFor(OnePath, room));
 
@@ -127,7 +131,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     public async Task Publish_one_to_a_room_whose_id_contains_a_slash_reaches_its_subscribers()
     {
         var room = "desk/" + Guid.NewGuid().ToString("N");
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
 
         var response = await Server.PostJsonAsync($"/api/rooms/{Uri.EscapeDataString(room)}/events", ValidBodyFor(OnePath, room));
 
@@ -225,18 +229,18 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     {
         var a = NewRoom();
         var b = NewRoom();
-        await using var clientA = await Server.ConnectAndSubscribeAsync("u1", a);
+        await using var clientA = await Server.ConnectAndSubscribeAsync(Trader, a);
         await using var clientB = await Server.ConnectAndSubscribeAsync("u2", b);
         Assert.Equal(1, await Server.PublishAsync(a, "room_started", new { }));
         Assert.Equal(1, (await clientA.ReceiveAsync()).Seq);
 
         var body = $$$"""
             [
-              {"bullPenId":"{{{a}}}","type":"order_executed","data":{"n":1}},
-              {"bullPenId":"{{{b}}}","type":"position_update","data":{"n":2}},
-              {"bullPenId":"{{{a}}}","type":"order_failed","data":{"n":3}},
-              {"bullPenId":"{{{a}}}","type":"order_cancelled","data":{"n":4}},
-              {"bullPenId":"{{{b}}}","type":"position_closed","data":{"n":5}}
+              {"bullPenId":"{{{a}}}","type":"order_executed","data":{"userId":"{{{Trader}}}","n":1}},
+              {"bullPenId":"{{{b}}}","type":"position_update","data":{"userId":"u2","n":2}},
+              {"bullPenId":"{{{a}}}","type":"order_failed","data":{"userId":"{{{Trader}}}","n":3}},
+              {"bullPenId":"{{{a}}}","type":"order_cancelled","data":{"userId":"{{{Trader}}}","n":4}},
+              {"bullPenId":"{{{b}}}","type":"position_closed","data":{"userId":"u2","n":5}}
             ]
             """;
         var response = await Server.PostJsonAsync("/api/events", body);
@@ -261,8 +265,9 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     public async Task Batch_of_many_events_to_one_room_is_delivered_in_array_order()
     {
         var room = NewRoom();
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
-        var events = Enumerable.Range(1, 50).Select(i => new { bullPenId = room, type = "leaderboard_update", data = new { i } });
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
+        // A public type that is not conflated: a client behind on leaderboard_update would rightly get only the newest.
+        var events = Enumerable.Range(1, 50).Select(i => new { bullPenId = room, type = "ranking_changed", data = new { i } });
 
         var response = await Server.PostJsonAsync("/api/events", JsonSerializer.Serialize(events));
 
@@ -296,7 +301,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     {
         var a = NewRoom();
         var b = NewRoom();
-        await using var clientA = await Server.ConnectAndSubscribeAsync("u1", a);
+        await using var clientA = await Server.ConnectAndSubscribeAsync(Trader, a);
         await using var clientB = await Server.ConnectAndSubscribeAsync("u2", b);
         Assert.Equal(1, await Server.PublishAsync(a, "room_started", new { }));
         Assert.Equal(1, (await clientA.ReceiveAsync()).Seq);
@@ -304,9 +309,9 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
         var bad = badEvent.Replace("{room}", a, StringComparison.Ordinal).Replace("{long}", new string('r', 129), StringComparison.Ordinal);
         var body = $$$"""
             [
-              {"bullPenId":"{{{a}}}","type":"order_executed","data":{"n":1}},
+              {"bullPenId":"{{{a}}}","type":"order_executed","data":{"userId":"{{{Trader}}}","n":1}},
               {{{bad}}},
-              {"bullPenId":"{{{b}}}","type":"order_executed","data":{"n":3}}
+              {"bullPenId":"{{{b}}}","type":"order_executed","data":{"userId":"u2","n":3}}
             ]
             """;
         var response = await Server.PostJsonAsync("/api/events", body);
@@ -345,7 +350,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     {
         var id = Random.Shared.NextInt64(1_000_000_000, long.MaxValue);
         var room = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await using var client = await Server.ConnectAndSubscribeAsync("u1", room);
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
 
         var response = await Server.PostJsonAsync("/api/events", $$$"""[{"bullPenId":{{{room}}},"type":"room_started","data":{"at":1}}]""");
 
@@ -393,7 +398,8 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
         {
             using var http = new HttpClient { BaseAddress = Server.Http.BaseAddress };
             var room = $"{prefix}-{w}";
-            var body = "[" + string.Join(",", Enumerable.Range(0, perBatch).Select(i => $$$"""{"bullPenId":"{{{room}}}","type":"order_executed","data":{"i":{{{i}}}}}""")) + "]";
+            // A public type (no data.userId to add): the body stays as short as the comment above needs.
+            var body = "[" + string.Join(",", Enumerable.Range(0, perBatch).Select(i => $$$"""{"bullPenId":"{{{room}}}","type":"ranking_changed","data":{"i":{{{i}}}}}""")) + "]";
             for (var r = 0; r < rounds && failures.IsEmpty; r++)
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/api/events") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
@@ -406,6 +412,121 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
         })));
 
         Assert.True(failures.IsEmpty, string.Join("\n", failures));
+    }
+
+    // ---------------------------------------------------------------- private events
+
+    private static readonly string[] PrivateTypes =
+        ["order_executed", "order_failed", "order_cancelled", "position_update", "position_closed", "portfolio_update"];
+
+    public static TheoryData<string, string> PrivateTypesOnBothEndpoints()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var endpoint in new[] { OnePath, BatchPath })
+        {
+            foreach (var type in PrivateTypes)
+                data.Add(endpoint, type);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PrivateTypesOnBothEndpoints))]
+    public async Task Private_event_without_a_userId_is_400_missing_user_and_publishes_nothing(string endpoint, string type)
+    {
+        var a = NewRoom();
+        var b = NewRoom();
+        await using var clientA = await Server.ConnectAndSubscribeAsync(Trader, a);
+        await using var clientB = await Server.ConnectAndSubscribeAsync(Trader, b);
+
+        // In a batch, the event without a user comes after valid ones (a private one with its user, a public one in another room).
+        var response = endpoint == OnePath
+            ? await Server.PostJsonAsync($"/api/rooms/{a}/events", $$$"""{"type":"{{{type}}}","data":{"orderId":"o1"}}""")
+            : await Server.PostJsonAsync("/api/events", $$$"""
+                [
+                  {"bullPenId":"{{{a}}}","type":"order_executed","data":{"userId":"{{{Trader}}}","orderId":"o0"}},
+                  {"bullPenId":"{{{b}}}","type":"room_started","data":{}},
+                  {"bullPenId":"{{{a}}}","type":"{{{type}}}","data":{"orderId":"o1"}}
+                ]
+                """);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("missing_user", response.ErrorCode);
+        Assert.Contains("userId", response.ErrorMessage, StringComparison.Ordinal);
+        if (endpoint == BatchPath)
+            Assert.StartsWith("events[2]", response.ErrorMessage, StringComparison.Ordinal);
+        else
+            Assert.DoesNotContain("events[", response.ErrorMessage, StringComparison.Ordinal);
+
+        // Neither room took an event, and the subscriber's next frames are the markers.
+        await AssertRoomTookNoEventsAsync(a);
+        await AssertRoomTookNoEventsAsync(b);
+        var nextA = await clientA.ReceiveAsync();
+        Assert.Equal(("member_joined", 1L), (nextA.Type, nextA.Seq));
+        var nextB = await clientB.ReceiveAsync();
+        Assert.Equal(("member_joined", 1L), (nextB.Type, nextB.Seq));
+    }
+
+    [Theory]
+    [InlineData(OnePath, """{}""")]
+    [InlineData(OnePath, """{"userId":42}""")]
+    [InlineData(OnePath, """{"userId":null}""")]
+    [InlineData(OnePath, """{"userId":true}""")]
+    [InlineData(OnePath, """{"userId":{"id":"u1"}}""")]
+    [InlineData(OnePath, """{"userId":["u1"]}""")]
+    [InlineData(OnePath, """{"user":"u1"}""")]
+    [InlineData(OnePath, """{"order":{"userId":"u1"}}""")]
+    [InlineData(BatchPath, """{}""")]
+    [InlineData(BatchPath, """{"userId":42}""")]
+    [InlineData(BatchPath, """{"userId":null}""")]
+    [InlineData(BatchPath, """{"userId":true}""")]
+    [InlineData(BatchPath, """{"userId":{"id":"u1"}}""")]
+    [InlineData(BatchPath, """{"userId":["u1"]}""")]
+    [InlineData(BatchPath, """{"user":"u1"}""")]
+    [InlineData(BatchPath, """{"order":{"userId":"u1"}}""")]
+    public async Task Private_event_whose_top_level_userId_is_not_a_string_is_400_missing_user(string endpoint, string data)
+    {
+        var room = NewRoom();
+        var body = endpoint == OnePath
+            ? $$$"""{"type":"order_executed","data":{{{data}}}}"""
+            : $$$"""[{"bullPenId":"{{{room}}}","type":"order_executed","data":{{{data}}}}]""";
+
+        var response = await Server.PostJsonAsync(PathFor(endpoint, room), body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("missing_user", response.ErrorCode);
+        if (endpoint == BatchPath)
+            Assert.StartsWith("events[0]", response.ErrorMessage, StringComparison.Ordinal);
+        await AssertRoomTookNoEventsAsync(room);
+    }
+
+    [Theory]
+    [InlineData(OnePath)]
+    [InlineData(BatchPath)]
+    public async Task Private_event_reaches_every_connection_of_its_user_and_no_other_subscriber_of_the_room(string endpoint)
+    {
+        var room = NewRoom();
+        await using var alice = await Server.ConnectAndSubscribeAsync("alice", room);
+        await using var aliceAgain = await Server.ConnectAndSubscribeAsync("alice", room);
+        await using var bob = await Server.ConnectAndSubscribeAsync("bob", room);
+
+        var response = endpoint == OnePath
+            ? await Server.PostJsonAsync($"/api/rooms/{room}/events", """{"type":"order_executed","data":{"userId":"alice","orderId":"o1"}}""")
+            : await Server.PostJsonAsync("/api/events", $$$"""[{"bullPenId":"{{{room}}}","type":"order_executed","data":{"userId":"alice","orderId":"o1"}}]""");
+        Assert.Equal(HttpStatusCode.Accepted, response.Status);
+        // A public marker after it: bob's next frame being the marker proves the private event never reached him.
+        Assert.Equal(2, await Server.PublishAsync(room, "member_joined", new { userId = "marker" }));
+
+        foreach (var client in new[] { alice, aliceAgain })
+        {
+            var frame = await client.ReceiveAsync();
+            Assert.Equal(("order_executed", room, 1L), (frame.Type, frame.BullPenId!, frame.Seq));
+            Assert.Equal(("alice", "o1"), (frame.Data.GetProperty("userId").GetString(), frame.Data.GetProperty("orderId").GetString()));
+            var marker = await client.ReceiveAsync();
+            Assert.Equal(("member_joined", 2L), (marker.Type, marker.Seq));
+        }
+        var bobsNext = await bob.ReceiveAsync();
+        Assert.Equal(("member_joined", room, 2L), (bobsNext.Type, bobsNext.BullPenId!, bobsNext.Seq));
     }
 
     // ---------------------------------------------------------------- body size

@@ -80,10 +80,10 @@ public static class HttpTestExtensions
     public static Task<ApiResponse> GetJsonAsync(this TestServer server, string path) =>
         ApiResponse.ReadAsync(server.Http.GetAsync(path));
 
-    /// <summary>A JSON body of exactly <paramref name="size"/> bytes: a valid single event whose data pads it out.</summary>
-    public static byte[] EventOfSize(int size, string type = "order_executed")
+    /// <summary>A JSON body of exactly <paramref name="size"/> bytes: a valid single event whose data pads it out (with a <c>data.userId</c>, as a private type needs).</summary>
+    public static byte[] EventOfSize(int size, string type = "order_executed", string userId = "u1")
     {
-        var prefix = $"{{\"type\":\"{type}\",\"data\":{{\"pad\":\"";
+        var prefix = $"{{\"type\":\"{type}\",\"data\":{{\"userId\":\"{userId}\",\"pad\":\"";
         const string suffix = "\"}}";
         var pad = size - prefix.Length - suffix.Length;
         if (pad < 0)
@@ -94,10 +94,10 @@ public static class HttpTestExtensions
         return bytes;
     }
 
-    /// <summary>A batch body of exactly <paramref name="size"/> bytes: one valid event to <paramref name="bullPenId"/>.</summary>
-    public static byte[] BatchOfSize(int size, string bullPenId)
+    /// <summary>A batch body of exactly <paramref name="size"/> bytes: one valid event (a private one, with its <c>data.userId</c>) to <paramref name="bullPenId"/>.</summary>
+    public static byte[] BatchOfSize(int size, string bullPenId, string userId = "u1")
     {
-        var prefix = $"[{{\"bullPenId\":\"{bullPenId}\",\"type\":\"order_executed\",\"data\":{{\"pad\":\"";
+        var prefix = $"[{{\"bullPenId\":\"{bullPenId}\",\"type\":\"order_executed\",\"data\":{{\"userId\":\"{userId}\",\"pad\":\"";
         const string suffix = "\"}}]";
         var bytes = Encoding.UTF8.GetBytes(prefix + new string('x', size - prefix.Length - suffix.Length) + suffix);
         if (bytes.Length != size)
