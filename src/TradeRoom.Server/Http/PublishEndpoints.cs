@@ -70,6 +70,9 @@ internal static class PublishEndpoints
                 return ApiErrors.Error(400, ErrorCodes.InvalidRoom, at + roomError);
             if (ReadEvent(item, id) is not { } e)
                 return ApiErrors.Error(400, ErrorCodes.InvalidMessage, at + "each event needs a string \"type\" and a \"data\" object");
+            // The first bad event is the one named, whatever is wrong with it.
+            if (EventValidator.Validate(e, settings.Rooms.PrivateEventTypes, out _) is { } rejected)
+                return Rejection(rejected, at);
             events.Add(e);
         }
 
