@@ -35,6 +35,8 @@ public sealed record LoadTestResult
     public double? ServerKiBPerConnection { get; init; }
     public double? ServerCpuMicrosecondsPerDelivery { get; init; }
     public double? ServerCpuSecondsInPublishPhase { get; init; }
+    /// <summary>This load tester's own CPU time while publishing and draining (it shares the machine with the server).</summary>
+    public required double LoadTesterCpuSecondsInPublishPhase { get; init; }
 
     /// <summary>Everything arrived once, in order, and every connection opened.</summary>
     public bool Clean => ConnectionsFailed == 0 && PublishFailures == 0 && Lost == 0 && DuplicatedOrOutOfOrder == 0 && Gaps == 0;
@@ -121,6 +123,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         // Publish, then drain.
         _phase = "publishing";
         var cpuBefore = probe?.CpuMicroseconds();
+        var ownCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var deliveredBefore = _metrics.Delivered;
         var publishClock = Stopwatch.StartNew();
         if (options.Burst > 0)
@@ -138,6 +141,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             await Task.Delay(20, cancellationToken);
         var deliverySeconds = publishClock.Elapsed.TotalSeconds;
         var cpuAfter = probe?.CpuMicroseconds();
+        var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
 
         _phase = "done";
@@ -176,6 +180,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             ServerKiBPerConnection = rssBaseline is { } b && rssConnected is { } c ? Math.Round((c - b) / 1024.0 / _opened, 2) : null,
             ServerCpuMicrosecondsPerDelivery = cpuBefore is { } c0 && cpuAfter is { } c1 && delivered > 0 ? Math.Round((c1 - c0) / delivered, 2) : null,
             ServerCpuSecondsInPublishPhase = cpuBefore is { } s0 && cpuAfter is { } s1 ? Math.Round((s1 - s0) / 1e6, 2) : null,
+            LoadTesterCpuSecondsInPublishPhase = Math.Round(ownCpu.TotalSeconds, 2),
         };
     }
 
@@ -199,18 +204,30 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         await PublishAsync(http, perRoom, cancellationToken);
     }
 
+    /// <summary>
+    /// Each room's events are evenly spaced and the rooms are offset from each other, so the offered load is
+    /// steady rather than a burst every tick; every 10 ms whatever is due goes out in one batch request.
+    /// </summary>
     private async Task PublishSteadyAsync(HttpClient http, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        long sentPerRoom = 0;
-        using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
-        while (clock.Elapsed < options.Duration && await ticker.WaitForNextTickAsync(cancellationToken))
+        var sent = new long[options.Rooms];
+        var total = (long)Math.Round(options.Rate * options.Duration.TotalSeconds);
+        using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
+        while (sent.Any(n => n < total) && await ticker.WaitForNextTickAsync(cancellationToken))
         {
-            var due = (long)(options.Rate * Math.Min(clock.Elapsed.TotalSeconds, options.Duration.TotalSeconds)) - sentPerRoom;
-            if (due <= 0)
-                continue;
-            sentPerRoom += due;
-            await PublishAsync(http, Enumerable.Range(0, options.Rooms).ToDictionary(r => $"load-{r}", _ => (int)due), cancellationToken);
+            var now = clock.Elapsed.TotalSeconds;
+            var due = new Dictionary<string, int>();
+            for (var r = 0; r < options.Rooms; r++)
+            {
+                var dueCount = Math.Min(total, (long)Math.Floor(now * options.Rate - (double)r / options.Rooms) + 1) - sent[r];
+                if (dueCount <= 0)
+                    continue;
+                sent[r] += dueCount;
+                due[$"load-{r}"] = (int)dueCount;
+            }
+            if (due.Count > 0)
+                await PublishAsync(http, due, cancellationToken);
         }
     }
 
@@ -301,6 +318,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             Row("server memory", $"{r.ServerRssBaselineMiB:0.0} MiB idle → {r.ServerRssConnectedMiB:0.0} MiB connected: {kib:0.00} KiB per connection");
         if (r.ServerCpuMicrosecondsPerDelivery is { } cpu)
             Row("server CPU", $"{r.ServerCpuSecondsInPublishPhase:0.00} s while publishing and draining: {cpu:0.00} µs per delivery");
+        Row("load tester CPU", $"{r.LoadTesterCpuSecondsInPublishPhase:0.00} s while publishing and draining");
         Row("verdict", r.Clean ? "clean: every event arrived once, in order" : "NOT clean: see above");
         return s.ToString();
     }

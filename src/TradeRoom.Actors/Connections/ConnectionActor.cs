@@ -19,6 +19,7 @@ public sealed class ConnectionActor : ReceiveActor
     private string? _userId;
     private DateTimeOffset? _expires;
     private ICancelable? _timer;
+    private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
 
     // Only while a replay is being fed to the socket: frames waiting, in order, and how many replayed events of
     // each room are still to come from the room.
@@ -154,7 +155,8 @@ public sealed class ConnectionActor : ReceiveActor
 
         if (_backlog is null && (!replayed || FitsWindow(e)))
         {
-            _socket.Send(e);
+            // While more messages wait in the mailbox (a burst), let the socket gather them into one write.
+            _socket.Send(e, moreComing: _mailbox.MessageQueue.HasMessages);
             return;
         }
 

@@ -16,7 +16,11 @@ public interface IClientSocket
     /// Queues an event's frame. While the socket is behind, a newer state event (per the conflation setting)
     /// replaces the older one of the same room and type still queued. False when the socket is closing.
     /// </summary>
-    bool Send(RoomEvent e);
+    /// <param name="moreComing">
+    /// The caller has more to send right away: the socket may wait for it and write everything in one go.
+    /// With false, writing starts on the calling thread.
+    /// </param>
+    bool Send(RoomEvent e, bool moreComing = false);
 
     /// <summary>Bytes queued and not yet written.</summary>
     long QueuedBytes { get; }

@@ -40,7 +40,7 @@ public sealed class FakeClientSocket : IClientSocket
     }
 
     /// <summary>Event frames are recorded like any other; <see cref="SentEvents"/> keeps the events themselves.</summary>
-    public bool Send(RoomEvent e)
+    public bool Send(RoomEvent e, bool moreComing = false)
     {
         _events.Enqueue(e);
         return Send(e.Frame);

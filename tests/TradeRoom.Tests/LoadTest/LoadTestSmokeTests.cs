@@ -1,0 +1,76 @@
+using TradeRoom.LoadTest;
+using TradeRoom.Tests.Support;
+
+namespace TradeRoom.Tests.LoadTest;
+
+/// <summary>A short run of the load tester against the real server, so that the tool cannot rot.</summary>
+public class LoadTestSmokeTests
+{
+    private static LoadTestOptions OptionsFor(TestServer server) => new()
+    {
+        WsUrl = server.WsUri,
+        ApiUrl = new Uri($"http://127.0.0.1:{server.ApiPort}"),
+        Secret = TestServer.Secret,
+        Quiet = true,
+        Drain = TimeSpan.FromSeconds(10),
+    };
+
+    [Fact]
+    public async Task A_small_steady_run_and_a_burst_deliver_everything_once_in_order()
+    {
+        await using var server = await TestServer.StartAsync();
+        var output = new StringWriter();
+        var result = await new LoadTestRunner(OptionsFor(server) with
+        {
+            Connections = 60,
+            Rooms = 3,
+            Rate = 20,
+            Duration = TimeSpan.FromSeconds(1),
+            Burst = 10,
+            SourceAddresses = 2,
+            ServerPid = Environment.ProcessId, // the server runs in this process
+        }, output).RunAsync();
+
+        Assert.True(result.Clean, LoadTestRunner.Format(result));
+        Assert.Equal(60, result.ConnectionsOpened);
+        // 10 per room in the burst, then 20 per room over the second.
+        Assert.Equal(3 * (10 + 20), result.EventsPublished);
+        Assert.Equal(60 * 30, result.DeliveriesExpected);
+        Assert.Equal(result.DeliveriesExpected, result.Delivered);
+        Assert.Equal(result.Delivered, result.LatencyMs.Samples);
+        Assert.True(result.LatencyMs.P50 > 0);
+        Assert.NotNull(result.ServerCpuMicrosecondsPerDelivery);
+        Assert.NotNull(result.ServerKiBPerConnection);
+        Assert.Contains("clean: every event arrived once, in order", LoadTestRunner.Format(result));
+    }
+
+    [Fact]
+    public async Task A_server_that_is_down_is_a_clear_error()
+    {
+        var options = new LoadTestOptions { ApiUrl = new Uri("http://127.0.0.1:1"), WsUrl = new Uri("ws://127.0.0.1:1/ws"), Quiet = true };
+        var e = await Assert.ThrowsAsync<LoadTestException>(() => new LoadTestRunner(options, TextWriter.Null).RunAsync());
+        Assert.Contains("cannot reach the server's HTTP API", e.Message);
+    }
+
+    [Fact]
+    public async Task A_wrong_secret_is_a_clear_error()
+    {
+        await using var server = await TestServer.StartAsync();
+        var options = OptionsFor(server) with { Secret = "not-the-server-secret-0123456789-abcdef", Connections = 5, Rooms = 1 };
+        var e = await Assert.ThrowsAsync<LoadTestException>(() => new LoadTestRunner(options, TextWriter.Null).RunAsync());
+        Assert.Contains("auth refused", e.Message);
+        Assert.Contains("invalid_token", e.Message);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--connections", "0" }, "--connections needs a whole number >= 1")]
+    [InlineData(new[] { "--rate", "fast" }, "--rate needs a number >= 0")]
+    [InlineData(new[] { "--ws", "http://x" }, "--ws needs a ws URL")]
+    [InlineData(new[] { "--bogus" }, "unknown option --bogus")]
+    [InlineData(new[] { "--rooms", "5", "--connections", "2" }, "--rooms cannot exceed --connections")]
+    public void Bad_options_are_refused_with_a_message(string[] args, string message)
+    {
+        var e = Assert.Throws<ArgumentException>(() => LoadTestOptions.Parse(args));
+        Assert.Equal(message, e.Message);
+    }
+}
