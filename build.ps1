@@ -4,9 +4,10 @@
 #   test   - build and run every test (same as `dotnet test`)
 #   run    - run the server with development defaults (same as `dotnet run --project src/TradeRoom.Server`)
 #   ci     - what CI runs: .ci/run
+#   bench  - the benchmark scenarios against a Release server; rewrites docs/benchmarks.md (bash bench/run.sh)
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'run', 'ci')]
+    [ValidateSet('build', 'test', 'run', 'ci', 'bench')]
     [string]$Target = 'build'
 )
 
@@ -23,4 +24,5 @@ switch ($Target) {
     'test'  { Invoke-Step dotnet @('test', 'TradeRoom.Actors.sln') }
     'run'   { Invoke-Step dotnet @('run', '--project', 'src/TradeRoom.Server') }
     'ci'    { Invoke-Step bash @('.ci/run') }
+    'bench' { Invoke-Step bash @('bench/run.sh') }
 }

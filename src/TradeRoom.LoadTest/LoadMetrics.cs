@@ -11,12 +11,17 @@ internal sealed class LoadMetrics
     // Microseconds, up to 10 minutes, 3 significant digits.
     private readonly LongConcurrentHistogram _latency = new(1, 600_000_000, 3);
     private long _delivered;
+    private long _lastDeliveryTimestamp;
 
     public long Delivered => Interlocked.Read(ref _delivered);
+
+    /// <summary><see cref="Stopwatch.GetTimestamp"/> of the latest delivery.</summary>
+    public long LastDeliveryTimestamp => Volatile.Read(ref _lastDeliveryTimestamp);
 
     public void Record(long stopwatchTicks)
     {
         Interlocked.Increment(ref _delivered);
+        Volatile.Write(ref _lastDeliveryTimestamp, Stopwatch.GetTimestamp());
         if (stopwatchTicks >= 0)
             _latency.RecordValue(Math.Max(1, (long)(stopwatchTicks / TicksPerMicrosecond)));
     }

@@ -24,6 +24,8 @@ public sealed record LoadTestOptions
     public TimeSpan Hold { get; init; }
     public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(15);
     public int? ServerPid { get; init; }
+    /// <summary>Self-check against a trivial server: no HTTP API, no publishing; each connection expects this many events.</summary>
+    public int ExpectPerConnection { get; init; }
     public string? JsonPath { get; init; }
     public bool Quiet { get; init; }
 
@@ -37,6 +39,8 @@ public sealed record LoadTestOptions
         events through the HTTP batch endpoint and measures delivery, loss, order, latency and the server's cost.
 
         usage: dotnet run -c Release --project src/TradeRoom.LoadTest -- [options]
+               dotnet run -c Release --project src/TradeRoom.LoadTest -- trivial-server --port P --frames K
+               dotnet run -c Release --project src/TradeRoom.LoadTest -- report RESULTS_DIR OUTPUT.md
 
           --ws URL                 WebSocket endpoint                      (ws://127.0.0.1:4001/ws)
           --api URL                HTTP endpoint for publishing             (http://127.0.0.1:4000)
@@ -54,6 +58,7 @@ public sealed record LoadTestOptions
           --drain S                seconds to wait for the last events      (15)
           --server-pid PID         measure the server's memory and CPU from /proc
           --json PATH              write the summary as JSON ("-": stdout)
+          --expect-per-connection K  self-check against `trivial-server`: no publishing, K events per connection
           --quiet                  no live progress
         """;
 
@@ -90,6 +95,7 @@ public sealed record LoadTestOptions
                 "--drain" => o with { Drain = TimeSpan.FromSeconds(Number()) },
                 "--server-pid" => o with { ServerPid = Int(1) },
                 "--json" => o with { JsonPath = Value() },
+                "--expect-per-connection" => o with { ExpectPerConnection = Int(1) },
                 "--quiet" => o with { Quiet = true },
                 _ => throw new ArgumentException($"unknown option {name}"),
             };

@@ -24,6 +24,8 @@ public sealed record LoadTestResult
     public required long DeliveriesExpected { get; init; }
     public required long Delivered { get; init; }
     public required double DeliveriesPerSecond { get; init; }
+    /// <summary>From the first publish to the last delivery (or the end of the drain).</summary>
+    public required double DeliverySeconds { get; init; }
     public required long Lost { get; init; }
     public required long DuplicatedOrOutOfOrder { get; init; }
     public required long Gaps { get; init; }
@@ -60,11 +62,14 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var tokens = new TokenIssuer(options.Secret);
         using var http = new HttpClient { BaseAddress = options.ApiUrl, Timeout = TimeSpan.FromSeconds(30) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(12)));
-        await CheckServerAsync(http, cancellationToken);
+        if (options.ExpectPerConnection == 0)
+            await CheckServerAsync(http, cancellationToken);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = options.Quiet ? Task.CompletedTask : ReportProgressAsync(stop.Token);
         var rssBaseline = probe?.RssBytes();
+        var ownCpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+        var startTimestamp = Stopwatch.GetTimestamp();
 
         // Connect and subscribe.
         _phase = "connecting";
@@ -122,9 +127,12 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
 
         // Publish, then drain.
         _phase = "publishing";
+        // A self-check counts from the start: the trivial server sends as soon as a connection subscribes.
+        var selfCheck = options.ExpectPerConnection > 0;
         var cpuBefore = probe?.CpuMicroseconds();
-        var ownCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        var deliveredBefore = _metrics.Delivered;
+        var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
+        var deliveredBefore = selfCheck ? 0 : _metrics.Delivered;
+        var publishStart = selfCheck ? startTimestamp : Stopwatch.GetTimestamp();
         var publishClock = Stopwatch.StartNew();
         if (options.Burst > 0)
             await PublishBurstAsync(http, cancellationToken);
@@ -134,12 +142,14 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
 
         _phase = "draining";
         var open = connections.Where(c => c is not null && c.Failure is null && c.SubscribedSeq >= 0).ToArray();
-        long Expected() => open.Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
+        long Expected() => options.ExpectPerConnection > 0
+            ? (long)open.Length * options.ExpectPerConnection
+            : open.Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
         var drainDeadline = Stopwatch.StartNew();
         while (drainDeadline.Elapsed < options.Drain && open.Sum(c => Interlocked.Read(ref c.Received)) < Expected()
                && open.Any(c => c.CloseCode is null && c.Failure is null))
             await Task.Delay(20, cancellationToken);
-        var deliverySeconds = publishClock.Elapsed.TotalSeconds;
+        var deliverySeconds = Stopwatch.GetElapsedTime(publishStart, Math.Max(_metrics.LastDeliveryTimestamp, publishStart)).TotalSeconds;
         var cpuAfter = probe?.CpuMicroseconds();
         var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
@@ -169,6 +179,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             DeliveriesExpected = expected,
             Delivered = delivered,
             DeliveriesPerSecond = Math.Round(delivered / Math.Max(deliverySeconds, 0.001), 0),
+            DeliverySeconds = Math.Round(deliverySeconds, 3),
             Lost = Math.Max(0, expected - received),
             DuplicatedOrOutOfOrder = open.Sum(c => c.Backwards),
             Gaps = open.Sum(c => c.Gaps),

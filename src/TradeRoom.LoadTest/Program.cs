@@ -1,6 +1,19 @@
 using System.Text.Json;
 using TradeRoom.LoadTest;
 
+if (args.Length > 0 && args[0] == "trivial-server")
+{
+    var port = args.Length > 2 && args[1] == "--port" ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 4201;
+    var frames = args.Length > 4 && args[3] == "--frames" ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 1000;
+    await TrivialServer.RunAsync(port, frames, CancellationToken.None);
+    return 0;
+}
+if (args.Length == 3 && args[0] == "report")
+{
+    await BenchmarkReport.WriteAsync(args[1], args[2]);
+    return 0;
+}
+
 LoadTestOptions options;
 try
 {
