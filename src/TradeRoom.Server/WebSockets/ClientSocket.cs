@@ -201,9 +201,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         if (discardQueue)
         {
             // A slow consumer gets no more of what it is behind on; it reconnects and resumes.
-            while (PopLocked() is not null)
-            {
-            }
+            while (PopLocked() is { } dropped)
+                _queuedBytes -= dropped.Length;
         }
         _onDrained = null;
         // Whatever happens to the frames still queued, the socket is gone within the close timeout.

@@ -102,7 +102,7 @@ internal sealed class WebSocketConnectionHandler(
 
     private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor)
     {
-        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst);
+        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter);
         while (true)
         {
             // Wait for the next message without holding a buffer.
@@ -145,7 +145,7 @@ internal sealed class WebSocketConnectionHandler(
 
                 if (!rate.TryTake(Environment.TickCount64))
                 {
-                    if (rate.RefusedInARow > settings.FloodCloseAfter)
+                    if (rate.Flooding)
                     {
                         socket.Close(CloseCodes.PolicyViolation, "rate limit exceeded");
                         await DrainAsync(webSocket);
@@ -169,13 +169,18 @@ internal sealed class WebSocketConnectionHandler(
         }
     }
 
-    /// <summary>A token bucket: <c>perSecond</c> messages a second on average, <c>burst</c> at once.</summary>
-    private struct RateLimiter(int perSecond, int burst)
+    /// <summary>
+    /// A token bucket (<c>perSecond</c> messages a second on average, <c>burst</c> at once) that also tells a client
+    /// still flooding after being refused: more than <c>floodLimit</c> messages refused within one second.
+    /// </summary>
+    private struct RateLimiter(int perSecond, int burst, int floodLimit)
     {
         private double _tokens = burst;
         private long _lastMs = Environment.TickCount64;
+        private long _refusedSinceMs;
+        private int _refused;
 
-        public int RefusedInARow { get; private set; }
+        public bool Flooding => _refused > floodLimit;
 
         public bool TryTake(long nowMs)
         {
@@ -184,10 +189,11 @@ internal sealed class WebSocketConnectionHandler(
             if (_tokens >= 1)
             {
                 _tokens -= 1;
-                RefusedInARow = 0;
                 return true;
             }
-            RefusedInARow++;
+            if (nowMs - _refusedSinceMs > 1000)
+                (_refusedSinceMs, _refused) = (nowMs, 0);
+            _refused++;
             return false;
         }
     }

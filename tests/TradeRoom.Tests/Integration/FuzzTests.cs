@@ -543,7 +543,7 @@ public class FuzzTests(ITestOutputHelper output)
         await AssertServerRecoveredAsync(server, follower, published);
     }
 
-    [Fact(Skip = "BUG: WebSocketConnectionHandler.RateLimiter resets RefusedInARow on every accepted message, so a client flooding at under flood-close-after x messages-per-second (~1,000/s by default) is never closed with 1008; see the report")]
+    [Fact]
     public async Task A_client_that_keeps_sending_ten_times_the_rate_limit_is_closed_with_1008()
     {
         await using var server = await TestServer.StartAsync();
@@ -563,7 +563,8 @@ public class FuzzTests(ITestOutputHelper output)
         await socket.WaitEndedAsync(TimeSpan.FromSeconds(2));
         var refused = socket.AnswerCodes.Count(c => c == "rate_limited");
         output.WriteLine($"{sent} messages in {elapsed.ElapsedMilliseconds} ms, {refused} refused with rate_limited, close {socket.CloseCode?.ToString() ?? "none"}");
-        Assert.True(refused > 50, $"only {refused} refusals; the client did not flood");
+        // flood-close-after is 50: the 51st refusal within a second closes instead of answering.
+        Assert.True(refused >= 50, $"only {refused} refusals; the client did not flood");
         Assert.Equal(1008, socket.CloseCode);
     }
 }
