@@ -87,7 +87,10 @@ public sealed class JwtValidator
             return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token names no user (userId, sub or id claim)");
 
         var jwt = (JsonWebToken)result.SecurityToken;
-        DateTimeOffset? expires = jwt.TryGetPayloadValue<long>("exp", out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+        // The same leeway as at validation, so a token accepted within the skew is not expired at once.
+        DateTimeOffset? expires = jwt.TryGetPayloadValue<long>("exp", out var exp)
+            ? DateTimeOffset.FromUnixTimeSeconds(exp) + _parameters.ClockSkew
+            : null;
         return TokenValidationOutcome.Valid(userId, ClaimString(claims, "role"), expires);
     }
 

@@ -20,6 +20,8 @@ public sealed class ConnectionActor : ReceiveActor
     private DateTimeOffset? _expires;
     private ICancelable? _timer;
     private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
+    // Called by the socket's send loop, outside the actor: it must not touch Self or Context.
+    private readonly Action _wakeWhenDrained;
 
     // Only while a replay is being fed to the socket: frames waiting, in order, and how many replayed events of
     // each room are still to come from the room.
@@ -32,6 +34,8 @@ public sealed class ConnectionActor : ReceiveActor
         _socket = socket;
         _rooms = rooms;
         _settings = settings;
+        var self = Self;
+        _wakeWhenDrained = () => self.Tell(SocketDrained.Instance);
 
         Receive<RoomEvent>(OnRoomEvent);
         Receive<AuthSucceeded>(OnAuthSucceeded);
@@ -52,6 +56,7 @@ public sealed class ConnectionActor : ReceiveActor
             else
                 ScheduleExpiry();
         });
+        Receive<CloseConnection>(c => _socket.Close(c.Code, c.Reason));
         Receive<SocketClosed>(_ => Context.Stop(Self));
     }
 
@@ -165,7 +170,7 @@ public sealed class ConnectionActor : ReceiveActor
         if (_backlog is null)
         {
             _backlog = new Queue<RoomEvent>();
-            _socket.NotifyWhenBelow(_settings.ReplayWindow, () => Self.Tell(SocketDrained.Instance));
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, _wakeWhenDrained);
         }
         _backlog.Enqueue(e);
         if (!replayed && (_backlogLiveBytes += e.Frame.Length) > _settings.HardLimit)
@@ -204,7 +209,7 @@ public sealed class ConnectionActor : ReceiveActor
             _socket.Send(_backlog.Dequeue());
         if (_backlog.Count > 0)
         {
-            _socket.NotifyWhenBelow(_settings.ReplayWindow, () => Self.Tell(SocketDrained.Instance));
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, _wakeWhenDrained);
             return;
         }
         _backlog = null;

@@ -27,6 +27,13 @@ public sealed class ConnectionManager : ReceiveActor
         });
         Receive<AdmitUser>(admit =>
         {
+            if (_users.TryGetValue(admit.Connection, out var current) && current != admit.UserId)
+            {
+                // A token for another user on an admitted connection: the connection answers user_mismatch and
+                // stays who it is, so it takes none of the other user's places.
+                Sender.Tell(new UserAdmission(true));
+                return;
+            }
             if (!_byUser.TryGetValue(admit.UserId, out var connections))
                 _byUser[admit.UserId] = connections = [];
             var admitted = connections.Contains(admit.Connection)

@@ -8,6 +8,12 @@ public sealed record AuthSucceeded(string UserId, DateTimeOffset? Expires);
 /// <summary>The socket's token was refused (or its user has too many connections); the connection answers <c>auth_error</c> and closes with <paramref name="CloseCode"/>.</summary>
 public sealed record AuthFailed(string Code, string Message, int CloseCode = Protocol.CloseCodes.AuthenticationFailed);
 
+/// <summary>
+/// The receive loop found a protocol violation (binary frame, message too big, flood): the connection closes the
+/// socket with <paramref name="Code"/> after the answers it has already queued, so they keep their order.
+/// </summary>
+public sealed record CloseConnection(int Code, string Reason);
+
 /// <summary>The socket has closed (either side); the connection actor stops, and rooms drop it through DeathWatch.</summary>
 public sealed record SocketClosed
 {

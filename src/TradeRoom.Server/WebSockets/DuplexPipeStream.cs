@@ -74,6 +74,14 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     public override async Task FlushAsync(CancellationToken cancellationToken) => await _output.FlushAsync(cancellationToken);
 
+    /// <summary>The WebSocket disposes its stream when aborted: wake a pending read so the receive loop ends.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            _input.CancelPendingRead();
+        base.Dispose(disposing);
+    }
+
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("async only");
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("async only");
     public override void Flush() => throw new NotSupportedException("async only");

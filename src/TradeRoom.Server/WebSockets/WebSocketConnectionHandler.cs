@@ -113,7 +113,7 @@ internal sealed class WebSocketConnectionHandler(
                     socket.Close((int?)webSocket.CloseStatus ?? CloseCodes.Normal, "");
                     return;
                 case WebSocketMessageType.Binary:
-                    socket.Close(CloseCodes.UnsupportedData, "binary frames are not supported; send JSON text frames");
+                    actor.Tell(new CloseConnection(CloseCodes.UnsupportedData, "binary frames are not supported; send JSON text frames"));
                     await DrainAsync(webSocket);
                     return;
             }
@@ -137,7 +137,7 @@ internal sealed class WebSocketConnectionHandler(
                     endOfMessage = received.EndOfMessage;
                     if (count > settings.MaxMessageSize)
                     {
-                        socket.Close(CloseCodes.MessageTooBig, $"message over {settings.MaxMessageSize} bytes");
+                        actor.Tell(new CloseConnection(CloseCodes.MessageTooBig, $"message over {settings.MaxMessageSize} bytes"));
                         await DrainAsync(webSocket);
                         return;
                     }
@@ -147,11 +147,12 @@ internal sealed class WebSocketConnectionHandler(
                 {
                     if (rate.Flooding)
                     {
-                        socket.Close(CloseCodes.PolicyViolation, "rate limit exceeded");
+                        actor.Tell(new CloseConnection(CloseCodes.PolicyViolation, "rate limit exceeded"));
                         await DrainAsync(webSocket);
                         return;
                     }
-                    socket.Send(ServerFrames.Error(ErrorCodes.RateLimited,
+                    // Through the actor, so the answer keeps its place among the answers to earlier messages.
+                    actor.Tell(new RejectedMessage(null, ErrorCodes.RateLimited,
                         $"over {settings.MessagesPerSecond} messages per second (burst {settings.MessageBurst}); this message was dropped"));
                     continue;
                 }

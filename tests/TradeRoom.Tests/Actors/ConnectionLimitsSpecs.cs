@@ -15,12 +15,6 @@ namespace TradeRoom.Tests.Actors;
 /// </summary>
 public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
 {
-    private const string DrainBug =
-        "BUG: ConnectionActor.cs lines 166 and 205 pass NotifyWhenBelow the callback () => Self.Tell(SocketDrained.Instance); " +
-        "Self is read when the send loop calls it, outside the actor, and throws NotSupportedException (no active ActorContext), " +
-        "so a replay held back by the window is never fed (the real ClientSocket's send loop catches the exception and aborts the socket). " +
-        "Fix: capture Self in the actor (var self = Self; ... () => self.Tell(SocketDrained.Instance)).";
-
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
 
     // Window = 500 bytes (half the budget); live events behind a replay may reach 2000 bytes.
@@ -237,7 +231,7 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
 
     // ---- replay windowing ----
 
-    [Fact(Skip = DrainBug)]
+    [Fact]
     public void Replay_to_a_socket_that_is_behind_waits_and_is_fed_in_order_as_it_drains_with_live_events_behind_it()
     {
         var connection = Authenticated();
@@ -303,7 +297,7 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
         ExpectEvents(big);
     }
 
-    [Fact(Skip = DrainBug)]
+    [Fact]
     public void Replayed_frame_larger_than_the_window_waits_for_an_empty_socket_when_one_byte_is_queued()
     {
         var connection = Authenticated();
@@ -339,7 +333,7 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Empty(_socket.SentEvents);
     }
 
-    [Fact(Skip = DrainBug)]
+    [Fact]
     public void Replay_larger_than_the_hard_limit_is_delivered_in_full_once_the_socket_drains()
     {
         var connection = Authenticated();

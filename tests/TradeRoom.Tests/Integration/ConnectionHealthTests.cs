@@ -210,11 +210,7 @@ public static class ConnectionHealthTests
             await AssertAliveAsync(client);
         }
 
-        [Fact(Skip = "BUG: WebSocketConnectionHandler.AuthenticateAsync (lines 90-99) asks ConnectionManager to AdmitUser the token's " +
-                     "user before the actor has checked it matches the connection's user. A user_mismatch auth whose other user is at " +
-                     "max-connections-per-user is refused and the connection is closed with auth_error too_many_connections / 4009 " +
-                     "instead of answered user_mismatch. Fix: skip admission when the connection is already authenticated as another " +
-                     "user (e.g. ConnectionManager answers Admitted=true without recording when _users[connection] is another user).")]
+        [Fact]
         public async Task Auth_for_another_user_who_is_at_the_connection_limit_still_answers_user_mismatch_and_keeps_the_connection()
         {
             var other = User("full-user");
@@ -228,10 +224,7 @@ public static class ConnectionHealthTests
             await AssertAliveAsync(client);
         }
 
-        [Fact(Skip = "BUG: ConnectionManager.AdmitUser (ConnectionManager.cs lines 28-40) records a connection under the user of a " +
-                     "user_mismatch auth (the handler asks before the actor refuses it): the connection then holds one of that other " +
-                     "user's slots, and _users[connection] is overwritten so its own user's slot is never freed when it closes. " +
-                     "Fix: AdmitUser must not record a connection already admitted for another user (answer Admitted=true and change nothing).")]
+        [Fact]
         public async Task User_mismatch_auth_takes_no_connection_slot_from_either_user()
         {
             var owner = User("owner");
@@ -368,11 +361,7 @@ public static class ConnectionHealthTests
             Assert.Equal(WebSocketState.Open, client.Socket.State);
         }
 
-        [Fact(Skip = "BUG: WebSocketConnectionHandler.ReceiveLoopAsync (lines 146-157) writes the rate_limited error straight to " +
-                     "the socket from the receive loop, while the answers to earlier messages go through the ConnectionActor, so " +
-                     "rate_limited overtakes them (8 pings in a burst of 5 arrive as 3 rate_limited, then pongs 0-4) and a client " +
-                     "cannot tell which of its messages were dropped. Fix: tell the actor new RejectedMessage(null, " +
-                     "ErrorCodes.RateLimited, ...) instead of socket.Send, so the error is queued behind the earlier answers.")]
+        [Fact]
         public async Task Rate_limited_answers_come_after_the_answers_to_the_earlier_messages()
         {
             await using var server = await TestServer.StartAsync(Hocon);
@@ -429,11 +418,7 @@ public static class ConnectionHealthTests
             await server.WaitForHealthAsync(h => h.Connections == 0, "the killed TCP connection to be removed");
         }
 
-        [Fact(Skip = "BUG: DuplexPipeStream (src/TradeRoom.Server/WebSockets/DuplexPipeStream.cs) does not override Dispose, so " +
-                     "WebSocket.Abort() (ClientSocket.AbortAfterCloseTimeoutAsync line 301, PumpAsync line 276, and the WebSocket's own " +
-                     "keep-alive timeout) never completes the receive loop's pending read on the pipe: a client that never answers the " +
-                     "4000 close keeps its Kestrel connection, its ConnectionActor and its /api/health count until it closes TCP itself. " +
-                     "Fix: override Dispose(bool) and call _input.CancelPendingRead(), so the pending read ends with OperationCanceledException.")]
+        [Fact]
         public async Task Silent_client_that_never_answers_the_heartbeat_close_is_released_after_the_close_timeout()
         {
             await using var server = await TestServer.StartAsync(FastHeartbeat + "\ntraderoom.websocket.close-timeout = 500ms");
@@ -448,12 +433,7 @@ public static class ConnectionHealthTests
             await server.WaitForHealthAsync(h => h.Connections == 0, "the silent connection to be released");
         }
 
-        [Fact(Skip = "BUG: ConnectionActor.cs lines 166 and 205 pass NotifyWhenBelow the callback () => Self.Tell(SocketDrained.Instance); " +
-                     "ClientSocket.Written calls it from the send loop, outside the actor, where Self throws NotSupportedException " +
-                     "(no active ActorContext). PumpAsync catches it as a socket fault and aborts the socket, so a resumed replay " +
-                     "larger than the replay window kills the connection when the send loop falls behind the actor (end to end this is " +
-                     "timing-dependent and usually passes on an idle machine; ConnectionLimitsSpecs reproduces it deterministically). " +
-                     "Fix: capture Self in the actor (var self = Self; () => self.Tell(...)).")]
+        [Fact]
         public async Task Resumed_replay_larger_than_the_replay_window_arrives_in_full_and_the_connection_stays_open()
         {
             await using var server = await TestServer.StartAsync(
