@@ -58,8 +58,8 @@ public static class TradeRoomHost
 
         var app = builder.Build();
         var started = Stopwatch.StartNew();
-        app.Lifetime.ApplicationStopping.Register(() =>
-            app.Services.GetRequiredService<OpenSockets>().CloseAll(CloseCodes.GoingAway, "server shutting down"));
+        var openSockets = app.Services.GetRequiredService<OpenSockets>();
+        app.Lifetime.ApplicationStopping.Register(() => openSockets.CloseAll(CloseCodes.GoingAway, "server shutting down"));
 
         app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections) =>
         {
