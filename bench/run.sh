@@ -55,9 +55,9 @@ scenarios=("$@")
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     density) run density --connections 15000 --rooms 15 --hold 15 ;;
-    fanout) run fanout --connections 10000 --rooms 10 --rate 10 --duration 30 ;;
+    fanout) run fanout --connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30 ;;
     burst) run burst --connections 10000 --rooms 1 --burst 100 ;;
-    growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --duration 20; done ;;
+    growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
       echo "== selfcheck"

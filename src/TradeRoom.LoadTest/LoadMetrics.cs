@@ -26,6 +26,9 @@ internal sealed class LoadMetrics
             _latency.RecordValue(Math.Max(1, (long)(stopwatchTicks / TicksPerMicrosecond)));
     }
 
+    /// <summary>Forgets the latencies recorded so far (after a warm-up).</summary>
+    public void ResetLatency() => _latency.Reset();
+
     public LatencySummary Latency()
     {
         var h = _latency.Copy();

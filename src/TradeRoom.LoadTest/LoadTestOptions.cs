@@ -13,6 +13,8 @@ public sealed record LoadTestOptions
     /// <summary>Events per second per room during the steady phase; 0 for none.</summary>
     public double Rate { get; init; }
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Seconds of steady publishing before the measured phase, so a fresh server's JIT and pools settle first.</summary>
+    public TimeSpan Warmup { get; init; }
     /// <summary>Events published to every room at once (instead of a steady rate); 0 for none.</summary>
     public int Burst { get; init; }
     public int EventSize { get; init; } = 120;
@@ -49,6 +51,7 @@ public sealed record LoadTestOptions
           --rooms R                rooms to spread them over                (10)
           --rate E                 events per second per room, steady       (0: none)
           --duration S             seconds of steady publishing             (30)
+          --warmup S               seconds of steady publishing first, not measured (0)
           --burst K                publish K events to every room at once   (0: none)
           --event-size B           approximate bytes of each event's data   (120)
           --event-type T           event type to publish                    (ranking_changed)
@@ -86,6 +89,7 @@ public sealed record LoadTestOptions
                 "--rooms" => o with { Rooms = Int(1) },
                 "--rate" => o with { Rate = Number() },
                 "--duration" => o with { Duration = TimeSpan.FromSeconds(Number()) },
+                "--warmup" => o with { Warmup = TimeSpan.FromSeconds(Number()) },
                 "--burst" => o with { Burst = Int(0) },
                 "--event-size" => o with { EventSize = Int(0) },
                 "--event-type" => o with { EventType = Value() },

@@ -55,6 +55,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     private int _publishFailures;
     private long _published;
     private string _phase = "starting";
+    private LoadConnection[] _connections = [];
 
     public async Task<LoadTestResult> RunAsync(CancellationToken cancellationToken = default)
     {
@@ -73,7 +74,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
 
         // Connect and subscribe.
         _phase = "connecting";
-        var connections = new LoadConnection[options.Connections];
+        var connections = _connections = new LoadConnection[options.Connections];
         var receiving = new List<Task>(options.Connections);
         var sources = Enumerable.Range(1, options.EffectiveSourceAddresses).Select(i => IPAddress.Parse($"127.0.0.{i}")).ToArray();
         var connectClock = Stopwatch.StartNew();
@@ -125,6 +126,16 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         }
         var rssConnected = probe?.RssBytes();
 
+        if (options.Warmup > TimeSpan.Zero && options.Rate > 0)
+        {
+            _phase = "warming up";
+            await PublishSteadyAsync(http, options.Warmup, cancellationToken);
+            var warmupDeadline = Stopwatch.StartNew();
+            while (warmupDeadline.Elapsed < options.Drain && _metrics.Delivered < ExpectedSoFar())
+                await Task.Delay(20, cancellationToken);
+            _metrics.ResetLatency();
+        }
+
         // Publish, then drain.
         _phase = "publishing";
         // A self-check counts from the start: the trivial server sends as soon as a connection subscribes.
@@ -137,7 +148,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         if (options.Burst > 0)
             await PublishBurstAsync(http, cancellationToken);
         if (options.Rate > 0)
-            await PublishSteadyAsync(http, cancellationToken);
+            await PublishSteadyAsync(http, options.Duration, cancellationToken);
         var publishSeconds = publishClock.Elapsed.TotalSeconds;
 
         _phase = "draining";
@@ -195,6 +206,10 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         };
     }
 
+    /// <summary>Deliveries expected from everything published so far, over the connections that opened.</summary>
+    private long ExpectedSoFar() =>
+        _connections.Where(c => c is not null && c.Failure is null).Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
+
     private async Task CheckServerAsync(HttpClient http, CancellationToken cancellationToken)
     {
         try
@@ -219,11 +234,11 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     /// Each room's events are evenly spaced and the rooms are offset from each other, so the offered load is
     /// steady rather than a burst every tick; every 10 ms whatever is due goes out in one batch request.
     /// </summary>
-    private async Task PublishSteadyAsync(HttpClient http, CancellationToken cancellationToken)
+    private async Task PublishSteadyAsync(HttpClient http, TimeSpan duration, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var sent = new long[options.Rooms];
-        var total = (long)Math.Round(options.Rate * options.Duration.TotalSeconds);
+        var total = (long)Math.Round(options.Rate * duration.TotalSeconds);
         using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (sent.Any(n => n < total) && await ticker.WaitForNextTickAsync(cancellationToken))
         {

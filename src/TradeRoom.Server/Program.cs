@@ -16,7 +16,7 @@ catch (StartupException e)
 var settings = app.Services.GetRequiredService<TradeRoomSettings>();
 app.Lifetime.ApplicationStarted.Register(() =>
 {
-    Console.WriteLine($"TradeRoom listening: WebSocket ws://localhost:{settings.WsPort}/ws, HTTP http://localhost:{settings.ApiPort} (health: /api/health)");
+    Console.WriteLine($"TradeRoom listening: WebSocket ws://localhost:{settings.WsPort}/ws, HTTP http://localhost:{settings.ApiPort} (health: /api/health), pid {Environment.ProcessId}");
     if (app.Environment.IsDevelopment() && settings.JwtSecret == ServerConfig.DevelopmentSecret)
     {
         var issuer = new TokenIssuer(settings.JwtSecret);
