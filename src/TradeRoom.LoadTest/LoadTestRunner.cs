@@ -143,6 +143,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var cpuBefore = probe?.CpuMicroseconds();
         var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
         var deliveredBefore = selfCheck ? 0 : _metrics.Delivered;
+        var expectedBefore = selfCheck ? 0 : ExpectedSoFar();
         var publishStart = selfCheck ? startTimestamp : Stopwatch.GetTimestamp();
         var publishClock = Stopwatch.StartNew();
         if (options.Burst > 0)
@@ -187,7 +188,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             EventsPublished = _published,
             PublishFailures = _publishFailures,
             PublishSeconds = Math.Round(publishSeconds, 2),
-            DeliveriesExpected = expected,
+            DeliveriesExpected = expected - expectedBefore,
             Delivered = delivered,
             DeliveriesPerSecond = Math.Round(delivered / Math.Max(deliverySeconds, 0.001), 0),
             DeliverySeconds = Math.Round(deliverySeconds, 3),
