@@ -52,7 +52,20 @@ internal sealed class WebSocketConnectionHandler(
             KeepAliveTimeout = settings.HeartbeatTimeout + settings.PingInterval,
         });
         var socket = new ClientSocket(webSocket, stream, settings);
-        var actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+        IActorRef actor;
+        try
+        {
+            actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+        }
+        catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
+        {
+            // The actor system is stopping (or overloaded): nobody can serve this socket.
+            log.LogWarning("Socket {ConnectionId} refused: no connection actor ({Reason})", connection.ConnectionId, e.Message);
+            socket.Close(CloseCodes.GoingAway, "server unavailable");
+            await socket.FlushAsync(settings.CloseTimeout);
+            socket.Dispose();
+            return;
+        }
         openSockets.Add(socket);
         try
         {
