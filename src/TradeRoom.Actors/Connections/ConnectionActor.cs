@@ -152,7 +152,7 @@ public sealed class ConnectionActor : UntypedActor
                         $"a connection may follow at most {_settings.MaxSubscriptions} rooms; unsubscribe from one first"));
                     break;
                 }
-                _subscriptions.Add(subscribe.BullPenId);
+                _subscriptions.AddPending(subscribe.BullPenId);
                 _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
                 break;
             case UnsubscribeRoomMessage unsubscribe:
@@ -171,6 +171,7 @@ public sealed class ConnectionActor : UntypedActor
 
     private void OnSubscribeAck(SubscribeAck ack)
     {
+        _subscriptions.Activate(ack.BullPenId);
         _socket.Send(ServerFrames.Subscribed(ack.BullPenId, ack.Seq, ack.Epoch, ack.Recovered, ack.State));
         if (ack.Replayed > 0)
         {
@@ -182,9 +183,10 @@ public sealed class ConnectionActor : UntypedActor
     private void OnRoomEvent(RoomEvent e)
     {
         var replayed = IsReplayed(e.BullPenId);
-        // Events still in flight after an unsubscribe are dropped here. Rooms send private events only to their
+        // Events still in flight after an unsubscribe, or from before the answer to a new subscribe, are dropped
+        // here. Rooms send private events only to their
         // owner's connections; checking again costs little and keeps a routing slip from leaking.
-        if (!_subscriptions.Contains(e.BullPenId) || !e.IsVisibleTo(_userId!))
+        if (!_subscriptions.IsActive(e.BullPenId) || !e.IsVisibleTo(_userId!))
             return;
 
         if (_backlog is null && (!replayed || FitsWindow(e)))

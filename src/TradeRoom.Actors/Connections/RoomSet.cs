@@ -1,30 +1,48 @@
 namespace TradeRoom.Actors.Connections;
 
 /// <summary>
-/// The rooms one connection follows. Most connections follow one room, so one is held in a field and a hash set
-/// exists only from the second on: a few hundred bytes less per connection, which at tens of thousands of
-/// connections is megabytes.
+/// The rooms one connection follows, each pending (asked for, not yet answered by the room) or active.
+/// Events are delivered only for active rooms, so that after an unsubscribe and a new subscribe nothing from the
+/// old subscription slips in before the new <c>subscribed</c>. Most connections follow one room, so one is held in
+/// fields and a dictionary exists only from the second on (a few hundred bytes less per connection).
 /// </summary>
 internal sealed class RoomSet
 {
     private string? _single;
-    private HashSet<string>? _many;
+    private bool _singleActive;
+    private Dictionary<string, bool>? _many;
 
     public int Count => _many?.Count ?? (_single is null ? 0 : 1);
 
-    public bool Contains(string bullPenId) => _many?.Contains(bullPenId) ?? bullPenId == _single;
+    public bool Contains(string bullPenId) => _many?.ContainsKey(bullPenId) ?? bullPenId == _single;
 
-    public void Add(string bullPenId)
+    public bool IsActive(string bullPenId) =>
+        _many is not null ? _many.TryGetValue(bullPenId, out var active) && active : _singleActive && bullPenId == _single;
+
+    /// <summary>Follows <paramref name="bullPenId"/> from the room's answer on; a room already followed stays as it is.</summary>
+    public void AddPending(string bullPenId)
     {
         if (_many is not null)
-            _many.Add(bullPenId);
+            _many.TryAdd(bullPenId, false);
         else if (_single is null)
-            _single = bullPenId;
+            (_single, _singleActive) = (bullPenId, false);
         else if (_single != bullPenId)
         {
-            _many = new HashSet<string>(StringComparer.Ordinal) { _single, bullPenId };
+            _many = new Dictionary<string, bool>(StringComparer.Ordinal) { [_single] = _singleActive, [bullPenId] = false };
             _single = null;
         }
+    }
+
+    /// <summary>The room answered: its events are delivered from now on (if the room is still followed).</summary>
+    public void Activate(string bullPenId)
+    {
+        if (_many is not null)
+        {
+            if (_many.ContainsKey(bullPenId))
+                _many[bullPenId] = true;
+        }
+        else if (_single == bullPenId)
+            _singleActive = true;
     }
 
     public void Remove(string bullPenId)
@@ -32,6 +50,6 @@ internal sealed class RoomSet
         if (_many is not null)
             _many.Remove(bullPenId);
         else if (_single == bullPenId)
-            _single = null;
+            (_single, _singleActive) = (null, false);
     }
 }

@@ -37,10 +37,13 @@ public class ConnectionActorSpecs : Akka.TestKit.Xunit2.TestKit
         _socket.NextFrame("auth_success");
     }
 
+    /// <summary>Subscribes and plays the room's answer: events of the room are delivered from the answer on.</summary>
     private void Subscribe(string room, string userId = "u1")
     {
         _connection.Tell(new SubscribeRoomMessage(room));
         Assert.Equal(new Subscribe(room, _connection, userId), _rooms.ExpectMsg<Subscribe>());
+        _connection.Tell(new SubscribeAck(room, 0, "e0", false, "{}"u8.ToArray()));
+        _socket.NextFrame("subscribed");
     }
 
     private void AssertError(string code)
@@ -301,5 +304,31 @@ public class ConnectionActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         ExpectTerminated(_connection);
         Assert.Equal([CloseCodes.AuthenticationFailed, CloseCodes.InternalError], _socket.Closes.Select(c => c.Code));
+    }
+
+    [Fact]
+    public void After_unsubscribe_and_a_new_subscribe_nothing_of_the_old_subscription_arrives_before_the_new_subscribed()
+    {
+        Authenticate();
+        _connection.Tell(Parsed("""{"type":"subscribe_room","data":{"bullPenId":"r1"}}"""));
+        _rooms.ExpectMsg<Subscribe>();
+        _connection.Tell(new SubscribeAck("r1", 0, "e1", false, "{}"u8.ToArray()));
+        _socket.NextFrame("subscribed");
+        _connection.Tell(Event("r1", 1));
+        Assert.Equal(1, _socket.NextFrame("leaderboard_update").Seq);
+
+        // The client leaves and comes back at once; the room still had events in flight to the old subscription.
+        _connection.Tell(Parsed("""{"type":"unsubscribe_room","data":{"bullPenId":"r1"}}"""));
+        _connection.Tell(Parsed("""{"type":"subscribe_room","data":{"bullPenId":"r1"}}"""));
+        _connection.Tell(Event("r1", 2));
+        _connection.Tell(Event("r1", 3));
+        _connection.Tell(new UnsubscribeAck("r1"));
+        _connection.Tell(new SubscribeAck("r1", 3, "e1", false, "{}"u8.ToArray()));
+        _connection.Tell(Event("r1", 4));
+
+        Assert.Equal("unsubscribed", _socket.NextFrame().Type);
+        Assert.Equal(3, _socket.NextFrame("subscribed").Data.GetProperty("seq").GetInt64());
+        Assert.Equal(4, _socket.NextFrame("leaderboard_update").Seq);
+        _socket.ExpectNoFrame(Short);
     }
 }

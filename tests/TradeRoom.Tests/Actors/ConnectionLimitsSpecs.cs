@@ -36,10 +36,13 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
         return connection;
     }
 
+    /// <summary>Subscribes and plays the room's answer: events of the room are delivered from the answer on.</summary>
     private void Subscribe(IActorRef connection, string room)
     {
         connection.Tell(new SubscribeRoomMessage(room));
         Assert.Equal(room, _rooms.ExpectMsg<Subscribe>().BullPenId);
+        connection.Tell(new SubscribeAck(room, 0, "e0", false, "{}"u8.ToArray()));
+        _socket.NextFrame("subscribed");
     }
 
     /// <summary>A public event whose frame is exactly <paramref name="size"/> bytes.</summary>

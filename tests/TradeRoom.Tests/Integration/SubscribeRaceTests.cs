@@ -214,7 +214,9 @@ public class SubscribeRaceTests
                 var expected = visibility.Where(v => v.Key > segment.Start && v.Key <= end && (v.Value is null || v.Value == user))
                     .Select(v => v.Key).Order().ToList();
                 Assert.True(expected.SequenceEqual(segment.Seqs),
-                    $"{user} segment {i} from {segment.Start}: expected [{string.Join(",", expected)}] got [{string.Join(",", segment.Seqs)}]");
+                    $"{user} segment {i} of {all.Count} from {segment.Start} ({segment.Seqs.Count} events): " +
+                    $"missing [{string.Join(",", expected.Except(segment.Seqs))}], unexpected [{string.Join(",", segment.Seqs.Except(expected))}], " +
+                    $"in order: {segment.Seqs.SequenceEqual(segment.Seqs.Order())}, last {lastSeq}");
             }
             await last.DisposeAsync();
         }
