@@ -12,7 +12,8 @@ namespace TradeRoom.Tests.Support;
 /// </summary>
 public sealed class FakeClientSocket : IClientSocket
 {
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(3);
+    // A ceiling, not a wait: generous so that a busy CI machine does not turn a slow pass into a failure.
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
     private readonly BlockingCollection<byte[]> _unread = new();
     private readonly ConcurrentQueue<byte[]> _sent = new();
