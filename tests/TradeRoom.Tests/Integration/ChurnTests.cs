@@ -35,16 +35,11 @@ public class ChurnTests(ITestOutputHelper output)
     private static async Task<JsonElement> ReceiveJsonAsync(ClientWebSocket socket, byte[] buffer)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var count = 0;
-        ValueWebSocketReceiveResult result;
-        do
-        {
-            result = await socket.ReceiveAsync(buffer.AsMemory(count), timeout.Token);
-            if (result.MessageType == WebSocketMessageType.Close)
-                throw new InvalidOperationException($"closed by the server: {socket.CloseStatus} {socket.CloseStatusDescription}");
-            count += result.Count;
-        } while (!result.EndOfMessage);
-        using var document = JsonDocument.Parse(buffer.AsMemory(0, count));
+        var reader = new MessageReader(socket, buffer.Length);
+        var (type, count) = await reader.ReadAsync(timeout.Token);
+        if (type == WebSocketMessageType.Close)
+            throw new InvalidOperationException($"closed by the server: {socket.CloseStatus} {socket.CloseStatusDescription}");
+        using var document = JsonDocument.Parse(reader.Message(count));
         return document.RootElement.Clone();
     }
 

@@ -175,27 +175,19 @@ public class FuzzTests(ITestOutputHelper output)
 
         private async Task ReadAsync()
         {
-            var buffer = new byte[8 * 1024];
+            var reader = new MessageReader(Socket, 8 * 1024);
             try
             {
                 while (true)
                 {
-                    var count = 0;
-                    ValueWebSocketReceiveResult result;
-                    do
+                    var (messageType, count) = await reader.ReadAsync();
+                    if (messageType == WebSocketMessageType.Close)
                     {
-                        if (count == buffer.Length)
-                            Array.Resize(ref buffer, buffer.Length * 2);
-                        result = await Socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
-                        if (result.MessageType == WebSocketMessageType.Close)
-                        {
-                            CloseCode = (int?)Socket.CloseStatus;
-                            return;
-                        }
-                        count += result.Count;
-                    } while (!result.EndOfMessage);
+                        CloseCode = (int?)Socket.CloseStatus;
+                        return;
+                    }
 
-                    using var document = JsonDocument.Parse(buffer.AsMemory(0, count));
+                    using var document = JsonDocument.Parse(reader.Message(count));
                     var root = document.RootElement;
                     if (root.TryGetProperty("seq", out _))
                         continue; // an event of a room it follows

@@ -56,25 +56,17 @@ public class SlowConsumerTests(ITestOutputHelper output)
 
         private async Task ReadAsync()
         {
-            var buffer = new byte[16 * 1024];
+            var reader = new MessageReader(_socket);
             try
             {
                 while (true)
                 {
-                    var count = 0;
-                    ValueWebSocketReceiveResult result;
-                    do
-                    {
-                        if (count == buffer.Length)
-                            Array.Resize(ref buffer, buffer.Length * 2);
-                        result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
-                        if (result.MessageType == WebSocketMessageType.Close)
-                            return;
-                        count += result.Count;
-                    } while (!result.EndOfMessage);
+                    var (type, count) = await reader.ReadAsync();
+                    if (type == WebSocketMessageType.Close)
+                        return;
                     var now = Stopwatch.GetTimestamp();
 
-                    using var document = JsonDocument.Parse(buffer.AsMemory(0, count));
+                    using var document = JsonDocument.Parse(reader.Message(count));
                     var root = document.RootElement;
                     switch (root.GetProperty("type").GetString())
                     {
@@ -310,19 +302,13 @@ public class SlowConsumerTests(ITestOutputHelper output)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             var frames = new List<string>();
-            var buffer = new byte[256 * 1024];
+            var reader = new MessageReader(Client, 256 * 1024);
             while (true)
             {
-                var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    result = await Client.ReceiveAsync(buffer.AsMemory(count), timeout.Token);
-                    if (result.MessageType == WebSocketMessageType.Close)
-                        return (frames, (int)Client.CloseStatus!.Value);
-                    count += result.Count;
-                } while (!result.EndOfMessage);
-                frames.Add(Encoding.UTF8.GetString(buffer, 0, count));
+                var (type, count) = await reader.ReadAsync(timeout.Token);
+                if (type == WebSocketMessageType.Close)
+                    return (frames, (int)Client.CloseStatus!.Value);
+                frames.Add(Encoding.UTF8.GetString(reader.Buffer, 0, count));
             }
         }
 

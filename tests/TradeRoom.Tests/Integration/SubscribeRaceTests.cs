@@ -62,27 +62,23 @@ public class SubscribeRaceTests
 
         private async Task ReadAsync()
         {
-            var buffer = new byte[1 << 16];
+            var reader = new MessageReader(_socket);
             while (true)
             {
-                int count = 0;
-                ValueWebSocketReceiveResult result;
-                do
+                WebSocketMessageType messageType;
+                int count;
+                try
                 {
-                    try
-                    {
-                        result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
-                    }
-                    catch (WebSocketException)
-                    {
-                        return;
-                    }
-                    if (result.MessageType == WebSocketMessageType.Close)
-                        return;
-                    count += result.Count;
-                } while (!result.EndOfMessage);
+                    (messageType, count) = await reader.ReadAsync();
+                }
+                catch (WebSocketException)
+                {
+                    return;
+                }
+                if (messageType == WebSocketMessageType.Close)
+                    return;
 
-                var root = JsonDocument.Parse(Encoding.UTF8.GetString(buffer, 0, count)).RootElement;
+                var root = JsonDocument.Parse(reader.Message(count)).RootElement;
                 switch (root.GetProperty("type").GetString())
                 {
                     case "auth_success" or "pong":

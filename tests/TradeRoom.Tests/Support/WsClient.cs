@@ -18,9 +18,13 @@ public sealed class WsClient : IAsyncDisposable
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly byte[] _buffer = new byte[1 << 20];
+    private readonly MessageReader _reader;
 
-    private WsClient(ClientWebSocket socket) => Socket = socket;
+    private WsClient(ClientWebSocket socket)
+    {
+        Socket = socket;
+        _reader = new MessageReader(socket);
+    }
 
     public ClientWebSocket Socket { get; }
 
@@ -103,16 +107,8 @@ public sealed class WsClient : IAsyncDisposable
 
     private async Task<(WebSocketMessageType, string)> ReadMessageAsync()
     {
-        var count = 0;
-        while (true)
-        {
-            var result = await Socket.ReceiveAsync(_buffer.AsMemory(count), CancellationToken.None);
-            if (result.MessageType == WebSocketMessageType.Close)
-                return (WebSocketMessageType.Close, "");
-            count += result.Count;
-            if (result.EndOfMessage)
-                return (result.MessageType, Encoding.UTF8.GetString(_buffer, 0, count));
-        }
+        var (type, count) = await _reader.ReadAsync();
+        return (type, type == WebSocketMessageType.Close ? "" : Encoding.UTF8.GetString(_reader.Buffer, 0, count));
     }
 
     public async ValueTask DisposeAsync()
