@@ -21,7 +21,7 @@ public sealed class ConnectionActor : UntypedActor
     private ICancelable? _timer;
     private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
     // Called by the socket's send loop, outside the actor: it must not touch Self or Context.
-    private readonly Action _wakeWhenDrained;
+    private Action? _wakeWhenDrained;
 
     // Only while a replay is being fed to the socket: frames waiting, in order, and how many replayed events of
     // each room are still to come from the room.
@@ -34,8 +34,6 @@ public sealed class ConnectionActor : UntypedActor
         _socket = socket;
         _rooms = rooms;
         _settings = settings;
-        var self = Self;
-        _wakeWhenDrained = () => self.Tell(SocketDrained.Instance);
     }
 
     /// <summary>
@@ -201,11 +199,22 @@ public sealed class ConnectionActor : UntypedActor
         if (_backlog is null)
         {
             _backlog = new Queue<RoomEvent>();
-            _socket.NotifyWhenBelow(_settings.ReplayWindow, _wakeWhenDrained);
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, WakeWhenDrained());
         }
         _backlog.Enqueue(e);
         if (!replayed && (_backlogLiveBytes += e.Frame.Length) > _settings.HardLimit)
             _socket.Close(CloseCodes.SlowConsumer, "slow consumer");
+    }
+
+    /// <summary>The callback the socket's send loop calls, made once and only when a replay first has to wait.</summary>
+    private Action WakeWhenDrained()
+    {
+        if (_wakeWhenDrained is null)
+        {
+            var self = Self;
+            _wakeWhenDrained = () => self.Tell(SocketDrained.Instance);
+        }
+        return _wakeWhenDrained;
     }
 
     /// <summary>Whether the socket can take <paramref name="e"/> now without going past the replay window (an empty socket takes anything).</summary>
@@ -240,7 +249,7 @@ public sealed class ConnectionActor : UntypedActor
             _socket.Send(_backlog.Dequeue());
         if (_backlog.Count > 0)
         {
-            _socket.NotifyWhenBelow(_settings.ReplayWindow, _wakeWhenDrained);
+            _socket.NotifyWhenBelow(_settings.ReplayWindow, WakeWhenDrained());
             return;
         }
         _backlog = null;
