@@ -38,6 +38,8 @@ public sealed record TradeRoomSettings
     public static TradeRoomSettings FromConfig(Config config)
     {
         var c = config.GetConfig("traderoom") ?? throw new ConfigurationException("the HOCON has no traderoom section");
+        var outboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value;
+        var slowConsumerHardLimit = c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value;
         return new TradeRoomSettings
         {
             WsPort = c.GetInt("ws-port"),
@@ -52,9 +54,9 @@ public sealed record TradeRoomSettings
             CloseTimeout = c.GetTimeSpan("websocket.close-timeout"),
             PingInterval = c.GetTimeSpan("websocket.ping-interval"),
             HeartbeatTimeout = c.GetTimeSpan("websocket.heartbeat-timeout"),
-            OutboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value,
+            OutboundQueueLimit = outboundQueueLimit,
             SlowConsumerGrace = c.GetTimeSpan("websocket.slow-consumer-grace"),
-            SlowConsumerHardLimit = c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value,
+            SlowConsumerHardLimit = slowConsumerHardLimit,
             ConflatedEventTypes = c.GetStringList("websocket.conflated-event-types").ToFrozenSet(StringComparer.Ordinal),
             MessagesPerSecond = c.GetInt("limits.messages-per-second"),
             MessageBurst = c.GetInt("limits.message-burst"),
@@ -63,8 +65,8 @@ public sealed record TradeRoomSettings
             Connections = new ConnectionSettings(
                 c.GetTimeSpan("websocket.auth-timeout"),
                 c.GetInt("limits.max-subscriptions"),
-                c.GetByteSize("websocket.outbound-queue-limit")!.Value,
-                c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value),
+                outboundQueueLimit,
+                slowConsumerHardLimit),
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
             Rooms = RoomSettings.FromConfig(c.GetConfig("rooms")),

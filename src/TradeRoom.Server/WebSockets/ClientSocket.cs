@@ -45,8 +45,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
 
     public bool Send(byte[] frame) => Enqueue(frame, null, moreComing: true);
 
-    public bool Send(RoomEvent e, bool moreComing = false) =>
-        Enqueue(e.Frame, settings.ConflatedEventTypes.Contains(e.Type) ? e : null, moreComing);
+    public bool Send(RoomEvent e, bool moreComing = false) => Enqueue(e.Frame, e, moreComing);
 
     public void NotifyWhenBelow(long bytes, Action callback)
     {
@@ -111,7 +110,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             _abortTimer?.Cancel();
     }
 
-    private bool Enqueue(byte[] frame, RoomEvent? conflatable, bool moreComing)
+    private bool Enqueue(byte[] frame, RoomEvent? e, bool moreComing)
     {
         bool startPump;
         lock (_gate)
@@ -119,9 +118,10 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             if (_closeReason is not null)
                 return false;
             // Behind means more than half the budget waiting: a short burst to a reader that keeps up loses nothing.
-            if (conflatable is not null && _queuedBytes > settings.OutboundQueueLimit / 2)
-                DropOlderLocked(conflatable);
-            PushLocked(frame, conflatable);
+            // The type is looked up only then, not on every delivery.
+            if (e is not null && _queuedBytes > settings.OutboundQueueLimit / 2 && settings.ConflatedEventTypes.Contains(e.Type))
+                DropOlderLocked(e);
+            PushLocked(frame, e);
             _queuedBytes += frame.Length;
             if (_queuedBytes > settings.SlowConsumerHardLimit)
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
