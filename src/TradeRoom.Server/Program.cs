@@ -1,6 +1,7 @@
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Server;
+using TradeRoom.Server.Demo;
 
 WebApplication app;
 try
@@ -14,9 +15,13 @@ catch (StartupException e)
 }
 
 var settings = app.Services.GetRequiredService<TradeRoomSettings>();
+var demo = app.Services.GetRequiredService<DemoSettings>();
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     Console.WriteLine($"TradeRoom listening: WebSocket ws://localhost:{settings.WsPort}/ws, HTTP http://localhost:{settings.ApiPort} (health: /api/health), pid {Environment.ProcessId}");
+    Console.WriteLine($"Dashboard: http://localhost:{settings.ApiPort}/" + (demo.Enabled
+        ? $" (demo trade room on: bull pen \"{demo.BullPenId}\")"
+        : $" (start with {TradeRoomHost.DemoSwitch} for a simulated trade room to watch)"));
     if (app.Environment.IsDevelopment() && settings.JwtSecret == ServerConfig.DevelopmentSecret)
     {
         var issuer = new TokenIssuer(settings.JwtSecret);

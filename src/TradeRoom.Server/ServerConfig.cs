@@ -24,9 +24,10 @@ public static class ServerConfig
 
     /// <summary>
     /// traderoom.conf over akka.conf (both beside the binary); the environment variables above win over those,
-    /// a file named by TRADEROOM_CONFIG over all of them, and <paramref name="overrides"/> (tests) over everything.
+    /// a file named by TRADEROOM_CONFIG over all of them, the demo switch (<paramref name="demo"/>, from <c>--demo</c>,
+    /// or <c>TRADEROOM_DEMO</c>) over that, and <paramref name="overrides"/> (tests) over everything.
     /// </summary>
-    public static Config Load(string? overrides = null)
+    public static Config Load(string? overrides = null, bool demo = false)
     {
         var directory = Path.Combine(AppContext.BaseDirectory, "hocon");
         var config = Parse(Path.Combine(directory, "traderoom.conf"))
@@ -45,6 +46,8 @@ public static class ServerConfig
                 throw new StartupException($"TRADEROOM_CONFIG names {extraFile}, which does not exist");
             config = Parse(extraFile).WithFallback(config);
         }
+        if (demo || DemoVariableIsOn())
+            config = ConfigurationFactory.ParseString("traderoom.demo.enabled = on").WithFallback(config);
         if (!string.IsNullOrWhiteSpace(overrides))
             config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
         return config;
@@ -81,6 +84,18 @@ public static class ServerConfig
             throw new StartupException(e.Message);
         }
         return settings;
+    }
+
+    /// <summary>TRADEROOM_DEMO: 1/true/on/yes switch the demo on; unset, empty, 0/false/off/no leave it as configured.</summary>
+    private static bool DemoVariableIsOn()
+    {
+        var value = Environment.GetEnvironmentVariable("TRADEROOM_DEMO")?.Trim().ToLowerInvariant();
+        return value switch
+        {
+            null or "" or "0" or "false" or "off" or "no" => false,
+            "1" or "true" or "on" or "yes" => true,
+            _ => throw new StartupException($"TRADEROOM_DEMO is \"{value}\"; use 1 to run the demo trade room, or leave it unset"),
+        };
     }
 
     private static string Quote(string value) => System.Text.Json.JsonSerializer.Serialize(value);

@@ -10,6 +10,7 @@ using TradeRoom.Actors.Hosting;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Server.Demo;
 using TradeRoom.Server.Http;
 using TradeRoom.Server.WebSockets;
 
@@ -18,12 +19,18 @@ namespace TradeRoom.Server;
 /// <summary>Builds the server: Kestrel with the HTTP API on api-port and the WebSocket protocol on ws-port, and the actor system behind both.</summary>
 public static class TradeRoomHost
 {
+    /// <summary>The command-line switch that runs the demo trade room (<c>traderoom.demo</c>).</summary>
+    public const string DemoSwitch = "--demo";
+
     /// <param name="hoconOverrides">HOCON that wins over every other source (tests use it for ports and timeouts).</param>
     public static WebApplication Build(string[] args, string? hoconOverrides = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
-        var config = ServerConfig.Load(hoconOverrides);
+        // --demo is a switch of ours, not a key=value for ASP.NET's command-line configuration.
+        var demoSwitch = args.Contains(DemoSwitch);
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args.Where(a => a != DemoSwitch).ToArray() });
+        var config = ServerConfig.Load(hoconOverrides, demoSwitch);
         var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment());
+        var demo = DemoSettings.FromConfig(config);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -32,6 +39,9 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
+        builder.Services.AddSingleton(demo);
+        if (demo.Enabled)
+            builder.Services.AddHostedService<DemoFeed>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
             sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.Rooms.PrivateEventTypes, settings.PublishTimeout));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
@@ -61,6 +71,9 @@ public static class TradeRoomHost
         var openSockets = app.Services.GetRequiredService<OpenSockets>();
         app.Lifetime.ApplicationStopping.Register(() => openSockets.CloseAll(CloseCodes.GoingAway, "server shutting down"));
 
+        app.UseDashboardFiles();
+        app.UseRouting();
+
         app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections) =>
         {
             var roomCount = await rooms.ActorRef.Ask<RoomCount>(GetRoomCount.Instance, TimeSpan.FromSeconds(5));
@@ -74,6 +87,9 @@ public static class TradeRoomHost
             });
         });
         app.MapPublishEndpoints();
+        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment());
+        if (app.Environment.IsDevelopment())
+            app.MapDevTokenEndpoint(settings);
         app.MapFallback((HttpContext http) =>
             ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
         return app;

@@ -173,7 +173,7 @@ public sealed class ServerProcess : IDisposable
     /// <summary>Variables the server reads; removed from the inherited environment so only what a test sets applies.</summary>
     private static readonly string[] ServerVariables =
     [
-        "WS_PORT", "API_PORT", "BIND_ADDRESS", "JWT_SECRET", "TRADEROOM_CONFIG",
+        "WS_PORT", "API_PORT", "BIND_ADDRESS", "JWT_SECRET", "TRADEROOM_CONFIG", "TRADEROOM_DEMO",
         "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS",
     ];
 

@@ -34,10 +34,12 @@ public sealed class TestServer : IAsyncDisposable
     public Uri WsUri => new($"ws://127.0.0.1:{WsPort}/ws");
 
     /// <param name="hocon">Extra HOCON (e.g. <c>traderoom.rooms.idle-timeout = 1s</c>), over the test defaults.</param>
-    public static async Task<TestServer> StartAsync(string? hocon = null)
+    /// <param name="environment">The host environment ("Development" maps the development-only endpoints).</param>
+    /// <param name="ports">Fixed ports, e.g. those of a server this one replaces; free ones by default.</param>
+    public static async Task<TestServer> StartAsync(string? hocon = null, string environment = "Testing", (int WsPort, int ApiPort)? ports = null)
     {
-        var wsPort = FreePort();
-        var apiPort = FreePort();
+        var wsPort = ports?.WsPort ?? FreePort();
+        var apiPort = ports?.ApiPort ?? FreePort();
         var overrides = $$"""
             traderoom {
               ws-port = {{wsPort}}
@@ -48,7 +50,7 @@ public sealed class TestServer : IAsyncDisposable
             akka.loglevel = WARNING
             {{hocon}}
             """;
-        var app = TradeRoomHost.Build(["--environment", "Testing"], overrides);
+        var app = TradeRoomHost.Build(["--environment", environment], overrides);
         await app.StartAsync();
         return new TestServer(app, wsPort, apiPort);
     }
