@@ -1,0 +1,209 @@
+// Test support: the real server as a child process, HS256 tokens, HTTP publishing, a cuttable TCP proxy.
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const SECRET = "js-client-test-secret-of-at-least-32-bytes";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The server DLL: $TRADEROOM_SERVER_DLL, else the Debug build beside the sources. */
+export function serverDll() {
+  const dll = process.env.TRADEROOM_SERVER_DLL
+    ?? resolve(here, "../../../src/TradeRoom.Server/bin/Debug/net10.0/TradeRoom.Server.dll");
+  if (!existsSync(dll)) {
+    throw new Error(`server DLL not found at ${dll}: run \`dotnet build TradeRoom.Actors.sln\` or set TRADEROOM_SERVER_DLL`);
+  }
+  return dll;
+}
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.on("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Starts the real server on free ports (or the given ones). `hocon` is written to a TRADEROOM_CONFIG file.
+ * Returns { wsUrl, apiUrl, wsPort, apiPort, stop(), output() }.
+ */
+export async function startServer({ wsPort, apiPort, hocon } = {}) {
+  const dll = serverDll();
+  wsPort ??= await freePort();
+  apiPort ??= await freePort();
+  const env = { ...process.env };
+  for (const name of ["TRADEROOM_CONFIG", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_ENVIRONMENT"]) delete env[name];
+  Object.assign(env, {
+    ASPNETCORE_ENVIRONMENT: "Testing",
+    JWT_SECRET: SECRET,
+    WS_PORT: String(wsPort),
+    API_PORT: String(apiPort),
+    BIND_ADDRESS: "127.0.0.1",
+  });
+  if (hocon) {
+    const file = join(mkdtempSync(join(tmpdir(), "traderoom-js-")), "test.conf");
+    writeFileSync(file, hocon);
+    env.TRADEROOM_CONFIG = file;
+  }
+  const child = spawn("dotnet", [dll], { cwd: dirname(dll), env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start within 30 s:\n${output}`)), 30000);
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      if (output.includes("TradeRoom listening")) {
+        clearTimeout(timer);
+        res();
+      }
+    });
+    child.stderr.on("data", (chunk) => { output += chunk; });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited (${code ?? signal}) before listening:\n${output}`));
+    });
+  });
+  return {
+    wsPort,
+    apiPort,
+    wsUrl: `ws://127.0.0.1:${wsPort}/ws`,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
+    output: () => output,
+    /** SIGTERM (graceful: sockets get 1001), then SIGKILL after 10 s. */
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 10000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- tokens
+
+const b64url = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+
+/** An HS256 JWT; `claims` are merged over iat/exp (lifetime in seconds). */
+export function sign(claims, { secret = SECRET, lifetime = 3600 } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url({ iat: now, exp: now + lifetime, ...claims })}`;
+  return `${head}.${createHmac("sha256", secret).update(head).digest("base64url")}`;
+}
+
+export const userToken = (userId, options) => sign({ userId, sub: userId }, options);
+export const serviceToken = () => sign({ userId: "js-tests", sub: "js-tests", role: "service" });
+
+// ---------------------------------------------------------------- publishing
+
+export async function publish(server, bullPenId, type, data = {}) {
+  const response = await fetch(`${server.apiUrl}/api/rooms/${encodeURIComponent(bullPenId)}/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${serviceToken()}`, "content-type": "application/json" },
+    body: JSON.stringify({ type, data }),
+  });
+  const body = await response.json();
+  if (response.status !== 202) throw new Error(`publish answered ${response.status}: ${JSON.stringify(body)}`);
+  return body.seq;
+}
+
+export async function publishBatch(server, events) {
+  const response = await fetch(`${server.apiUrl}/api/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${serviceToken()}`, "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  const body = await response.json();
+  if (response.status !== 202) throw new Error(`publish answered ${response.status}: ${JSON.stringify(body)}`);
+  return body.seqs;
+}
+
+// ---------------------------------------------------------------- a TCP proxy that can cut or black-hole links
+
+/**
+ * Forwards 127.0.0.1:<port> to the target port. kill() destroys every open link; blackhole() stops forwarding on
+ * every open link but keeps the sockets open (a dead link only an application ping can notice); onAccept(fn)
+ * sees each new link.
+ */
+export async function startProxy(targetPort) {
+  const links = new Set();
+  const acceptHooks = new Set();
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    accepted++;
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    const link = { client, upstream, holed: false };
+    links.add(link);
+    const forward = (from, to) => from.on("data", (chunk) => { if (!link.holed) to.write(chunk); });
+    forward(client, upstream);
+    forward(upstream, client);
+    const end = () => {
+      links.delete(link);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end);
+    upstream.on("close", end);
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+    for (const hook of acceptHooks) hook(link);
+  });
+  await new Promise((res) => server.listen(0, "127.0.0.1", res));
+  const port = server.address().port;
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}/ws`,
+    get accepted() { return accepted; },
+    get open() { return links.size; },
+    kill() {
+      for (const link of [...links]) {
+        link.client.destroy();
+        link.upstream.destroy();
+      }
+    },
+    blackhole() {
+      for (const link of links) link.holed = true;
+    },
+    onAccept(fn) {
+      acceptHooks.add(fn);
+      return () => acceptHooks.delete(fn);
+    },
+    close() {
+      this.kill();
+      return new Promise((res) => server.close(() => res()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------- waiting
+
+/** Resolves with the first value of `emitter.on(event)` that `match` accepts, or rejects after `timeout` ms. */
+export function once(emitter, event, match = () => true, timeout = 10000) {
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => { off(); rej(new Error(`no "${event}" within ${timeout} ms`)); }, timeout);
+    const off = emitter.on(event, (value) => {
+      if (!match(value)) return;
+      clearTimeout(timer);
+      off();
+      res(value);
+    });
+  });
+}
+
+/** Polls `condition` until true, or rejects after `timeout` ms with `what`. */
+export async function until(condition, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

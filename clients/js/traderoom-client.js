@@ -1,0 +1,585 @@
+// TradeRoom JavaScript client: one small, dependency-free ES module for browsers and Node.
+// Keeps each bull pen's epoch and position, resumes after every reconnect (docs/protocol.md "Resume"),
+// reconnects with exponential backoff and full jitter, and notices dead links with an app-level ping.
+// API and reconnect policy: clients/js/README.md.
+
+/** The 14 event types of the Trade Room (docs/protocol.md). Other types are delivered too (forward compatible). */
+export const EVENT_TYPES = Object.freeze([
+  "order_executed", "order_failed", "order_cancelled",
+  "leaderboard_update", "ranking_changed", "snapshot_created",
+  "position_update", "position_closed", "portfolio_update",
+  "room_state_changed", "room_started", "room_ended", "member_joined", "member_left",
+]);
+
+const DEFAULTS = Object.freeze({
+  pingInterval: 15000,
+  pingTimeout: 10000,
+  connectTimeout: 10000,
+  reconnect: Object.freeze({ initialDelay: 500, maxDelay: 15000, multiplier: 2 }),
+  // Below the server's default limit (20 messages/s, bursts of 50), so a resubscribe of many rooms is never dropped.
+  rateLimit: Object.freeze({ perSecond: 15, burst: 40 }),
+});
+
+const OPEN = 1;
+
+/**
+ * The delay before reconnect attempt `attempt` (1 for the first): full jitter,
+ * random(0, min(maxDelay, initialDelay * multiplier^(attempt-1))).
+ */
+export function backoffDelay(attempt, reconnect = DEFAULTS.reconnect, random = Math.random) {
+  const { initialDelay, maxDelay, multiplier } = { ...DEFAULTS.reconnect, ...reconnect };
+  const cap = Math.min(maxDelay, initialDelay * Math.pow(multiplier, Math.max(0, attempt - 1)));
+  const r = Math.min(Math.max(Number(random()) || 0, 0), 1);
+  return Math.floor(r * cap);
+}
+
+/**
+ * What the client does after a connection ends: "stop" or "reconnect". `authError` is the code of an `auth_error`
+ * frame received on that connection (if any); `tokenIsFunction` whether a token function can supply a new token.
+ */
+export function closePolicy(code, { clientClosed = false, authError = null, tokenIsFunction = false } = {}) {
+  if (clientClosed) return "stop";
+  if (code === 4001 && authError && authError !== "too_many_connections" && !tokenIsFunction) return "stop";
+  return "reconnect";
+}
+
+function validRoomId(bullPenId) {
+  if (typeof bullPenId === "number" && Number.isSafeInteger(bullPenId)) return String(bullPenId);
+  if (typeof bullPenId === "string" && bullPenId.length > 0 && bullPenId.length <= 128) return bullPenId;
+  throw new TypeError(`bullPenId must be a non-empty string of at most 128 characters or an integer, got ${JSON.stringify(bullPenId)}`);
+}
+
+function clientError(code, message, extra) {
+  const error = new Error(message);
+  error.code = code;
+  if (extra) Object.assign(error, extra);
+  return error;
+}
+
+/** One followed bull pen. Made by client.subscribe(); keeps its epoch and position across reconnects. */
+export class Room {
+  constructor(client, bullPenId) {
+    this._client = client;
+    this.bullPenId = bullPenId;
+    this._epoch = undefined;
+    this._position = undefined;
+    this._wanted = true;         // the application follows this room
+    this._link = "none";        // on the current connection: none | subscribing | subscribed | unsubscribing
+    this._sent = null;           // the subscribe in flight: { sinceSeq, epoch }
+    this._unsubscribeWaiters = [];
+    this._onSubscribed = new Set();
+    this._onEvent = new Set();
+    this._byType = new Map();
+  }
+
+  /** The last seq seen (undefined before the first `subscribed`). */
+  get position() { return this._position; }
+
+  /** The room's epoch from the last `subscribed` (undefined before it). */
+  get epoch() { return this._epoch; }
+
+  /** Whether the room is subscribed on the current connection. */
+  get subscribed() { return this._wanted && this._link === "subscribed"; }
+
+  /** Calls fn(data, frame) for every event of this type; returns a function that removes it. */
+  on(type, fn) {
+    if (typeof fn !== "function") throw new TypeError("room.on(type, fn): fn must be a function");
+    let set = this._byType.get(type);
+    if (!set) this._byType.set(type, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** Stops following the room; resolves on the server's `unsubscribed` (or when the client is closed). */
+  unsubscribe() {
+    return this._client._unsubscribe(this);
+  }
+
+  _addHandlers(handlers) {
+    if (!handlers) return;
+    if (typeof handlers.onSubscribed === "function") this._onSubscribed.add(handlers.onSubscribed);
+    if (typeof handlers.onEvent === "function") this._onEvent.add(handlers.onEvent);
+  }
+
+  _forget() {
+    this._onSubscribed.clear();
+    this._onEvent.clear();
+    this._byType.clear();
+    this._epoch = undefined;
+    this._position = undefined;
+  }
+}
+
+export class TradeRoomClient {
+  constructor(options = {}) {
+    if (!options.url) throw new TypeError("TradeRoomClient: options.url is required");
+    if (options.token == null) throw new TypeError("TradeRoomClient: options.token (a JWT or a function returning one) is required");
+    this._url = options.url;
+    this._token = options.token;
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._pingInterval = options.pingInterval ?? DEFAULTS.pingInterval;
+    this._pingTimeout = options.pingTimeout ?? DEFAULTS.pingTimeout;
+    this._connectTimeout = options.connectTimeout ?? DEFAULTS.connectTimeout;
+    this._reconnect = { ...DEFAULTS.reconnect, ...options.reconnect };
+    this._rate = { ...DEFAULTS.rateLimit, ...options.rateLimit };
+    this._random = options.random ?? Math.random;
+
+    this._listeners = new Map();
+    this._rooms = new Map();
+    this._state = "idle";
+    this._userId = undefined;
+    this._gen = 0;               // connection generation: callbacks of older sockets are ignored
+    this._ws = null;
+    this._authed = false;
+    this._authSent = false;
+    this._authQueue = [];        // per auth sent on this socket: the refresh waiters it answers
+    this._refreshWaiters = [];   // refreshes waiting for the next connection's auth
+    this._lastAuthError = null;
+    this._attempt = 0;
+    this._stopped = true;
+    this._connecting = null;     // { promise, resolve, reject } until the first auth_success
+    this._outbox = [];
+    this._tokens = 0;
+    this._tokensAt = 0;
+    this._timers = { connect: null, ping: null, pingDeadline: null, flush: null, reconnect: null };
+  }
+
+  /** "idle" | "connecting" | "connected" | "reconnecting" | "closed" */
+  get state() { return this._state; }
+
+  /** The authenticated user id (from the last auth_success). */
+  get userId() { return this._userId; }
+
+  /** Listens to "state", "auth", "error" or "close"; returns a function that removes the listener. */
+  on(event, fn) {
+    if (typeof fn !== "function") throw new TypeError("client.on(event, fn): fn must be a function");
+    let set = this._listeners.get(event);
+    if (!set) this._listeners.set(event, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** Opens the connection; resolves on the first auth_success, rejects if the client stops before (see README). */
+  connect() {
+    if (this._connecting) return this._connecting.promise;
+    if (!this._stopped) return Promise.resolve({ userId: this._userId });
+    if (typeof this._WebSocket !== "function") {
+      return Promise.reject(clientError("no_websocket",
+        "no WebSocket implementation: pass options.WebSocket, or run Node 20 with --experimental-websocket (Node 22+ has it built in)"));
+    }
+    this._stopped = false;
+    this._clientClosed = false;
+    this._attempt = 0;
+    let resolve, reject;
+    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+    promise.catch(() => {}); // a caller that never awaits must not see an unhandled rejection
+    this._connecting = { promise, resolve, reject };
+    this._setState("connecting", { attempt: 0, delay: 0 });
+    this._open();
+    return promise;
+  }
+
+  /**
+   * Re-authenticates (token refresh). With a static token, newToken replaces it for later reconnects too; with a
+   * token function, refreshToken() without an argument asks the function. Resolves on auth_success; rejects on
+   * auth_error or user_mismatch. While disconnected it resolves with the next connection's auth_success.
+   */
+  refreshToken(newToken) {
+    if (newToken !== undefined && typeof this._token !== "function") this._token = newToken;
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this._stopped) {
+        reject(clientError("not_connected", "the client is not connected; call connect()"));
+      } else if (this._ws && this._ws.readyState === OPEN && this._authSent) {
+        const gen = this._gen;
+        Promise.resolve(newToken !== undefined ? newToken : this._currentToken()).then(
+          (token) => {
+            if (gen !== this._gen) this._refreshWaiters.push(waiter); // the link changed meanwhile
+            else this._sendAuth(token, [waiter]);
+          },
+          (e) => reject(clientError("token_error", `the token function failed: ${e?.message ?? e}`)));
+      } else {
+        this._refreshWaiters.push(waiter);
+      }
+    });
+  }
+
+  /**
+   * Follows a bull pen. Returns its Room (the same one if already followed; the handlers are added). Works while
+   * disconnected: the subscribe is sent after the next auth_success, resuming from the room's position.
+   */
+  subscribe(bullPenId, handlers = {}) {
+    const id = validRoomId(bullPenId);
+    let room = this._rooms.get(id);
+    if (!room) {
+      room = new Room(this, id);
+      this._rooms.set(id, room);
+    }
+    room._wanted = true;
+    room._addHandlers(handlers);
+    this._reconcile(room);
+    return room;
+  }
+
+  /** The Room for a bull pen this client follows, or undefined. */
+  room(bullPenId) {
+    const room = this._rooms.get(validRoomId(bullPenId));
+    return room && room._wanted ? room : undefined;
+  }
+
+  /** Closes with 1000 and never reconnects; state "closed". connect() may be called again later. */
+  close() {
+    if (this._stopped) return;
+    this._clientClosed = true;
+    const ws = this._ws;
+    const gen = this._gen;
+    if (ws) this._detach(ws, 1000, "client closed");
+    this._linkLost(gen, 1000, "client closed");
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  _currentToken() {
+    return typeof this._token === "function" ? this._token() : this._token;
+  }
+
+  _open() {
+    const gen = ++this._gen;
+    this._authed = false;
+    this._authSent = false;
+    this._authQueue = [];
+    this._lastAuthError = null;
+    this._outbox = [];
+    let ws;
+    try {
+      ws = new this._WebSocket(this._url);
+    } catch (e) {
+      this._emitError("transport_error", `cannot open ${this._url}: ${e?.message ?? e}`);
+      this._linkLost(gen, 1006, "cannot open");
+      return;
+    }
+    this._ws = ws;
+    this._timers.connect = setTimeout(
+      () => this._dropLink(gen, "connect_timeout", `not connected and authenticated within ${this._connectTimeout} ms`),
+      this._connectTimeout);
+    ws.onopen = () => { if (gen === this._gen) this._onOpen(gen); };
+    ws.onmessage = (e) => { if (gen === this._gen) this._onMessage(e.data); };
+    ws.onerror = () => { if (gen === this._gen) this._emitError("transport_error", "WebSocket error"); };
+    ws.onclose = (e) => { if (gen === this._gen) this._linkLost(gen, e.code, e.reason); };
+  }
+
+  _onOpen(gen) {
+    this._tokens = this._rate.burst;
+    this._tokensAt = Date.now();
+    let token;
+    try {
+      token = this._currentToken();
+    } catch (e) {
+      token = Promise.reject(e);
+    }
+    Promise.resolve(token).then(
+      (value) => {
+        if (gen !== this._gen) return;
+        const waiters = this._refreshWaiters;
+        this._refreshWaiters = [];
+        this._sendAuth(value, waiters);
+      },
+      (e) => {
+        if (gen !== this._gen) return;
+        this._dropLink(gen, "token_error", `the token function failed: ${e?.message ?? e}`);
+      });
+  }
+
+  _sendAuth(token, waiters) {
+    this._authSent = true;
+    this._authQueue.push(waiters);
+    this._send({ type: "auth", data: { token: String(token) } });
+  }
+
+  _onMessage(raw) {
+    this._clearTimer("pingDeadline"); // any frame shows the link is alive
+    let frame;
+    try {
+      frame = JSON.parse(typeof raw === "string" ? raw : String(raw));
+    } catch {
+      this._emitError("invalid_frame", "the server sent a frame that is not JSON");
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    const data = frame.data ?? {};
+    switch (frame.type) {
+      case "auth_success":
+        this._onAuthSuccess(data);
+        return;
+      case "auth_error": {
+        this._lastAuthError = data.code ?? "auth_error";
+        const error = this._emitError(data.code, data.message, { frame: "auth_error" });
+        for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        return;
+      }
+      case "error": {
+        const error = this._emitError(data.code, data.message, { frame: "error" });
+        if (data.code === "user_mismatch") for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        return;
+      }
+      case "pong":
+        return;
+      case "subscribed":
+        this._onSubscribed(data);
+        return;
+      case "unsubscribed":
+        this._onUnsubscribed(data);
+        return;
+      default:
+        if (frame.bullPenId != null && typeof frame.seq === "number") this._onEvent(frame);
+    }
+  }
+
+  _onAuthSuccess(data) {
+    const first = !this._authed;
+    const waiters = this._authQueue.shift() ?? [];
+    this._authed = true;
+    this._userId = data.userId;
+    if (first) {
+      this._clearTimer("connect");
+      this._attempt = 0;
+      this._startPing(this._gen);
+      this._setState("connected", { attempt: 0, delay: 0 });
+    }
+    this._emit("auth", { userId: data.userId });
+    for (const w of waiters) w.resolve({ userId: data.userId });
+    if (first) {
+      const connecting = this._connecting;
+      this._connecting = null;
+      connecting?.resolve({ userId: data.userId });
+      for (const room of [...this._rooms.values()]) this._reconcile(room);
+    }
+  }
+
+  /** Abandons the current socket (dead link): stop listening to it, close it, and handle the loss now. */
+  _dropLink(gen, code, message) {
+    if (gen !== this._gen) return;
+    this._emitError(code, message);
+    if (this._ws) this._detach(this._ws, 4000, code);
+    this._linkLost(gen, 1006, code);
+  }
+
+  _detach(ws, code, reason) {
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closing or closed
+    }
+  }
+
+  _linkLost(gen, code, reason) {
+    if (gen !== this._gen) return;
+    this._gen++;
+    for (const name of ["connect", "ping", "pingDeadline", "flush"]) this._clearTimer(name);
+    this._ws = null;
+    this._outbox = [];
+    const authError = this._lastAuthError;
+    // Refreshes whose auth got no answer wait for the next connection's auth.
+    for (const waiters of this._authQueue) this._refreshWaiters.push(...waiters);
+    this._authQueue = [];
+    this._authed = false;
+    this._authSent = false;
+    for (const room of [...this._rooms.values()]) {
+      room._link = "none";
+      room._sent = null;
+      if (!room._wanted && room._unsubscribeWaiters.length === 0) this._rooms.delete(room.bullPenId);
+    }
+
+    const decision = closePolicy(code, {
+      clientClosed: this._clientClosed,
+      authError,
+      tokenIsFunction: typeof this._token === "function",
+    });
+    const willReconnect = decision === "reconnect";
+    this._emit("close", { code, reason: reason ?? "", willReconnect });
+    if (willReconnect) {
+      this._scheduleReconnect();
+      return;
+    }
+
+    this._stopped = true;
+    this._clearTimer("reconnect");
+    const why = this._clientClosed
+      ? clientError("closed", "the client was closed")
+      : clientError(authError ?? "closed", `connection closed with ${code}${reason ? ` (${reason})` : ""}; not reconnecting`, { closeCode: code });
+    const connecting = this._connecting;
+    this._connecting = null;
+    connecting?.reject(why);
+    for (const w of this._refreshWaiters.splice(0)) w.reject(why);
+    for (const room of [...this._rooms.values()]) {
+      for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
+      if (!room._wanted) this._rooms.delete(room.bullPenId);
+    }
+    this._setState("closed", { attempt: this._attempt, delay: 0 });
+  }
+
+  _scheduleReconnect() {
+    this._attempt++;
+    const delay = backoffDelay(this._attempt, this._reconnect, this._random);
+    this._setState("reconnecting", { attempt: this._attempt, delay });
+    this._timers.reconnect = setTimeout(() => {
+      this._timers.reconnect = null;
+      if (!this._stopped) this._open();
+    }, delay);
+  }
+
+  _startPing(gen) {
+    if (!(this._pingInterval > 0)) return;
+    this._timers.ping = setInterval(() => {
+      if (gen !== this._gen || this._timers.pingDeadline) return;
+      this._send({ type: "ping" }, () => {
+        if (gen !== this._gen || this._timers.pingDeadline) return;
+        this._timers.pingDeadline = setTimeout(
+          () => this._dropLink(gen, "ping_timeout", `no frame within ${this._pingTimeout} ms of a ping`),
+          this._pingTimeout);
+      });
+    }, this._pingInterval);
+  }
+
+  // ------------------------------------------------------------------ sending (paced below the server's rate limit)
+
+  _send(message, onWritten) {
+    this._outbox.push([JSON.stringify(message), onWritten]);
+    this._flush();
+  }
+
+  _flush() {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    const now = Date.now();
+    this._tokens = Math.min(this._rate.burst, this._tokens + ((now - this._tokensAt) * this._rate.perSecond) / 1000);
+    this._tokensAt = now;
+    while (this._outbox.length > 0 && this._tokens >= 1) {
+      const [text, onWritten] = this._outbox.shift();
+      this._tokens -= 1;
+      try {
+        ws.send(text);
+      } catch (e) {
+        this._emitError("transport_error", `send failed: ${e?.message ?? e}`);
+        return;
+      }
+      onWritten?.();
+    }
+    if (this._outbox.length > 0 && !this._timers.flush) {
+      const wait = Math.ceil(((1 - this._tokens) * 1000) / this._rate.perSecond);
+      this._timers.flush = setTimeout(() => {
+        this._timers.flush = null;
+        this._flush();
+      }, Math.max(1, wait));
+    }
+  }
+
+  // ------------------------------------------------------------------ rooms
+
+  /** Brings the room's subscription on the current connection to what the application wants, one request at a time. */
+  _reconcile(room) {
+    if (!this._authed) return;
+    if (room._link === "subscribing" || room._link === "unsubscribing") return; // wait for the answer
+    if (room._wanted && room._link === "none") {
+      const resume = room._epoch !== undefined && room._position !== undefined;
+      room._sent = resume ? { sinceSeq: room._position, epoch: room._epoch } : {};
+      room._link = "subscribing";
+      this._send({ type: "subscribe_room", data: { bullPenId: room.bullPenId, ...room._sent } });
+    } else if (!room._wanted && (room._link === "subscribed" || room._unsubscribeWaiters.length > 0)) {
+      room._link = "unsubscribing";
+      this._send({ type: "unsubscribe_room", data: { bullPenId: room.bullPenId } });
+    } else if (!room._wanted && room._link === "none") {
+      this._rooms.delete(room.bullPenId);
+    }
+  }
+
+  _unsubscribe(room) {
+    if (this._rooms.get(room.bullPenId) !== room) return Promise.resolve();
+    room._wanted = false;
+    room._forget();
+    return new Promise((resolve) => {
+      room._unsubscribeWaiters.push(resolve);
+      if (this._stopped) {
+        for (const r of room._unsubscribeWaiters.splice(0)) r();
+        this._rooms.delete(room.bullPenId);
+        return;
+      }
+      this._reconcile(room);
+    });
+  }
+
+  _onSubscribed(data) {
+    const room = this._rooms.get(String(data.bullPenId));
+    if (!room || room._link !== "subscribing") return;
+    const sent = room._sent ?? {};
+    room._link = "subscribed";
+    room._sent = null;
+    if (room._wanted) {
+      const recovered = data.recovered === true && sent.sinceSeq !== undefined;
+      // docs/protocol.md "Resume": position = recovered ? sinceSeq : seq. Never backwards within an epoch.
+      room._position = recovered ? Math.max(room._position ?? 0, sent.sinceSeq) : data.seq;
+      room._epoch = data.epoch;
+      const info = { bullPenId: room.bullPenId, seq: data.seq, epoch: data.epoch, recovered, state: data.state };
+      for (const fn of [...room._onSubscribed]) this._call(fn, info);
+    }
+    this._reconcile(room);
+  }
+
+  _onUnsubscribed(data) {
+    const room = this._rooms.get(String(data.bullPenId));
+    if (!room || room._link !== "unsubscribing") return;
+    room._link = "none";
+    for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
+    this._reconcile(room);
+  }
+
+  _onEvent(frame) {
+    const room = this._rooms.get(String(frame.bullPenId));
+    if (!room || !room._wanted || room._link !== "subscribed") return;
+    if (room._position !== undefined && frame.seq <= room._position) return; // already seen
+    room._position = frame.seq;
+    for (const fn of [...room._onEvent]) this._call(fn, frame);
+    const set = room._byType.get(frame.type);
+    if (set) for (const fn of [...set]) this._call(fn, frame.data, frame);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  _setState(state, { attempt, delay }) {
+    this._state = state;
+    this._emit("state", { state, attempt, delay });
+  }
+
+  _emitError(code, message, extra) {
+    const error = clientError(code ?? "unknown_error", message ?? String(code), extra);
+    this._emit("error", error);
+    return error;
+  }
+
+  _emit(event, payload) {
+    const set = this._listeners.get(event);
+    if (set) for (const fn of [...set]) this._call(fn, payload, undefined, event === "error");
+  }
+
+  /** Runs an application callback; an exception in it is reported on "error" and never breaks the client. */
+  _call(fn, a, b, isErrorListener = false) {
+    try {
+      fn(a, b);
+    } catch (e) {
+      if (isErrorListener) {
+        (globalThis.console?.error ?? (() => {}))("TradeRoomClient: an error listener threw", e);
+      } else {
+        this._emitError("callback_error", `a listener threw: ${e?.message ?? e}`, { cause: e });
+      }
+    }
+  }
+
+  _clearTimer(name) {
+    const t = this._timers[name];
+    if (t !== null) {
+      clearTimeout(t); // clearTimeout also clears intervals
+      this._timers[name] = null;
+    }
+  }
+}
