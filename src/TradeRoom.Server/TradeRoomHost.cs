@@ -90,7 +90,8 @@ public static class TradeRoomHost
         app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment());
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);
-        app.MapFallback((HttpContext http) =>
+        // "{*path}", not MapFallback's default "{*path:nonfile}": a path that looks like a file gets the JSON 404 too.
+        app.MapFallback("{*path}", (HttpContext http) =>
             ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
         return app;
     }

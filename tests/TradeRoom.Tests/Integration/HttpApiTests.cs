@@ -596,7 +596,7 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
     [Theory]
     [InlineData("GET", "/api/nope")]
     [InlineData("POST", "/api/rooms")]
-    [InlineData("GET", "/")]
+    [InlineData("GET", "/api")]
     [InlineData("DELETE", "/api/rooms/r1/events/extra")]
     public async Task Unknown_path_is_404_with_a_json_error_body(string method, string path)
     {
