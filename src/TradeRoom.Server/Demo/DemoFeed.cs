@@ -19,7 +19,7 @@ internal sealed class DemoFeed(DemoSettings settings, IServiceProvider services,
         logger.LogInformation("Demo trade room: publishing to bull pen \"{BullPenId}\" every {TickInterval} ({Traders} traders, rounds of {RoundLength})",
             settings.BullPenId, settings.TickInterval, settings.Traders, settings.RoundLength);
 
-        var market = new DemoMarket(settings.Traders, settings.RoundTicks);
+        var market = new DemoMarket(settings.Traders, settings.RoundTicks, settings.TickInterval);
         using var timer = new PeriodicTimer(settings.TickInterval);
         var lastRejection = "";
         try

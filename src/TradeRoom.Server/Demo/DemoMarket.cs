@@ -39,19 +39,22 @@ public sealed class DemoMarket
     private readonly List<Trader> _traders;
     private readonly Dictionary<string, decimal> _prices = Listing.ToDictionary(l => l.Symbol, l => l.Price);
     private readonly int _roundTicks;
+    private readonly TimeSpan _tickInterval;
     private Dictionary<string, int> _ranks = new(StringComparer.Ordinal);
     private int _tickInRound;
     private int _pauseLeft;
     private long _orderCounter;
     private bool _membersJoined;
 
-    public DemoMarket(int traders, int roundTicks)
+    /// <param name="tickInterval">How often <see cref="Tick"/> is called: only for the times the events announce.</param>
+    public DemoMarket(int traders, int roundTicks, TimeSpan tickInterval)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(traders, 2);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(traders, Roster.Length);
         ArgumentOutOfRangeException.ThrowIfLessThan(roundTicks, 5);
         _traders = Roster.Take(traders).Select(r => new Trader(r.UserId, r.Name)).ToList();
         _roundTicks = roundTicks;
+        _tickInterval = tickInterval;
     }
 
     /// <summary>The round being traded (or, between rounds, the one that just ended).</summary>
@@ -65,7 +68,13 @@ public sealed class DemoMarket
         {
             _pauseLeft--;
             if (_pauseLeft == PauseTicks - 1)
-                events.Add(new(EventTypes.RoomStateChanged, new { status = "waiting", round = Round + 1, message = $"round {Round + 1} starts shortly" }));
+                events.Add(new(EventTypes.RoomStateChanged, new
+                {
+                    status = "waiting",
+                    round = Round + 1,
+                    name = $"Demo round {Round + 1}",
+                    startsAt = now + _tickInterval * PauseTicks,
+                }));
             return events;
         }
 
@@ -79,7 +88,13 @@ public sealed class DemoMarket
 
         _tickInRound++;
         if (_tickInRound % RoomStateEvery == 0 && _tickInRound < _roundTicks)
-            events.Add(new(EventTypes.RoomStateChanged, new { status = "active", round = Round, tick = _tickInRound, ticksLeft = _roundTicks - _tickInRound }));
+            events.Add(new(EventTypes.RoomStateChanged, new
+            {
+                status = "active",
+                round = Round,
+                name = $"Demo round {Round}",
+                secondsLeft = (int)Math.Ceiling((_tickInterval * (_roundTicks - _tickInRound)).TotalSeconds),
+            }));
         if (_tickInRound % SnapshotEvery == 0 && _tickInRound < _roundTicks)
             events.Add(new(EventTypes.SnapshotCreated, Leaderboard(now, $"r{Round}-t{_tickInRound}")));
         if (_tickInRound >= _roundTicks)
@@ -109,7 +124,7 @@ public sealed class DemoMarket
             round = Round,
             name = $"Demo round {Round}",
             startsAt = now,
-            ticks = _roundTicks,
+            endsAt = now + _tickInterval * _roundTicks,
             startingCash = StartingCash,
             symbols = Listing.Select(l => l.Symbol).ToArray(),
         }));

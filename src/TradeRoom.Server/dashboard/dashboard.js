@@ -16,6 +16,7 @@ let minted = null;          // { token, userId, expiresAt } from /api/dev/token
 let ranks = new Map();      // userId -> rank at the last leaderboard drawn
 let members = [];
 let feedCount = 0;
+let lastEpoch = null;
 
 // ------------------------------------------------------------------ formatting
 
@@ -86,8 +87,15 @@ function showSubscribed({ bullPenId, seq, epoch, recovered, state }) {
     sub.dataset.outcome = "snapshot";
     sub.textContent = `snapshot applied (seq ${seq})`;
     log(`snapshot applied for ${bullPenId} at seq ${seq}`);
+    // The events below came before: a new epoch (e.g. a server restart) numbers from 1 again.
+    if (feedCount > 0) {
+      addFeedNote(epoch !== lastEpoch
+        ? `snapshot applied · new epoch ${epoch}: the room started afresh and its seq restarts here`
+        : "snapshot applied · the missed events were no longer in the room's history");
+    }
     applySnapshot(state ?? {}, seq);
   }
+  lastEpoch = epoch;
   $("sub-epoch").textContent = text(epoch);
   $("sub-position").textContent = text(recovered ? room?.position : seq);
 }
@@ -153,9 +161,10 @@ function drawRoom(data) {
   status.dataset.status = data?.status ?? "";
   status.textContent = text(data?.status);
   $("room-round").textContent = text(data?.round ?? data?.name);
+  // The simple fields of the room's data (whatever its publisher sent); times shown as local clock times.
   const detail = data ? Object.entries(data)
-    .filter(([key]) => !["status", "round"].includes(key))
-    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .filter(([key, value]) => !["status", "round"].includes(key) && value !== null && typeof value !== "object")
+    .map(([key, value]) => `${key}: ${typeof value === "string" && ISO_TIME.test(value) ? new Date(value).toLocaleTimeString("en-GB", { hour12: false }) : value}`)
     .join(" · ") : "";
   $("room-detail").textContent = text(detail);
 }
@@ -165,6 +174,7 @@ function drawMembers() {
   $("member-count").textContent = String(members.length);
 }
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 const ROOM_TYPES = new Set(["room_state_changed", "room_started", "room_ended"]);
 
 function onEvent(frame) {
@@ -210,11 +220,17 @@ function summary(type, d) {
     case "position_closed": return `${d.userId} closed ${d.symbol ?? ""} · realized ${signed(d.realizedPnl)}`;
     case "portfolio_update": return `${d.userId} equity ${isNumber(d.equity) ? money.format(d.equity) : "?"} (${signed(d.pnl)})`;
     case "room_started": return `round ${d.round ?? "?"} started`;
+    case "room_state_changed": return [d.status, d.name, isNumber(d.secondsLeft) ? `${d.secondsLeft} s left` : null].filter(Boolean).join(" · ") || JSON.stringify(d).slice(0, 160);
     case "room_ended": return `round ${d.round ?? "?"} ended` + (d.winner ? ` · winner ${d.winner.name ?? d.winner.userId}` : "");
     case "member_joined": return `${who} joined`;
     case "member_left": return `${who} left`;
     default: return JSON.stringify(d).slice(0, 160);
   }
+}
+
+function addFeedNote(message) {
+  const body = $("feed").querySelector("tbody");
+  body.prepend(el("tr", { className: "note" }, el("td", {}, clock()), el("td", {}, ""), el("td", { colspan: "2" }, message)));
 }
 
 function addToFeed({ type, seq, data = {} }) {
@@ -273,6 +289,7 @@ async function connect() {
   $("members").replaceChildren();
   $("feed").querySelector("tbody").replaceChildren();
   feedCount = 0;
+  lastEpoch = null;
   ranks = new Map();
   clearLeaderboard();
   const sub = $("sub-state");

@@ -23,7 +23,7 @@ public class DemoMarketTests
     [Fact]
     public void The_first_step_brings_members_the_room_start_and_a_full_leaderboard()
     {
-        var first = Run(new DemoMarket(traders: 5, roundTicks: 20), 1);
+        var first = Run(new DemoMarket(traders: 5, roundTicks: 20, TimeSpan.FromSeconds(1)), 1);
 
         Assert.Equal(Enumerable.Repeat(EventTypes.MemberJoined, 5), first.Take(5).Select(e => e.Type));
         Assert.Equal(EventTypes.RoomStarted, first[5].Type);
@@ -36,7 +36,7 @@ public class DemoMarketTests
     [Fact]
     public void Every_event_is_valid_for_the_integration_layer_and_private_ones_name_their_trader()
     {
-        var events = Run(new DemoMarket(traders: 8, roundTicks: 30), 100);
+        var events = Run(new DemoMarket(traders: 8, roundTicks: 30, TimeSpan.FromSeconds(1)), 100);
 
         foreach (var (_, type, data) in events)
         {
@@ -50,7 +50,7 @@ public class DemoMarketTests
     [Fact]
     public void Ranks_reshuffle_as_prices_move()
     {
-        var leaders = Run(new DemoMarket(traders: 8, roundTicks: 1000), 60)
+        var leaders = Run(new DemoMarket(traders: 8, roundTicks: 1000, TimeSpan.FromSeconds(1)), 60)
             .Where(e => e.Type == EventTypes.LeaderboardUpdate)
             .Select(e => string.Join(",", e.Data.GetProperty("entries").EnumerateArray().Select(x => x.GetProperty("userId").GetString())))
             .ToList();
@@ -63,7 +63,7 @@ public class DemoMarketTests
     public void A_round_ends_after_its_steps_and_the_next_one_starts_after_a_pause()
     {
         const int roundTicks = 10;
-        var events = Run(new DemoMarket(traders: 4, roundTicks), roundTicks + DemoMarket.PauseTicks + 1);
+        var events = Run(new DemoMarket(traders: 4, roundTicks, TimeSpan.FromSeconds(1)), roundTicks + DemoMarket.PauseTicks + 1);
 
         var ended = events.Single(e => e.Type == EventTypes.RoomEnded);
         Assert.Equal(roundTicks - 1, ended.Tick);
@@ -80,7 +80,7 @@ public class DemoMarketTests
     {
         static string Types(DemoMarket m) => string.Join(" ", Enumerable.Range(0, 50).SelectMany(_ => m.Tick(Start).Select(e => e.Type + JsonSerializer.Serialize(e.Data))));
 
-        Assert.Equal(Types(new DemoMarket(8, 20)), Types(new DemoMarket(8, 20)));
+        Assert.Equal(Types(new DemoMarket(8, 20, TimeSpan.FromSeconds(1))), Types(new DemoMarket(8, 20, TimeSpan.FromSeconds(1))));
     }
 }
 
