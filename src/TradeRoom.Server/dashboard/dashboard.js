@@ -313,12 +313,14 @@ async function connect() {
   current.on("error", (err) => {
     if (client !== current) return;
     const message = err?.code ? `${err.code}: ${err.message}` : String(err?.message ?? err);
-    log(`error ${message}`);
+    // A failed (re)connect attempt also ends in a close, which the log shows: no second line for it.
+    if (err?.code !== "transport_error") log(`error ${message}`);
     if (err?.code === "invalid_token" || err?.code === "token_expired") notice(`The server refused the token (${message}).`, "error");
   });
   current.on("close", ({ code, reason, willReconnect }) => {
     if (client !== current) return;
-    log(`socket closed ${code ?? ""} ${reason ?? ""}${willReconnect ? " · will reconnect" : ""}`);
+    const what = code === 1006 ? "no connection (1006)" : `socket closed ${code ?? ""} ${reason ?? ""}`;
+    log(`${what}${willReconnect ? " · will reconnect" : ""}`);
   });
 
   room = current.subscribe(bullPenId, {
