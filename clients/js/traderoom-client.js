@@ -262,9 +262,15 @@ export class TradeRoomClient {
     this._timers.connect = setTimeout(
       () => this._dropLink(gen, "connect_timeout", `not connected and authenticated within ${this._connectTimeout} ms`),
       this._connectTimeout);
-    ws.onopen = () => { if (gen === this._gen) this._onOpen(gen); };
+    let opened = false;
+    ws.onopen = () => { if (gen === this._gen) { opened = true; this._onOpen(gen); } };
     ws.onmessage = (e) => { if (gen === this._gen) this._onMessage(e.data); };
-    ws.onerror = () => { if (gen === this._gen) this._emitError("transport_error", "WebSocket error"); };
+    ws.onerror = (e) => {
+      if (gen !== this._gen) return;
+      this._emitError("transport_error", `WebSocket error${e?.message ? `: ${e.message}` : ""}`);
+      // A socket that never opened is lost now: some implementations (Node 20's) fire no close event after it.
+      if (!opened) this._linkLost(gen, 1006, "connection failed", ws);
+    };
     ws.onclose = (e) => { if (gen === this._gen) this._linkLost(gen, e.code, e.reason); };
   }
 
@@ -373,8 +379,9 @@ export class TradeRoomClient {
     }
   }
 
-  _linkLost(gen, code, reason) {
+  _linkLost(gen, code, reason, abandon) {
     if (gen !== this._gen) return;
+    if (abandon) this._detach(abandon, 1000, reason);
     this._gen++;
     for (const name of ["connect", "ping", "pingDeadline", "flush"]) this._clearTimer(name);
     this._ws = null;

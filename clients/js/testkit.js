@@ -1,4 +1,4 @@
-// Test support: the real server as a child process, HS256 tokens, HTTP publishing, a cuttable TCP proxy.
+// Test kit for test/*.test.js: the real server as a child process, HS256 tokens, HTTP publishing, a cuttable TCP proxy.
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -14,7 +14,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The server DLL: $TRADEROOM_SERVER_DLL, else the Debug build beside the sources. */
 export function serverDll() {
   const dll = process.env.TRADEROOM_SERVER_DLL
-    ?? resolve(here, "../../../src/TradeRoom.Server/bin/Debug/net10.0/TradeRoom.Server.dll");
+    ?? resolve(here, "../../src/TradeRoom.Server/bin/Debug/net10.0/TradeRoom.Server.dll");
   if (!existsSync(dll)) {
     throw new Error(`server DLL not found at ${dll}: run \`dotnet build TradeRoom.Actors.sln\` or set TRADEROOM_SERVER_DLL`);
   }
@@ -131,24 +131,49 @@ export async function publishBatch(server, events) {
 
 /**
  * Forwards 127.0.0.1:<port> to the target port. kill() destroys every open link; blackhole() stops forwarding on
- * every open link but keeps the sockets open (a dead link only an application ping can notice); onAccept(fn)
- * sees each new link.
+ * every open link but keeps the sockets open (a dead link only an application ping can notice); `mode` decides
+ * what happens to new links; cutWhen(marker) cuts a link when the server sends something; onAccept(fn) sees each
+ * new link.
  */
 export async function startProxy(targetPort) {
   const links = new Set();
   const acceptHooks = new Set();
+  const cuts = [];
   let accepted = 0;
+  let mode = "forward";
   const server = net.createServer((client) => {
     accepted++;
+    if (mode === "refuse") {
+      // What a load balancer in front of a stopped server answers.
+      client.on("error", () => {});
+      client.once("data", () => client.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+      return;
+    }
     const upstream = net.connect(targetPort, "127.0.0.1");
-    const link = { client, upstream, holed: false };
+    const link = { client, upstream, holed: mode === "blackhole" };
     links.add(link);
-    const forward = (from, to) => from.on("data", (chunk) => { if (!link.holed) to.write(chunk); });
-    forward(client, upstream);
-    forward(upstream, client);
+    client.on("data", (chunk) => { if (!link.holed) upstream.write(chunk); });
+    upstream.on("data", (chunk) => {
+      if (link.holed) return;
+      client.write(chunk);
+      // Server frames are not masked: their JSON is readable in the stream.
+      const text = chunk.toString("latin1");
+      for (const cut of cuts) {
+        if (cut.count > 0 && text.includes(cut.marker)) {
+          cut.count--;
+          // Deliver what was forwarded, then close both sides without a WebSocket close frame.
+          link.cut = true;
+          link.holed = true;
+          client.end();
+          upstream.destroy();
+          break;
+        }
+      }
+    });
     const end = () => {
       links.delete(link);
-      client.destroy();
+      if (link.cut) client.end();
+      else client.destroy();
       upstream.destroy();
     };
     client.on("close", end);
@@ -172,6 +197,20 @@ export async function startProxy(targetPort) {
     },
     blackhole() {
       for (const link of links) link.holed = true;
+    },
+    /** "forward" (default), "refuse" (new links get HTTP 503) or "blackhole" (new links forward nothing). */
+    set mode(value) { mode = value; },
+    get mode() { return mode; },
+    /** Cuts the next `count` links on which the server sends a chunk containing `marker` (after forwarding it). */
+    cutWhen(marker, count = 1) {
+      const cut = { marker, count };
+      cuts.push(cut);
+      return cut;
+    },
+    /** Back to forwarding everything: mode "forward", no planned cuts. */
+    reset() {
+      mode = "forward";
+      cuts.length = 0;
     },
     onAccept(fn) {
       acceptHooks.add(fn);
