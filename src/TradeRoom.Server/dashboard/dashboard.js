@@ -1,6 +1,6 @@
 // The TradeRoom live dashboard: one bull pen's leaderboard, room, members and events over the JavaScript client,
 // plus the server's figures from /api/health. No build step; served by the server at /.
-import { TradeRoomClient } from "/traderoom-client.js";
+import { TradeRoomClient } from "./traderoom-client.js";
 
 const FEED_SIZE = 60;
 const LOG_SIZE = 30;

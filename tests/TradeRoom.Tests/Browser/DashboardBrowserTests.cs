@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using TradeRoom.Tests.Integration;
 using TradeRoom.Tests.Support;
@@ -81,6 +82,14 @@ public class DashboardBrowserTests(ChromiumFixture chromium) : IClassFixture<Chr
             await Expect(subscription).ToHaveAttributeAsync("data-outcome", "snapshot", Soon);
             await Expect(page.Locator("#sub-epoch")).Not.ToHaveTextAsync(firstEpoch!);
             await WaitForLeaderboardToMoveAsync(page);
+
+            // Message rates come from deltas of /api/health's counters where the server reports them, else "—".
+            var health = await server.GetJsonAsync("/api/health");
+            var eventsRate = page.Locator("#health-events-rate");
+            if (health.Json.TryGetProperty("eventsPublished", out _))
+                await Expect(eventsRate).ToHaveTextAsync(new Regex(@"^\d+\.\d$"), new() { Timeout = 15_000 });
+            else
+                await Expect(eventsRate).ToHaveTextAsync("—");
 
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts, "dashboard-after-restart.png"), FullPage = true });
             Assert.Empty(pageErrors);

@@ -131,7 +131,7 @@ public class DashboardHostingTests(SharedServerFixture fixture) : IClassFixture<
     }
 
     [Theory]
-    [InlineData("/dashboard.js", "text/javascript", "from \"/traderoom-client.js\"")]
+    [InlineData("/dashboard.js", "text/javascript", "from \"./traderoom-client.js\"")]
     [InlineData("/dashboard.css", "text/css", "#leaderboard")]
     public async Task The_dashboard_assets_are_served_with_their_types(string path, string mediaType, string content)
     {
