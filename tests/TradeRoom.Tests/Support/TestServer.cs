@@ -34,7 +34,8 @@ public sealed class TestServer : IAsyncDisposable
     public Uri WsUri => new($"ws://127.0.0.1:{WsPort}/ws");
 
     /// <param name="hocon">Extra HOCON (e.g. <c>traderoom.rooms.idle-timeout = 1s</c>), over the test defaults.</param>
-    public static async Task<TestServer> StartAsync(string? hocon = null)
+    /// <param name="configure">Changes to the host builder (e.g. a log provider that captures lines).</param>
+    public static async Task<TestServer> StartAsync(string? hocon = null, Action<WebApplicationBuilder>? configure = null)
     {
         var wsPort = FreePort();
         var apiPort = FreePort();
@@ -48,7 +49,7 @@ public sealed class TestServer : IAsyncDisposable
             akka.loglevel = WARNING
             {{hocon}}
             """;
-        var app = TradeRoomHost.Build(["--environment", "Testing"], overrides);
+        var app = TradeRoomHost.Build(["--environment", "Testing"], overrides, configure);
         await app.StartAsync();
         return new TestServer(app, wsPort, apiPort);
     }
