@@ -125,9 +125,12 @@ public class MetricsTests
     }
 
     [Fact]
-    public async Task Refused_tokens_and_an_auth_timeout_count_auth_failures_by_reason_and_close_4001()
+    public async Task Refused_tokens_an_auth_timeout_and_a_user_over_its_connection_limit_count_auth_failures_by_reason()
     {
-        await using var server = await TestServer.StartAsync("traderoom.websocket.auth-timeout = 300ms");
+        await using var server = await TestServer.StartAsync("""
+            traderoom.websocket { auth-timeout = 300ms, close-timeout = 300ms }
+            traderoom.limits.max-connections-per-user = 1
+            """);
 
         await using var badToken = await WsClient.ConnectAsync(server.WsUri);
         await badToken.SendAuthAsync("not-a-jwt");
@@ -140,18 +143,25 @@ public class MetricsTests
         await using var silent = await WsClient.ConnectAsync(server.WsUri);
         Assert.Equal(4001, await silent.ReceiveCloseAsync());
 
+        await using var admitted = await server.ConnectAsync("busy-user");
+        await using var oneTooMany = await WsClient.ConnectAsync(server.WsUri);
+        await oneTooMany.SendAuthAsync(server.UserToken("busy-user"));
+        Assert.Equal(4009, await oneTooMany.ReceiveCloseAsync());
+
         var scrape = await server.WaitForMetricAsync(Closes(4001, "auth_failed"), 3);
         Assert.Equal(1, scrape[AuthFailures("invalid_token")]);
         Assert.Equal(1, scrape[AuthFailures("token_expired")]);
         Assert.Equal(1, scrape[AuthFailures("timeout")]);
-        Assert.Equal(0, scrape[Authenticated]);
+        Assert.Equal(1, scrape[AuthFailures("too_many_connections")]);
+        Assert.Equal(1, scrape[Authenticated]);
+        await server.WaitForMetricAsync(Closes(4009, "too_many_connections"), 1);
     }
 
     [Fact]
     public async Task A_rate_limit_close_and_a_heartbeat_close_are_counted_by_code()
     {
         await using var server = await TestServer.StartAsync("""
-            traderoom.websocket { ping-interval = 100ms, heartbeat-timeout = 1s, slow-consumer-grace = 200ms }
+            traderoom.websocket { ping-interval = 100ms, heartbeat-timeout = 1s, slow-consumer-grace = 200ms, close-timeout = 300ms }
             traderoom.limits { messages-per-second = 1, message-burst = 1, flood-close-after = 2 }
             """);
 
