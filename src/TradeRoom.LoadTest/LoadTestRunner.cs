@@ -173,7 +173,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
         ServerCounters? serverAfter = options.MetricsUrl is { } url
-            ? await ServerCounters.ScrapeSettledAsync(http, url, cancellationToken)
+            ? await ServerCounters.ScrapeSettledAsync(http, url, cancellationToken, serverBefore, delivered)
             : null;
 
         _phase = "done";

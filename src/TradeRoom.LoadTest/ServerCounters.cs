@@ -9,17 +9,23 @@ internal readonly record struct ServerCounters(long EventsPublished, long Frames
     private const string FramesSeries = "traderoom_frames_delivered_total";
 
     /// <summary>
-    /// Scrapes until two scrapes in a row agree (at most about a second): a frame the client has already read may be
-    /// counted a moment later, when the server's write completes.
+    /// Scrapes until the counts settle: a frame the client has already read is counted a moment later, when the
+    /// server's write completes. With <paramref name="framesReceived"/> (what the tester has read since
+    /// <paramref name="before"/>), until the server's count has caught up with it, for at most two seconds;
+    /// otherwise until two scrapes 50 ms apart agree. Whatever the server then shows is reported, agreeing or not.
     /// </summary>
-    public static async Task<ServerCounters> ScrapeSettledAsync(HttpClient http, Uri metricsUrl, CancellationToken cancellationToken)
+    public static async Task<ServerCounters> ScrapeSettledAsync(HttpClient http, Uri metricsUrl, CancellationToken cancellationToken,
+        ServerCounters? before = null, long? framesReceived = null)
     {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
         var last = await ScrapeAsync(http, metricsUrl, cancellationToken);
-        for (var i = 0; i < 20; i++)
+        while (DateTime.UtcNow < deadline)
         {
+            if (framesReceived is { } received && last.FramesDelivered - (before?.FramesDelivered ?? 0) >= received)
+                break;
             await Task.Delay(50, cancellationToken);
             var next = await ScrapeAsync(http, metricsUrl, cancellationToken);
-            if (next == last)
+            if (framesReceived is null && next == last)
                 break;
             last = next;
         }
