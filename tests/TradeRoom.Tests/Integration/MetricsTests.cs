@@ -160,8 +160,10 @@ public class MetricsTests
     [Fact]
     public async Task A_rate_limit_close_and_a_heartbeat_close_are_counted_by_code()
     {
+        // The WebSocket's own pong timeout (heartbeat + ping interval after a ping) is a backstop that would abort
+        // the silent socket (1006); a ping interval of 500 ms leaves the heartbeat close (4000) a full second ahead.
         await using var server = await TestServer.StartAsync("""
-            traderoom.websocket { ping-interval = 100ms, heartbeat-timeout = 1s, slow-consumer-grace = 200ms, close-timeout = 300ms }
+            traderoom.websocket { ping-interval = 500ms, heartbeat-timeout = 1s, slow-consumer-grace = 200ms, close-timeout = 300ms }
             traderoom.limits { messages-per-second = 1, message-burst = 1, flood-close-after = 2 }
             """);
 
