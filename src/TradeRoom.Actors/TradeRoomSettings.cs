@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using Akka.Configuration;
 using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Rooms;
 
 namespace TradeRoom.Actors;
@@ -31,8 +32,19 @@ public sealed record TradeRoomSettings
     public required ConnectionSettings Connections { get; init; }
     public required long MaxBodySize { get; init; }
     public required TimeSpan PublishTimeout { get; init; }
+    public required TimeSpan QueryTimeout { get; init; }
     public required RoomSettings Rooms { get; init; }
     public required TimeSpan ShutdownTimeout { get; init; }
+
+    /// <summary>The metrics every part of the server counts into (rooms and connections read them from their own settings).</summary>
+    public TradeRoomMetrics Metrics => Connections.Metrics;
+
+    /// <summary>These settings with <paramref name="metrics"/> as the one place rooms, connections and sockets count.</summary>
+    public TradeRoomSettings WithMetrics(TradeRoomMetrics metrics) => this with
+    {
+        Connections = Connections with { Metrics = metrics },
+        Rooms = Rooms with { Metrics = metrics },
+    };
 
     /// <summary>Reads the settings from a config holding the <c>traderoom</c> section.</summary>
     public static TradeRoomSettings FromConfig(Config config)
@@ -69,6 +81,7 @@ public sealed record TradeRoomSettings
                 slowConsumerHardLimit),
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
+            QueryTimeout = c.GetTimeSpan("http.query-timeout"),
             Rooms = RoomSettings.FromConfig(c.GetConfig("rooms")),
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),
         };

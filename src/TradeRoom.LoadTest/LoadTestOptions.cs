@@ -26,6 +26,8 @@ public sealed record LoadTestOptions
     public TimeSpan Hold { get; init; }
     public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(15);
     public int? ServerPid { get; init; }
+    /// <summary>The server's Prometheus endpoint: its counts of events published and frames delivered are compared with the tester's own.</summary>
+    public Uri? MetricsUrl { get; init; }
     /// <summary>Self-check against a trivial server: no HTTP API, no publishing; each connection expects this many events.</summary>
     public int ExpectPerConnection { get; init; }
     public string? JsonPath { get; init; }
@@ -60,6 +62,8 @@ public sealed record LoadTestOptions
           --hold S                 seconds idle before publishing           (0)
           --drain S                seconds to wait for the last events      (15)
           --server-pid PID         measure the server's memory and CPU from /proc
+          --metrics-url URL        the server's /metrics (e.g. http://127.0.0.1:4000/metrics): compare its counts
+                                   of events published and frames delivered with the tester's own
           --json PATH              write the summary as JSON ("-": stdout)
           --expect-per-connection K  self-check against `trivial-server`: no publishing, K events per connection
           --quiet                  no live progress
@@ -98,6 +102,7 @@ public sealed record LoadTestOptions
                 "--hold" => o with { Hold = TimeSpan.FromSeconds(Number()) },
                 "--drain" => o with { Drain = TimeSpan.FromSeconds(Number()) },
                 "--server-pid" => o with { ServerPid = Int(1) },
+                "--metrics-url" => o with { MetricsUrl = Url("http", "https") },
                 "--json" => o with { JsonPath = Value() },
                 "--expect-per-connection" => o with { ExpectPerConnection = Int(1) },
                 "--quiet" => o with { Quiet = true },
@@ -106,6 +111,8 @@ public sealed record LoadTestOptions
         }
         if (o.Rooms > o.Connections)
             throw new ArgumentException("--rooms cannot exceed --connections");
+        if (o.MetricsUrl is not null && o.ExpectPerConnection > 0)
+            throw new ArgumentException("--metrics-url needs a TradeRoom server, not the trivial server of --expect-per-connection");
         if (o.SourceAddresses > 254)
             throw new ArgumentException("--source-addresses is at most 254 (127.0.0.1..127.0.0.254)");
         return o;

@@ -37,6 +37,10 @@ public sealed record LoadTestResult
     public double? ServerKiBPerConnection { get; init; }
     public double? ServerCpuMicrosecondsPerDelivery { get; init; }
     public double? ServerCpuSecondsInPublishPhase { get; init; }
+    /// <summary>With --metrics-url: events the server counted as published while the tester published and drained.</summary>
+    public long? ServerEventsPublished { get; init; }
+    /// <summary>With --metrics-url: event frames the server counted as delivered in the same time (compare with <see cref="Delivered"/>).</summary>
+    public long? ServerFramesDelivered { get; init; }
     /// <summary>This load tester's own CPU time while publishing and draining (it shares the machine with the server).</summary>
     public required double LoadTesterCpuSecondsInPublishPhase { get; init; }
 
@@ -140,6 +144,9 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         _phase = "publishing";
         // A self-check counts from the start: the trivial server sends as soon as a connection subscribes.
         var selfCheck = options.ExpectPerConnection > 0;
+        ServerCounters? serverBefore = options.MetricsUrl is { } metricsUrl
+            ? await ServerCounters.ScrapeSettledAsync(http, metricsUrl, cancellationToken)
+            : null;
         var cpuBefore = probe?.CpuMicroseconds();
         var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
         var deliveredBefore = selfCheck ? 0 : _metrics.Delivered;
@@ -165,6 +172,9 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var cpuAfter = probe?.CpuMicroseconds();
         var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
+        ServerCounters? serverAfter = options.MetricsUrl is { } url
+            ? await ServerCounters.ScrapeSettledAsync(http, url, cancellationToken, serverBefore, delivered)
+            : null;
 
         _phase = "done";
         await stop.CancelAsync();
@@ -204,6 +214,8 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             ServerCpuMicrosecondsPerDelivery = cpuBefore is { } c0 && cpuAfter is { } c1 && delivered > 0 ? Math.Round((c1 - c0) / delivered, 2) : null,
             ServerCpuSecondsInPublishPhase = cpuBefore is { } s0 && cpuAfter is { } s1 ? Math.Round((s1 - s0) / 1e6, 2) : null,
             LoadTesterCpuSecondsInPublishPhase = Math.Round(ownCpu.TotalSeconds, 2),
+            ServerEventsPublished = serverAfter?.EventsPublished - serverBefore?.EventsPublished,
+            ServerFramesDelivered = serverAfter?.FramesDelivered - serverBefore?.FramesDelivered,
         };
     }
 
@@ -345,6 +357,12 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             Row("server memory", $"{r.ServerRssBaselineMiB:0.0} MiB idle → {r.ServerRssConnectedMiB:0.0} MiB connected: {kib:0.00} KiB per connection");
         if (r.ServerCpuMicrosecondsPerDelivery is { } cpu)
             Row("server CPU", $"{r.ServerCpuSecondsInPublishPhase:0.00} s while publishing and draining: {cpu:0.00} µs per delivery");
+        if (r.ServerEventsPublished is { } serverEvents && r.ServerFramesDelivered is { } serverFrames)
+        {
+            var agree = serverEvents == r.EventsPublished && serverFrames == r.Delivered;
+            Row("server's /metrics", $"{serverEvents} events published, {serverFrames} frames delivered " +
+                                     (agree ? "(agree with the tester's counts)" : $"(tester: {r.EventsPublished} published, {r.Delivered} received)"));
+        }
         Row("load tester CPU", $"{r.LoadTesterCpuSecondsInPublishPhase:0.00} s while publishing and draining");
         Row("verdict", r.Clean ? "clean: every event arrived once, in order" : "NOT clean: see above");
         return s.ToString();

@@ -3,11 +3,13 @@ using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Akka.Actor;
 using Akka.Hosting;
+using Prometheus;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Hosting;
 using TradeRoom.Actors.Integration;
+using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Server.Demo;
@@ -23,18 +25,22 @@ public static class TradeRoomHost
     public const string DemoSwitch = "--demo";
 
     /// <param name="hoconOverrides">HOCON that wins over every other source (tests use it for ports and timeouts).</param>
-    public static WebApplication Build(string[] args, string? hoconOverrides = null)
+    /// <param name="configure">Last changes to the builder before it builds (tests add a log provider with it).</param>
+    public static WebApplication Build(string[] args, string? hoconOverrides = null, Action<WebApplicationBuilder>? configure = null)
     {
         // --demo is a switch of ours, not a key=value for ASP.NET's command-line configuration.
         var demoSwitch = args.Contains(DemoSwitch);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args.Where(a => a != DemoSwitch).ToArray() });
         var config = ServerConfig.Load(hoconOverrides, demoSwitch);
-        var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment());
+        // One set of metrics per host, in its own registry: never the process-wide default one.
+        var metrics = new TradeRoomMetrics();
+        var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment()).WithMetrics(metrics);
         var demo = DemoSettings.FromConfig(config);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew));
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
@@ -66,6 +72,7 @@ public static class TradeRoomHost
                 listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection)));
         });
 
+        configure?.Invoke(builder);
         var app = builder.Build();
         var started = Stopwatch.StartNew();
         var openSockets = app.Services.GetRequiredService<OpenSockets>();
@@ -84,9 +91,13 @@ public static class TradeRoomHost
                 connections = connectionCount.Connections,
                 rooms = roomCount.Rooms,
                 uptimeSeconds = (long)started.Elapsed.TotalSeconds,
+                eventsPublished = metrics.EventsPublished,
+                framesDelivered = metrics.FramesDelivered,
             });
         });
+        app.MapMetrics("/metrics", metrics.Registry);
         app.MapPublishEndpoints();
+        app.MapRoomEndpoints();
         app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment());
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);

@@ -60,6 +60,7 @@ public sealed class ConnectionActor : UntypedActor
                 OnAuthSucceeded(auth);
                 break;
             case AuthFailed failed:
+                _settings.Metrics.AuthFailed(failed.Code);
                 Reject(failed.Code, failed.Message, failed.CloseCode);
                 break;
             case SocketDrained:
@@ -67,15 +68,24 @@ public sealed class ConnectionActor : UntypedActor
                 break;
             case AuthTimeoutElapsed:
                 if (_userId is null)
+                {
+                    _settings.Metrics.AuthFailed(Monitoring.TradeRoomMetrics.AuthTimeout);
                     _socket.Close(CloseCodes.AuthenticationFailed, "authentication timeout");
+                }
                 break;
             case TokenExpiryDue:
                 if (_expires is { } expires && expires <= DateTimeOffset.UtcNow)
+                {
+                    _settings.Metrics.AuthFailed(ErrorCodes.TokenExpired);
                     Reject(ErrorCodes.TokenExpired, "token has expired; send a fresh auth before exp to stay connected", CloseCodes.AuthenticationFailed);
+                }
                 else
+                {
                     ScheduleExpiry();
+                }
                 break;
             case CloseConnection close:
+                CancelTimer();
                 _socket.Close(close.Code, close.Reason);
                 break;
             case SocketClosed:
@@ -102,6 +112,7 @@ public sealed class ConnectionActor : UntypedActor
 
     private void Reject(string code, string message, int closeCode)
     {
+        CancelTimer(); // closing already: no auth timeout (nor expiry) to come on top
         _socket.Send(ServerFrames.AuthError(code, message));
         _socket.Close(closeCode, message);
     }
@@ -118,6 +129,12 @@ public sealed class ConnectionActor : UntypedActor
         _expires = auth.Expires;
         ScheduleExpiry();
         _socket.Send(ServerFrames.AuthSuccess(auth.UserId));
+    }
+
+    private void CancelTimer()
+    {
+        _timer?.Cancel();
+        _timer = null;
     }
 
     /// <summary>One timer at a time: the auth timeout until authenticated, then the token's expiry (if it has one).</summary>

@@ -1,3 +1,5 @@
+using TradeRoom.Actors.Monitoring;
+
 namespace TradeRoom.Actors.Connections;
 
 /// <summary>What a <see cref="ConnectionActor"/> enforces itself (from <c>traderoom.websocket</c> and <c>traderoom.limits</c>).</summary>
@@ -7,6 +9,9 @@ namespace TradeRoom.Actors.Connections;
 /// <param name="HardLimit">Bytes of live events waiting behind a replay at which the connection counts as a slow consumer.</param>
 public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptions, long OutboundBudget, long HardLimit)
 {
+    /// <summary>Where connections count auth failures: the host's (see <see cref="TradeRoomSettings.WithMetrics"/>).</summary>
+    public TradeRoomMetrics Metrics { get; init; } = TradeRoomMetrics.Unexported;
+
     public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
 
     public long ReplayWindow => OutboundBudget / 2;

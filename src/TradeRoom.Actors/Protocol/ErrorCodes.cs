@@ -19,6 +19,7 @@ public static class ErrorCodes
     public const string Forbidden = "forbidden";
     public const string PayloadTooLarge = "payload_too_large";
     public const string Timeout = "timeout";
+    public const string RoomNotFound = "room_not_found";
 }
 
 /// <summary>WebSocket close codes the server uses (see docs/protocol.md).</summary>
@@ -27,6 +28,8 @@ public static class CloseCodes
     public const int Normal = 1000;
     public const int GoingAway = 1001;
     public const int UnsupportedData = 1003;
+    /// <summary>Never sent: what a connection that ended without a close frame (dropped, reset) is recorded as.</summary>
+    public const int NoCloseFrame = 1006;
     public const int PolicyViolation = 1008;
     public const int MessageTooBig = 1009;
     public const int InternalError = 1011;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using TradeRoom.Actors.Integration;
+using TradeRoom.Actors.Monitoring;
 
 namespace TradeRoom.Actors.Rooms;
 
@@ -18,12 +19,14 @@ public sealed class RoomActor : ReceiveActor
     private readonly Dictionary<IActorRef, string> _subscribers = new();
     private readonly Dictionary<string, List<IActorRef>> _subscribersByUser = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly TradeRoomMetrics _metrics;
     private long _activity;
     private long _activityAtPassivation = -1;
 
     public RoomActor(string bullPenId, RoomSettings settings)
     {
         _state = new RoomState(bullPenId, settings);
+        _metrics = settings.Metrics;
         SetReceiveTimeout(settings.IdleTimeout);
 
         Receive<RoutedEvent>(Publish);
@@ -35,6 +38,10 @@ public sealed class RoomActor : ReceiveActor
             u.Subscriber.Tell(new UnsubscribeAck(_state.BullPenId));
         });
         Receive<Terminated>(t => RemoveSubscriber(t.ActorRef));
+        // Queries read the room without counting as activity, so looking at a room never keeps it alive.
+        Receive<GetRoomSummary>(_ => Sender.Tell(new RoomSummary(_state.BullPenId, _subscribers.Count, _state.Seq, _state.Epoch)));
+        Receive<GetRoomDetails>(_ => Sender.Tell(new RoomDetails(_state.BullPenId, _subscribers.Count, _state.Seq, _state.Epoch,
+            _state.StateJson(), _subscribersByUser.Keys.Order(StringComparer.Ordinal).ToArray())));
         Receive<ReceiveTimeout>(_ =>
         {
             if (_subscribers.Count > 0 || _activityAtPassivation == _activity)
@@ -61,10 +68,19 @@ public sealed class RoomActor : ReceiveActor
 
     private static long NowMs => Environment.TickCount64;
 
+    protected override void PreStart() => _metrics.Rooms.Inc();
+
+    protected override void PostStop()
+    {
+        _metrics.Rooms.Dec();
+        _metrics.Subscriptions.Dec(_subscribers.Count);
+    }
+
     private void Publish(RoutedEvent e)
     {
         _activity++;
         var delivery = _state.Apply(e, NowMs);
+        _metrics.EventPublished(delivery.Type);
         if (delivery.VisibleTo is null)
         {
             foreach (var subscriber in _subscribers.Keys)
@@ -84,6 +100,7 @@ public sealed class RoomActor : ReceiveActor
         if (_subscribers.TryAdd(s.Subscriber, s.UserId))
         {
             Context.Watch(s.Subscriber);
+            _metrics.Subscriptions.Inc();
             if (!_subscribersByUser.TryGetValue(s.UserId, out var connections))
                 _subscribersByUser[s.UserId] = connections = new List<IActorRef>(1);
             connections.Add(s.Subscriber);
@@ -92,6 +109,8 @@ public sealed class RoomActor : ReceiveActor
         var replay = s.SinceSeq is { } sinceSeq
             ? _state.TryReplay(sinceSeq, s.Epoch, NowMs)?.Where(e => e.IsVisibleTo(s.UserId)).ToList()
             : null;
+        if (s.SinceSeq is not null)
+            _metrics.ResumeAttempted(recovered: replay is not null);
         s.Subscriber.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0));
         if (replay is null)
             return;
@@ -104,6 +123,7 @@ public sealed class RoomActor : ReceiveActor
         if (!_subscribers.Remove(subscriber, out var userId))
             return;
         Context.Unwatch(subscriber);
+        _metrics.Subscriptions.Dec();
         var connections = _subscribersByUser[userId];
         connections.Remove(subscriber);
         if (connections.Count == 0)

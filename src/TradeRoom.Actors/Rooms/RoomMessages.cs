@@ -38,8 +38,10 @@ public sealed record RoutedEvent(string BullPenId, string Type, byte[] Data, str
 /// <summary>
 /// One event as every subscriber receives it: <paramref name="Frame"/> is the complete UTF-8 frame, built once by
 /// the room and shared by all subscribers. <paramref name="VisibleTo"/> is the one user a private event is for (null: everyone).
+/// <paramref name="PublishedAt"/> is when the room numbered it (<see cref="Monitoring.TradeRoomMetrics.Now"/>; 0: not stamped),
+/// for the publish-to-write latency the socket measures.
 /// </summary>
-public sealed record RoomEvent(string BullPenId, long Seq, string Type, string? VisibleTo, byte[] Frame)
+public sealed record RoomEvent(string BullPenId, long Seq, string Type, string? VisibleTo, byte[] Frame, long PublishedAt = 0)
 {
     public bool IsVisibleTo(string userId) => VisibleTo is null || VisibleTo == userId;
 }
@@ -51,6 +53,39 @@ public sealed record GetRoomCount
 }
 
 public sealed record RoomCount(int Rooms);
+
+/// <summary>
+/// Asks the registry for every running room; answered with <see cref="RoomList"/>. Rooms are only read: none is
+/// started, and none is kept from stopping when idle.
+/// </summary>
+public sealed record GetRooms
+{
+    public static readonly GetRooms Instance = new();
+}
+
+public sealed record RoomSummary(string BullPenId, int Subscribers, long Seq, string Epoch);
+
+/// <param name="Rooms">Ordered by id.</param>
+public sealed record RoomList(IReadOnlyList<RoomSummary> Rooms);
+
+/// <summary>
+/// Asks the registry about one room; answered with <see cref="RoomDetails"/>, or <see cref="RoomNotFound"/> when
+/// the room is not running (it is not started to answer). Not an <see cref="IWithBullPenId"/>: that would start it.
+/// </summary>
+public sealed record GetRoomDetails(string BullPenId) : INotInfluenceReceiveTimeout;
+
+/// <param name="Subscribers">Connections subscribed.</param>
+/// <param name="State">The state snapshot <c>subscribed</c> carries, as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>
+/// <param name="Users">Distinct ids of the users subscribed, ordered.</param>
+public sealed record RoomDetails(string BullPenId, int Subscribers, long Seq, string Epoch, byte[] State, IReadOnlyList<string> Users);
+
+public sealed record RoomNotFound(string BullPenId);
+
+/// <summary>The registry asks a room for its <see cref="RoomSummary"/> (not activity: the idle timer keeps running).</summary>
+internal sealed record GetRoomSummary : INotInfluenceReceiveTimeout
+{
+    public static readonly GetRoomSummary Instance = new();
+}
 
 /// <summary>A room that has been idle asks its parent to stop it.</summary>
 internal sealed record Passivate(string BullPenId);

@@ -23,6 +23,15 @@ public sealed class RoomRegistry : ReceiveActor
 
         Receive<IWithBullPenId>(Route);
         Receive<GetRoomCount>(_ => Sender.Tell(new RoomCount(_rooms.Count + _stopping.Count)));
+        // Queries reach running rooms only: a room that is not running (or is stopping) is not there to look at.
+        Receive<GetRooms>(_ => Context.ActorOf(RoomListQuery.Props(_rooms.Values.ToArray(), Sender)));
+        Receive<GetRoomDetails>(q =>
+        {
+            if (_rooms.TryGetValue(q.BullPenId, out var room))
+                room.Forward(q);
+            else
+                Sender.Tell(new RoomNotFound(q.BullPenId));
+        });
         Receive<Passivate>(p =>
         {
             if (!_rooms.TryGetValue(p.BullPenId, out var room) || !room.Equals(Sender))

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Akka.Configuration;
+using TradeRoom.Actors.Monitoring;
 
 namespace TradeRoom.Actors.Rooms;
 
@@ -10,6 +11,9 @@ namespace TradeRoom.Actors.Rooms;
 /// <param name="PrivateEventTypes">Event types delivered only to subscribers whose user id equals the event's <c>data.userId</c>.</param>
 public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpan HistoryTtl, FrozenSet<string> PrivateEventTypes)
 {
+    /// <summary>Where rooms count events, rooms, subscriptions and resumes: the host's (see <see cref="TradeRoomSettings.WithMetrics"/>).</summary>
+    public TradeRoomMetrics Metrics { get; init; } = TradeRoomMetrics.Unexported;
+
     public static RoomSettings FromConfig(Config rooms) => new(
         rooms.GetTimeSpan("idle-timeout"),
         rooms.GetInt("history-size"),

@@ -40,7 +40,8 @@ public sealed class RoomState
     {
         // Nothing changes until everything that can throw has run: a room resumed after a fault has no gap in seq.
         var seq = Seq + 1;
-        var delivery = new RoomEvent(BullPenId, seq, e.Type, e.IsPrivate ? e.UserId : null, ServerFrames.Event(e.Type, BullPenId, seq, e.Data));
+        var delivery = new RoomEvent(BullPenId, seq, e.Type, e.IsPrivate ? e.UserId : null, ServerFrames.Event(e.Type, BullPenId, seq, e.Data),
+            Monitoring.TradeRoomMetrics.Now());
         UpdateState(e);
         Seq = seq;
         _history.Enqueue((delivery, nowMs));

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Integration;
@@ -33,7 +32,7 @@ internal static class PublishEndpoints
         var root = document.RootElement;
         if (root.ValueKind != JsonValueKind.Object)
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the body must be a JSON object {\"type\":…,\"data\":{…}}");
-        if (!BullPenId.TryValidate(RoomIdFromRawPath(http, bullPenId), out var id, out var roomError))
+        if (!BullPenId.TryValidate(RoomPath.RoomIdFromRawPath(http, bullPenId, "/events"), out var id, out var roomError))
             return ApiErrors.Error(400, ErrorCodes.InvalidRoom, roomError);
         if (ReadEvent(root, id) is not { } e)
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the event needs a string \"type\" and a \"data\" object");
@@ -80,24 +79,6 @@ internal static class PublishEndpoints
         return result.Accepted
             ? Results.Json(new { accepted = result.Seqs.Count, seqs = result.Seqs }, statusCode: 202)
             : Rejection(result.Rejection!, $"events[{result.RejectedIndex}]: ");
-    }
-
-    /// <summary>
-    /// The room id as the client wrote it: Kestrel decodes every escape in the path but %2F, so "desk%2F7" would
-    /// otherwise not name the room "desk/7" that sockets subscribe to. Decoded once, from the raw target.
-    /// </summary>
-    private static string RoomIdFromRawPath(HttpContext http, string routeValue)
-    {
-        const string prefix = "/api/rooms/", suffix = "/events";
-        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        if (raw is null)
-            return routeValue;
-        var query = raw.IndexOf('?');
-        var path = query < 0 ? raw : raw[..query];
-        if (!path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !path.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
-            || path.Length <= prefix.Length + suffix.Length)
-            return routeValue;
-        return Uri.UnescapeDataString(path[prefix.Length..^suffix.Length]);
     }
 
     /// <summary>The event in <paramref name="element"/>, or null when it has no string type or no data. The rest is the <see cref="EventValidator"/>'s to judge.</summary>

@@ -3,7 +3,7 @@ using TradeRoom.Actors.Protocol;
 
 namespace TradeRoom.Server.Http;
 
-/// <summary>The publish endpoints' guard: a Bearer JWT signed with the shared secret whose <c>role</c> is <c>service</c>.</summary>
+/// <summary>The guard of the publish and room endpoints: a Bearer JWT signed with the shared secret whose <c>role</c> is <c>service</c>.</summary>
 internal static class ServiceAuth
 {
     /// <summary>Null when the request carries a valid service token; else the 401 or 403 to answer with.</summary>
@@ -17,7 +17,7 @@ internal static class ServiceAuth
         if (!outcome.IsValid)
             return Unauthorized(http, $"{outcome.ErrorMessage} ({outcome.ErrorCode})");
         if (outcome.Role != TokenIssuer.ServiceRole)
-            return ApiErrors.Error(403, ErrorCodes.Forbidden, "publishing needs a token whose role claim is \"service\"");
+            return ApiErrors.Error(403, ErrorCodes.Forbidden, "this endpoint needs a token whose role claim is \"service\"");
         return null;
     }
 

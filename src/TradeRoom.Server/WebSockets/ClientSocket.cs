@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 
@@ -15,6 +16,7 @@ namespace TradeRoom.Server.WebSockets;
 /// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
 /// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind (more
 /// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
+/// Frames and bytes are counted once per socket write, the publish-to-write latency once per event frame.
 /// </summary>
 internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings) : IClientSocket
 {
@@ -29,6 +31,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private long _queuedBytes;
     private long _overBudgetSinceMs;
     private bool _pumping;
+    private bool _closedByClient;
     private string? _closeReason;
     private int _closeCode;
     private long _notifyBelow;
@@ -42,6 +45,22 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     }
 
     public long QueuedBytes { get { lock (_gate) return _queuedBytes; } }
+
+    /// <summary>The user this connection authenticated as (first success wins), for its close log line; set by the receive loop.</summary>
+    public string? UserId { get; set; }
+
+    /// <summary>
+    /// How the socket ended, once it has: the close code (1006 when no close was ever sent or asked for: the
+    /// connection dropped), the reason sent with it, and whether the client closed first.
+    /// </summary>
+    public (int Code, string Reason, bool ByClient) CloseInfo
+    {
+        get
+        {
+            lock (_gate)
+                return _closeCode == 0 ? (CloseCodes.NoCloseFrame, "connection lost", true) : (_closeCode, _closeReason ?? "", _closedByClient);
+        }
+    }
 
     public bool Send(byte[] frame) => Enqueue(frame, null, moreComing: true);
 
@@ -60,11 +79,20 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             callback();
     }
 
-    public void Close(int code, string reason)
+    public void Close(int code, string reason) => Close(code, reason, byClient: false);
+
+    /// <summary>The client sent a close frame: answer it (after what is queued) unless the server closed first.</summary>
+    public void ClosedByClient(int code) => Close(code, "", byClient: true);
+
+    private void Close(int code, string reason, bool byClient)
     {
         bool startPump;
         lock (_gate)
+        {
+            if (_closeReason is null)
+                _closedByClient = byClient; // the first close wins
             startPump = RequestCloseLocked(code, reason, discardQueue: false);
+        }
         if (startPump)
             StartPump();
     }
@@ -156,12 +184,16 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         _live++;
     }
 
-    private byte[]? PopLocked()
+    private byte[]? PopLocked() => PopLocked(out _);
+
+    private byte[]? PopLocked(out RoomEvent? e)
     {
+        e = null;
         while (_count > 0)
         {
             ref var slot = ref _slots[_head];
             var frame = slot.Frame;
+            e = slot.Event;
             slot = default;
             _head = (_head + 1) % _slots.Length;
             _count--;
@@ -173,6 +205,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         }
         if (_slots.Length > 4)
             (_slots, _head) = ([], 0); // a burst is over: give back its memory
+        e = null;
         return null;
     }
 
@@ -230,15 +263,18 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private async Task PumpAsync()
     {
         long unflushed = 0;
+        var unflushedEvents = 0;
+        long writtenAt = 0;
         try
         {
             while (true)
             {
                 byte[]? frame;
+                RoomEvent? e;
                 bool more;
                 lock (_gate)
                 {
-                    frame = PopLocked();
+                    frame = PopLocked(out e);
                     more = _live > 0;
                     if (frame is null && _closeReason is null)
                     {
@@ -249,6 +285,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
 
                 if (frame is null)
                 {
+                    // Frames written since the last flush (a close cut a batch short) leave with the close frame.
+                    Metrics.Written(unflushedEvents, unflushed);
                     stream.Corked = false;
                     if (webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                         await webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
@@ -260,10 +298,18 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                 unflushed += frame.Length;
                 stream.Corked = more && unflushed < MaxBatchBytes;
                 await webSocket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                if (e is not null)
+                {
+                    unflushedEvents++;
+                    if (writtenAt == 0)
+                        writtenAt = TradeRoomMetrics.Now(); // one clock read per batch
+                    Metrics.Delivered(e.PublishedAt, writtenAt);
+                }
                 if (stream.Corked)
                     continue;
+                Metrics.Written(unflushedEvents, unflushed);
                 Written(unflushed);
-                unflushed = 0;
+                (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
             }
         }
         catch (Exception)
@@ -282,6 +328,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             webSocket.Abort();
         }
     }
+
+    private TradeRoomMetrics Metrics => settings.Connections.Metrics;
 
     /// <summary>Bytes have left for the network: take them off the budget and wake whoever waits for room.</summary>
     private void Written(long bytes)

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Diagnostics;
+using System.Net;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Hosting;
@@ -6,6 +8,7 @@ using Microsoft.AspNetCore.Connections;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
+using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
 
 namespace TradeRoom.Server.WebSockets;
@@ -14,6 +17,7 @@ namespace TradeRoom.Server.WebSockets;
 /// Runs one client on the WebSocket port: the opening handshake, then a receive loop that parses each message
 /// (checking tokens itself, so the actor never waits) and tells the connection's <see cref="ConnectionActor"/>.
 /// Idle sockets wait with zero-byte reads and so hold no receive buffer.
+/// Logs one line when a connection opens and one when it closes, and keeps the open and authenticated counts.
 /// </summary>
 internal sealed class WebSocketConnectionHandler(
     TradeRoomSettings settings,
@@ -67,11 +71,14 @@ internal sealed class WebSocketConnectionHandler(
             return;
         }
         openSockets.Add(socket);
+        var opened = Stopwatch.GetTimestamp();
+        Metrics.OpenConnections.Inc();
+        log.LogInformation("Connection {ConnectionId} opened from {RemoteAddress}", connection.ConnectionId, RemoteAddress(connection));
         try
         {
             if (request.Token is not null)
-                await AuthenticateAsync(request.Token, actor);
-            await ReceiveLoopAsync(webSocket, socket, actor);
+                await AuthenticateAsync(request.Token, actor, socket, connection.ConnectionId);
+            await ReceiveLoopAsync(webSocket, socket, actor, connection.ConnectionId);
         }
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ConnectionResetException)
         {
@@ -89,14 +96,42 @@ internal sealed class WebSocketConnectionHandler(
             openSockets.Remove(socket);
             await socket.FlushAsync(settings.CloseTimeout);
             socket.Dispose();
+            Closed(connection.ConnectionId, socket, webSocket, Stopwatch.GetElapsedTime(opened));
         }
     }
 
-    private async Task AuthenticateAsync(string token, IActorRef actor)
+    private TradeRoomMetrics Metrics => settings.Metrics;
+
+    private void Closed(string connectionId, ClientSocket socket, WebSocket webSocket, TimeSpan duration)
+    {
+        var (code, reason, byClient) = socket.CloseInfo;
+        if (byClient && reason.Length == 0)
+            reason = webSocket.CloseStatusDescription ?? "";
+        Metrics.OpenConnections.Dec();
+        if (socket.UserId is not null)
+            Metrics.AuthenticatedConnections.Dec();
+        Metrics.Closed(code);
+        log.LogInformation(
+            "Connection {ConnectionId} closed by {ClosedBy} with {CloseCode} {CloseName} ({CloseReason}) after {DurationSeconds:0.000} s, user {UserId}",
+            connectionId, byClient ? "client" : "server", code, TradeRoomMetrics.CloseReason(code), reason, duration.TotalSeconds,
+            socket.UserId ?? "none");
+    }
+
+    private static string RemoteAddress(ConnectionContext connection) => connection.RemoteEndPoint switch
+    {
+        IPEndPoint ip => ip.ToString(),
+        { } other => other.ToString() ?? "unknown",
+        null => "unknown",
+    };
+
+    private async Task AuthenticateAsync(string token, IActorRef actor, ClientSocket socket, string connectionId)
     {
         var outcome = await validator.ValidateAsync(token);
         if (!outcome.IsValid)
         {
+            // The reason only: never the token.
+            log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} ({AuthMessage})",
+                connectionId, outcome.ErrorCode, outcome.ErrorMessage);
             actor.Tell(new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
             return;
         }
@@ -105,15 +140,23 @@ internal sealed class WebSocketConnectionHandler(
             var admission = await connectionManager.ActorRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
             if (!admission.Admitted)
             {
+                log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (user {UserId})",
+                    connectionId, ErrorCodes.TooManyConnections, outcome.UserId);
                 actor.Tell(new AuthFailed(ErrorCodes.TooManyConnections,
                     $"user {outcome.UserId} already has {settings.MaxConnectionsPerUser} connections", CloseCodes.TooManyConnections));
                 return;
             }
         }
+        if (socket.UserId is null)
+        {
+            // The first user a connection authenticates as is the one it stays (another user's token gets user_mismatch).
+            socket.UserId = outcome.UserId;
+            Metrics.AuthenticatedConnections.Inc();
+        }
         actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires));
     }
 
-    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor)
+    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor, string connectionId)
     {
         var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter);
         while (true)
@@ -123,7 +166,7 @@ internal sealed class WebSocketConnectionHandler(
             switch (probe.MessageType)
             {
                 case WebSocketMessageType.Close:
-                    socket.Close((int?)webSocket.CloseStatus ?? CloseCodes.Normal, "");
+                    socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
                     return;
                 case WebSocketMessageType.Binary:
                     actor.Tell(new CloseConnection(CloseCodes.UnsupportedData, "binary frames are not supported; send JSON text frames"));
@@ -143,7 +186,7 @@ internal sealed class WebSocketConnectionHandler(
                     var received = await webSocket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
                     if (received.MessageType == WebSocketMessageType.Close)
                     {
-                        socket.Close((int?)webSocket.CloseStatus ?? CloseCodes.Normal, "");
+                        socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
                         return;
                     }
                     count += received.Count;
@@ -172,7 +215,7 @@ internal sealed class WebSocketConnectionHandler(
 
                 var message = ClientMessageParser.Parse(buffer.AsMemory(0, count));
                 if (message is AuthenticateMessage auth)
-                    await AuthenticateAsync(auth.Token, actor);
+                    await AuthenticateAsync(auth.Token, actor, socket, connectionId);
                 else
                     actor.Tell(message);
             }

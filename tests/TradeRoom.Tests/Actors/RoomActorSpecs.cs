@@ -107,7 +107,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
         var b = second.ExpectMsg<RoomEvent>();
         Assert.Same(a, b);
         Assert.Same(a.Frame, b.Frame);
-        Assert.Equal(new RoomEvent(Room, 1, "leaderboard_update", null, a.Frame), a);
+        Assert.Equal(new RoomEvent(Room, 1, "leaderboard_update", null, a.Frame, a.PublishedAt), a);
     }
 
     [Fact]

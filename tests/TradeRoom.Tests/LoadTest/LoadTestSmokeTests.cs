@@ -45,6 +45,28 @@ public class LoadTestSmokeTests
     }
 
     [Fact]
+    public async Task The_servers_metrics_agree_exactly_with_the_testers_own_counts()
+    {
+        await using var server = await TestServer.StartAsync();
+        var result = await new LoadTestRunner(OptionsFor(server) with
+        {
+            Connections = 30,
+            Rooms = 3,
+            Rate = 10,
+            Duration = TimeSpan.FromSeconds(1),
+            Burst = 5,
+            MetricsUrl = new Uri($"http://127.0.0.1:{server.ApiPort}/metrics"),
+        }, TextWriter.Null).RunAsync();
+
+        Assert.True(result.Clean, LoadTestRunner.Format(result));
+        Assert.Equal(3 * (5 + 10), result.EventsPublished);
+        Assert.Equal(30 * 15, result.Delivered);
+        Assert.Equal(result.EventsPublished, result.ServerEventsPublished);
+        Assert.Equal(result.Delivered, result.ServerFramesDelivered);
+        Assert.Contains("agree with the tester's counts", LoadTestRunner.Format(result));
+    }
+
+    [Fact]
     public async Task A_server_that_is_down_is_a_clear_error()
     {
         var options = new LoadTestOptions { ApiUrl = new Uri("http://127.0.0.1:1"), WsUrl = new Uri("ws://127.0.0.1:1/ws"), Quiet = true };
@@ -67,6 +89,7 @@ public class LoadTestSmokeTests
     [InlineData(new[] { "--rate", "fast" }, "--rate needs a number >= 0")]
     [InlineData(new[] { "--ws", "http://x" }, "--ws needs a ws URL")]
     [InlineData(new[] { "--bogus" }, "unknown option --bogus")]
+    [InlineData(new[] { "--metrics-url", "ftp://x/metrics" }, "--metrics-url needs a http or https URL")]
     [InlineData(new[] { "--rooms", "5", "--connections", "2" }, "--rooms cannot exceed --connections")]
     public void Bad_options_are_refused_with_a_message(string[] args, string message)
     {

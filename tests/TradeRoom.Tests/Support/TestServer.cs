@@ -36,7 +36,9 @@ public sealed class TestServer : IAsyncDisposable
     /// <param name="hocon">Extra HOCON (e.g. <c>traderoom.rooms.idle-timeout = 1s</c>), over the test defaults.</param>
     /// <param name="environment">The host environment ("Development" maps the development-only endpoints).</param>
     /// <param name="ports">Fixed ports, e.g. those of a server this one replaces; free ones by default.</param>
-    public static async Task<TestServer> StartAsync(string? hocon = null, string environment = "Testing", (int WsPort, int ApiPort)? ports = null)
+    /// <param name="configure">Changes to the host builder (e.g. a log provider that captures lines).</param>
+    public static async Task<TestServer> StartAsync(string? hocon = null, string environment = "Testing", (int WsPort, int ApiPort)? ports = null,
+        Action<WebApplicationBuilder>? configure = null)
     {
         var wsPort = ports?.WsPort ?? FreePort();
         var apiPort = ports?.ApiPort ?? FreePort();
@@ -50,7 +52,7 @@ public sealed class TestServer : IAsyncDisposable
             akka.loglevel = WARNING
             {{hocon}}
             """;
-        var app = TradeRoomHost.Build(["--environment", environment], overrides);
+        var app = TradeRoomHost.Build(["--environment", environment], overrides, configure);
         await app.StartAsync();
         return new TestServer(app, wsPort, apiPort);
     }

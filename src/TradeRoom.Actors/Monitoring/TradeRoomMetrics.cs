@@ -1,0 +1,148 @@
+using System.Collections.Frozen;
+using System.Diagnostics;
+using Prometheus;
+using TradeRoom.Actors.Protocol;
+
+namespace TradeRoom.Actors.Monitoring;
+
+/// <summary>
+/// The server's Prometheus metrics, in a registry of their own (one per host, so servers sharing a process, as the
+/// tests do, never mix their counts). Every labelled series is resolved once here, so that counting on a hot path
+/// is one interlocked add on a field: no label lookup, no allocation.
+/// </summary>
+public sealed class TradeRoomMetrics
+{
+    /// <summary>Publish-to-socket-write latency buckets, in seconds: 0.5 ms to 10 s.</summary>
+    private static readonly double[] LatencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    private static readonly double SecondsPerTick = 1.0 / Stopwatch.Frequency;
+
+    /// <summary>The auth failure reasons counted (<c>reason</c> label).</summary>
+    public static readonly IReadOnlyList<string> AuthFailureReasons =
+        [ErrorCodes.InvalidToken, ErrorCodes.TokenExpired, AuthTimeout, ErrorCodes.TooManyConnections];
+
+    /// <summary>The <c>reason</c> of an auth failure for a connection that never authenticated in time.</summary>
+    public const string AuthTimeout = "timeout";
+
+    /// <summary>Close codes and their readable names (<c>code</c> and <c>reason</c> labels); any other code counts as <c>other</c>.</summary>
+    public static readonly IReadOnlyDictionary<int, string> CloseReasons = new Dictionary<int, string>
+    {
+        [CloseCodes.Normal] = "normal",
+        [CloseCodes.GoingAway] = "going_away",
+        [CloseCodes.UnsupportedData] = "unsupported_data",
+        [CloseCodes.NoCloseFrame] = "abnormal",
+        [CloseCodes.PolicyViolation] = "rate_limit",
+        [CloseCodes.MessageTooBig] = "message_too_big",
+        [CloseCodes.InternalError] = "internal_error",
+        [CloseCodes.HeartbeatTimeout] = "heartbeat_timeout",
+        [CloseCodes.AuthenticationFailed] = "auth_failed",
+        [CloseCodes.SlowConsumer] = "slow_consumer",
+        [CloseCodes.TooManyConnections] = "too_many_connections",
+    }.ToFrozenDictionary();
+
+    private readonly FrozenDictionary<string, Counter.Child> _eventsByType;
+    private readonly FrozenDictionary<string, Counter.Child> _authFailures;
+    private readonly FrozenDictionary<int, Counter.Child> _closes;
+    private readonly Counter.Child _otherCloses;
+    private readonly Counter.Child _resumeRecovered;
+    private readonly Counter.Child _resumeNotRecovered;
+    private readonly Counter _framesDelivered;
+    private readonly Counter _bytesSent;
+    private readonly Histogram _deliveryLatency;
+
+    public TradeRoomMetrics()
+    {
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+        factory.ExemplarBehavior = ExemplarBehavior.NoExemplars();
+        DotNetStats.Register(Registry); // process CPU, memory, GC and thread counts, read at each scrape
+
+        OpenConnections = factory.CreateGauge("traderoom_connections_open", "WebSocket connections open (handshake done, not yet closed).");
+        AuthenticatedConnections = factory.CreateGauge("traderoom_connections_authenticated", "Open connections that have authenticated.");
+        Rooms = factory.CreateGauge("traderoom_rooms", "Room actors running.");
+        Subscriptions = factory.CreateGauge("traderoom_subscriptions", "Subscriptions of connections to rooms.");
+
+        var events = factory.CreateCounter("traderoom_events_published_total", "Events published into rooms, by event type.", ["type"]);
+        _eventsByType = EventTypes.All.ToFrozenDictionary(t => t, t => events.WithLabels(t), StringComparer.Ordinal);
+        _framesDelivered = factory.CreateCounter("traderoom_frames_delivered_total", "Event frames written to client sockets (one per event per subscriber that received it).");
+        _bytesSent = factory.CreateCounter("traderoom_bytes_sent_total", "Bytes of frames (events and answers) written to client sockets, without WebSocket framing.");
+
+        var auth = factory.CreateCounter("traderoom_auth_failures_total", "Connections refused at authentication, by reason.", ["reason"]);
+        _authFailures = AuthFailureReasons.ToFrozenDictionary(r => r, r => auth.WithLabels(r), StringComparer.Ordinal);
+
+        var closes = factory.CreateCounter("traderoom_connections_closed_total", "Connections closed, by close code (1006: dropped without a close frame).", ["code", "reason"]);
+        _closes = CloseReasons.OrderBy(c => c.Key).ToFrozenDictionary(c => c.Key, c => closes.WithLabels(c.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Value));
+        _otherCloses = closes.WithLabels("other", "other");
+
+        var resumes = factory.CreateCounter("traderoom_resume_attempts_total", "Subscribes with sinceSeq, by outcome: recovered (missed events replayed) or not_recovered (history gone or another epoch).", ["outcome"]);
+        _resumeRecovered = resumes.WithLabels("recovered");
+        _resumeNotRecovered = resumes.WithLabels("not_recovered");
+
+        _deliveryLatency = factory.CreateHistogram("traderoom_delivery_latency_seconds",
+            "Time from an event's publish (when its room numbered it) to the socket write that carried it; a replayed event counts its age.",
+            new HistogramConfiguration { Buckets = LatencyBuckets });
+    }
+
+    /// <summary>For actors built outside a host (TestKit specs): counts nobody scrapes.</summary>
+    public static TradeRoomMetrics Unexported { get; } = new();
+
+    public CollectorRegistry Registry { get; }
+
+    public Gauge OpenConnections { get; }
+    public Gauge AuthenticatedConnections { get; }
+    public Gauge Rooms { get; }
+    public Gauge Subscriptions { get; }
+
+    /// <summary>Events published since start, all types.</summary>
+    public long EventsPublished
+    {
+        get
+        {
+            double sum = 0;
+            foreach (var counter in _eventsByType.Values)
+                sum += counter.Value;
+            return (long)sum;
+        }
+    }
+
+    /// <summary>Event frames written to sockets since start.</summary>
+    public long FramesDelivered => (long)_framesDelivered.Value;
+
+    /// <summary>A timestamp (<see cref="Stopwatch.GetTimestamp"/>) to stamp an event with when its room publishes it.</summary>
+    public static long Now() => Stopwatch.GetTimestamp();
+
+    public void EventPublished(string type)
+    {
+        if (_eventsByType.TryGetValue(type, out var counter))
+            counter.Inc();
+    }
+
+    /// <summary>One socket write (a batch): <paramref name="eventFrames"/> event frames among <paramref name="bytes"/> bytes.</summary>
+    public void Written(int eventFrames, long bytes)
+    {
+        if (eventFrames > 0)
+            _framesDelivered.Inc(eventFrames);
+        if (bytes > 0)
+            _bytesSent.Inc(bytes);
+    }
+
+    /// <summary>An event stamped at <paramref name="publishedAt"/> was written at <paramref name="now"/> (both <see cref="Now"/>).</summary>
+    public void Delivered(long publishedAt, long now)
+    {
+        if (publishedAt != 0)
+            _deliveryLatency.Observe((now - publishedAt) * SecondsPerTick);
+    }
+
+    public void AuthFailed(string reason)
+    {
+        if (_authFailures.TryGetValue(reason, out var counter))
+            counter.Inc();
+    }
+
+    public void Closed(int code) => (_closes.TryGetValue(code, out var counter) ? counter : _otherCloses).Inc();
+
+    /// <summary>The readable name of a close code, as the <c>reason</c> label has it.</summary>
+    public static string CloseReason(int code) => CloseReasons.TryGetValue(code, out var reason) ? reason : "other";
+
+    public void ResumeAttempted(bool recovered) => (recovered ? _resumeRecovered : _resumeNotRecovered).Inc();
+}
