@@ -141,16 +141,34 @@ describe("against the server", () => {
     assert.deepEqual(seen, [1]);
   });
 
-  test("subscribes made before connect() are sent after auth_success, never before", async () => {
+  test("subscribes made before connect() and while connecting are sent after auth_success, never before", async () => {
     const { client, log } = make();
     const infos = [];
     client.subscribe("early-1", { onSubscribed: (i) => infos.push(i.bullPenId) });
     client.subscribe(42, { onSubscribed: (i) => infos.push(i.bullPenId) });
-    await client.connect();
-    await until(() => infos.length === 2, "both subscribed");
-    assert.deepEqual(infos.sort(), ["42", "early-1"]);
+    const connecting = client.connect();
+    client.subscribe("early-2", { onSubscribed: (i) => infos.push(i.bullPenId) }); // the socket is opening now
+    await connecting;
+    await until(() => infos.length === 3, "all three subscribed");
+    assert.deepEqual(infos.sort(), ["42", "early-1", "early-2"]);
     assert.ok(!log.errors.includes("not_authenticated"), `errors: ${log.errors}`);
     assert.equal(client.room("42"), client.room(42));
+  });
+
+  test("events the server sends again (seq <= position) are ignored", async () => {
+    const { client } = make();
+    const seen = [];
+    const room = client.subscribe("dup-room", { onEvent: (f) => seen.push(f.seq) });
+    await client.connect();
+    await until(() => room.subscribed, "subscribed");
+    for (let i = 0; i < 3; i++) await publish(server, "dup-room", "member_joined", { userId: `d${i}` });
+    await until(() => seen.length === 3, "three events");
+    // A resume from 0 on the same connection makes the server replay seqs 1..3 once more.
+    client._send({ type: "subscribe_room", data: { bullPenId: "dup-room", sinceSeq: 0, epoch: room.epoch } });
+    await publish(server, "dup-room", "member_joined", { userId: "after" });
+    await until(() => seen.length >= 4, "the next event");
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    assert.equal(room.position, 4);
   });
 
   test("bad room ids are refused at once", () => {
