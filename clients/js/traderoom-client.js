@@ -15,6 +15,7 @@ const DEFAULTS = Object.freeze({
   pingInterval: 15000,
   pingTimeout: 10000,
   connectTimeout: 10000,
+  refreshBeforeExpiry: 30000,
   reconnect: Object.freeze({ initialDelay: 500, maxDelay: 15000, multiplier: 2 }),
   // Below the server's default limit (20 messages/s, bursts of 50), so a resubscribe of many rooms is never dropped.
   rateLimit: Object.freeze({ perSecond: 15, burst: 40 }),
@@ -47,6 +48,18 @@ function validRoomId(bullPenId) {
   if (typeof bullPenId === "number" && Number.isSafeInteger(bullPenId)) return String(bullPenId);
   if (typeof bullPenId === "string" && bullPenId.length > 0 && bullPenId.length <= 128) return bullPenId;
   throw new TypeError(`bullPenId must be a non-empty string of at most 128 characters or an integer, got ${JSON.stringify(bullPenId)}`);
+}
+
+/** The `exp` of a JWT in milliseconds, or undefined if it has none or cannot be read. */
+function jwtExpiry(token) {
+  try {
+    const payload = String(token).split(".")[1];
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === "number" ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function clientError(code, message, extra) {
@@ -132,7 +145,7 @@ export class TradeRoomClient {
     this._ws = null;
     this._authed = false;
     this._authSent = false;
-    this._authQueue = [];        // per auth sent on this socket: the refresh waiters it answers
+    this._authQueue = [];        // per auth sent on this socket: { token, waiters } (the refreshes it answers)
     this._refreshWaiters = [];   // refreshes waiting for the next connection's auth
     this._lastAuthError = null;
     this._attempt = 0;
@@ -141,7 +154,8 @@ export class TradeRoomClient {
     this._outbox = [];
     this._tokens = 0;
     this._tokensAt = 0;
-    this._timers = { connect: null, ping: null, pingDeadline: null, flush: null, reconnect: null };
+    this._refreshBeforeExpiry = options.refreshBeforeExpiry ?? DEFAULTS.refreshBeforeExpiry;
+    this._timers = { connect: null, ping: null, pingDeadline: null, flush: null, reconnect: null, refresh: null };
   }
 
   /** "idle" | "connecting" | "connected" | "reconnecting" | "closed" */
@@ -192,12 +206,12 @@ export class TradeRoomClient {
         reject(clientError("not_connected", "the client is not connected; call connect()"));
       } else if (this._ws && this._ws.readyState === OPEN && this._authSent) {
         const gen = this._gen;
-        Promise.resolve(newToken !== undefined ? newToken : this._currentToken()).then(
+        new Promise((res) => res(newToken !== undefined ? newToken : this._currentToken())).then(
           (token) => {
             if (gen !== this._gen) this._refreshWaiters.push(waiter); // the link changed meanwhile
             else this._sendAuth(token, [waiter]);
           },
-          (e) => reject(clientError("token_error", `the token function failed: ${e?.message ?? e}`)));
+          (e) => reject(this._emitError("token_error", `the token function failed: ${e?.message ?? e}`)));
       } else {
         this._refreshWaiters.push(waiter);
       }
@@ -298,7 +312,7 @@ export class TradeRoomClient {
 
   _sendAuth(token, waiters) {
     this._authSent = true;
-    this._authQueue.push(waiters);
+    this._authQueue.push({ token: String(token), waiters });
     this._send({ type: "auth", data: { token: String(token) } });
   }
 
@@ -320,12 +334,12 @@ export class TradeRoomClient {
       case "auth_error": {
         this._lastAuthError = data.code ?? "auth_error";
         const error = this._emitError(data.code, data.message, { frame: "auth_error" });
-        for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        for (const w of this._authQueue.shift()?.waiters ?? []) w.reject(error);
         return;
       }
       case "error": {
         const error = this._emitError(data.code, data.message, { frame: "error" });
-        if (data.code === "user_mismatch") for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        if (data.code === "user_mismatch") for (const w of this._authQueue.shift()?.waiters ?? []) w.reject(error);
         return;
       }
       case "pong":
@@ -343,8 +357,9 @@ export class TradeRoomClient {
 
   _onAuthSuccess(data) {
     const first = !this._authed;
-    const waiters = this._authQueue.shift() ?? [];
+    const { token, waiters } = this._authQueue.shift() ?? { waiters: [] };
     this._authed = true;
+    this._scheduleAutoRefresh(this._gen, token);
     this._userId = data.userId;
     if (first) {
       this._clearTimer("connect");
@@ -383,12 +398,12 @@ export class TradeRoomClient {
     if (gen !== this._gen) return;
     if (abandon) this._detach(abandon, 1000, reason);
     this._gen++;
-    for (const name of ["connect", "ping", "pingDeadline", "flush"]) this._clearTimer(name);
+    for (const name of ["connect", "ping", "pingDeadline", "flush", "refresh"]) this._clearTimer(name);
     this._ws = null;
     this._outbox = [];
     const authError = this._lastAuthError;
     // Refreshes whose auth got no answer wait for the next connection's auth.
-    for (const waiters of this._authQueue) this._refreshWaiters.push(...waiters);
+    for (const { waiters } of this._authQueue) this._refreshWaiters.push(...waiters);
     this._authQueue = [];
     this._authed = false;
     this._authSent = false;
@@ -433,6 +448,24 @@ export class TradeRoomClient {
     this._timers.reconnect = setTimeout(() => {
       this._timers.reconnect = null;
       if (!this._stopped) this._open();
+    }, delay);
+  }
+
+  /**
+   * With a token function, asks it for a new token before the current one expires (refreshBeforeExpiry ms before
+   * its `exp`, or at half its remaining lifetime if that is sooner), so the server never closes the link with 4001.
+   */
+  _scheduleAutoRefresh(gen, token) {
+    this._clearTimer("refresh");
+    if (typeof this._token !== "function" || typeof this._refreshBeforeExpiry !== "number" || this._refreshBeforeExpiry < 0) return;
+    const exp = jwtExpiry(token);
+    if (exp === undefined) return;
+    const left = exp - Date.now();
+    const delay = Math.max(0, left - Math.min(this._refreshBeforeExpiry, left / 2));
+    if (delay > 0x7fffffff) return; // beyond setTimeout's range; the next auth reschedules
+    this._timers.refresh = setTimeout(() => {
+      this._timers.refresh = null;
+      if (gen === this._gen) this.refreshToken().catch(() => {}); // failures are reported on "error"
     }, delay);
   }
 

@@ -212,7 +212,10 @@ describe("against the server", () => {
 
   test("with a token function, an expired token is replaced: the function is asked again and the rooms resume", async () => {
     let calls = 0;
-    const { client, log } = make({ token: async () => userToken("fn-user", { lifetime: ++calls === 1 ? 1 : 3600 }) });
+    const { client, log } = make({
+      token: async () => userToken("fn-user", { lifetime: ++calls === 1 ? 1 : 3600 }),
+      refreshBeforeExpiry: false, // no refresh ahead of expiry: let the server close the link
+    });
     const infos = [];
     client.subscribe("fn-room", { onSubscribed: (i) => infos.push(i) });
     await client.connect();
@@ -227,6 +230,24 @@ describe("against the server", () => {
     assert.ok(log.errors.includes("token_expired"));
     assert.equal(infos[1].recovered, true);
     assert.equal(client.state, "connected");
+  });
+
+  test("with a token function, a new token is fetched and sent before the current one expires", async () => {
+    let calls = 0;
+    const { client, log } = make({ token: () => { calls++; return userToken("auto", { lifetime: 2 }); }, refreshBeforeExpiry: 1000 });
+    const room = client.subscribe("auto-room");
+    await client.connect();
+    await until(() => room.subscribed, "subscribed");
+    const firstExpiry = Date.now() + 2000;
+    await until(() => log.auths.length >= 2, "a second auth_success on the same connection", 5000);
+    assert.ok(calls >= 2);
+
+    const seen = [];
+    room.on("member_joined", (d) => seen.push(d.userId));
+    await new Promise((r) => setTimeout(r, Math.max(0, firstExpiry - Date.now()) + 1200));
+    await publish(server, "auto-room", "member_joined", { userId: "still-here" });
+    await until(() => seen.length === 1, "an event after the first token expired");
+    assert.deepEqual(log.closes, [], "the server never closed the link");
   });
 
   test("refreshToken with another user's token rejects with user_mismatch and keeps the connection", async () => {
