@@ -78,7 +78,8 @@ export class Room {
     this._position = undefined;
     this._wanted = true;         // the application follows this room
     this._link = "none";        // on the current connection: none | subscribing | subscribed | unsubscribing
-    this._sent = null;           // the subscribe in flight: { sinceSeq, epoch }
+    this._sent = null;           // the subscribe in flight: { sinceSeq, epoch, life }
+    this._life = 0;              // +1 on every unsubscribe(): answers to older requests are not resumes
     this._unsubscribeWaiters = [];
     this._onSubscribed = new Set();
     this._onEvent = new Set();
@@ -115,6 +116,7 @@ export class Room {
   }
 
   _forget() {
+    this._life++;
     this._onSubscribed.clear();
     this._onEvent.clear();
     this._byType.clear();
@@ -183,6 +185,7 @@ export class TradeRoomClient {
     }
     this._stopped = false;
     this._clientClosed = false;
+    this._fatal = null;
     this._attempt = 0;
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -229,6 +232,10 @@ export class TradeRoomClient {
       room = new Room(this, id);
       this._rooms.set(id, room);
     }
+    if (!room._wanted && room._link !== "unsubscribing") {
+      // An unsubscribe() not sent yet is cancelled by this subscribe: it is over for the old handlers.
+      for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
+    }
     room._wanted = true;
     room._addHandlers(handlers);
     this._reconcile(room);
@@ -243,7 +250,7 @@ export class TradeRoomClient {
 
   /** Closes with 1000 and never reconnects; state "closed". connect() may be called again later. */
   close() {
-    if (this._stopped) return;
+    if (this._stopped || this._clientClosed) return;
     this._clientClosed = true;
     const ws = this._ws;
     const gen = this._gen;
@@ -268,7 +275,8 @@ export class TradeRoomClient {
     try {
       ws = new this._WebSocket(this._url);
     } catch (e) {
-      this._emitError("transport_error", `cannot open ${this._url}: ${e?.message ?? e}`);
+      // The constructor refuses the URL (or the implementation is broken): retrying cannot help.
+      this._fatal = this._emitError("invalid_url", `cannot open ${this._url}: ${e?.message ?? e}`);
       this._linkLost(gen, 1006, "cannot open");
       return;
     }
@@ -361,20 +369,20 @@ export class TradeRoomClient {
     this._authed = true;
     this._scheduleAutoRefresh(this._gen, token);
     this._userId = data.userId;
+    const gen = this._gen;
     if (first) {
       this._clearTimer("connect");
       this._attempt = 0;
-      this._startPing(this._gen);
-      this._setState("connected", { attempt: 0, delay: 0 });
-    }
-    this._emit("auth", { userId: data.userId });
-    for (const w of waiters) w.resolve({ userId: data.userId });
-    if (first) {
+      this._startPing(gen);
+      // Subscribe first, so that a listener below sees the rooms being (re)subscribed.
+      for (const room of [...this._rooms.values()]) this._reconcile(room);
       const connecting = this._connecting;
       this._connecting = null;
       connecting?.resolve({ userId: data.userId });
-      for (const room of [...this._rooms.values()]) this._reconcile(room);
+      this._setState("connected", { attempt: 0, delay: 0 });
     }
+    for (const w of waiters) w.resolve({ userId: data.userId });
+    if (gen === this._gen) this._emit("auth", { userId: data.userId });
   }
 
   /** Abandons the current socket (dead link): stop listening to it, close it, and handle the loss now. */
@@ -413,13 +421,15 @@ export class TradeRoomClient {
       if (!room._wanted && room._unsubscribeWaiters.length === 0) this._rooms.delete(room.bullPenId);
     }
 
-    const decision = closePolicy(code, {
+    const decision = this._fatal ? "stop" : closePolicy(code, {
       clientClosed: this._clientClosed,
       authError,
       tokenIsFunction: typeof this._token === "function",
     });
     const willReconnect = decision === "reconnect";
+    const current = this._gen;
     this._emit("close", { code, reason: reason ?? "", willReconnect });
+    if (this._gen !== current || this._stopped) return; // a listener closed or restarted the client
     if (willReconnect) {
       this._scheduleReconnect();
       return;
@@ -429,7 +439,7 @@ export class TradeRoomClient {
     this._clearTimer("reconnect");
     const why = this._clientClosed
       ? clientError("closed", "the client was closed")
-      : clientError(authError ?? "closed", `connection closed with ${code}${reason ? ` (${reason})` : ""}; not reconnecting`, { closeCode: code });
+      : this._fatal ?? clientError(authError ?? "closed", `connection closed with ${code}${reason ? ` (${reason})` : ""}; not reconnecting`, { closeCode: code });
     const connecting = this._connecting;
     this._connecting = null;
     connecting?.reject(why);
@@ -444,11 +454,11 @@ export class TradeRoomClient {
   _scheduleReconnect() {
     this._attempt++;
     const delay = backoffDelay(this._attempt, this._reconnect, this._random);
-    this._setState("reconnecting", { attempt: this._attempt, delay });
     this._timers.reconnect = setTimeout(() => {
       this._timers.reconnect = null;
       if (!this._stopped) this._open();
     }, delay);
+    this._setState("reconnecting", { attempt: this._attempt, delay });
   }
 
   /**
@@ -523,9 +533,10 @@ export class TradeRoomClient {
     if (room._link === "subscribing" || room._link === "unsubscribing") return; // wait for the answer
     if (room._wanted && room._link === "none") {
       const resume = room._epoch !== undefined && room._position !== undefined;
-      room._sent = resume ? { sinceSeq: room._position, epoch: room._epoch } : {};
+      const data = resume ? { bullPenId: room.bullPenId, sinceSeq: room._position, epoch: room._epoch } : { bullPenId: room.bullPenId };
+      room._sent = { sinceSeq: data.sinceSeq, life: room._life };
       room._link = "subscribing";
-      this._send({ type: "subscribe_room", data: { bullPenId: room.bullPenId, ...room._sent } });
+      this._send({ type: "subscribe_room", data });
     } else if (!room._wanted && (room._link === "subscribed" || room._unsubscribeWaiters.length > 0)) {
       room._link = "unsubscribing";
       this._send({ type: "unsubscribe_room", data: { bullPenId: room.bullPenId } });
@@ -556,12 +567,15 @@ export class TradeRoomClient {
     room._link = "subscribed";
     room._sent = null;
     if (room._wanted) {
-      const recovered = data.recovered === true && sent.sinceSeq !== undefined;
+      // A resume asked for by handlers since removed with unsubscribe() is a fresh start for the new ones: they
+      // get recovered:false and the snapshot, and the replayed events (seq <= data.seq) are dropped as seen.
+      const recovered = data.recovered === true && sent.sinceSeq !== undefined && sent.life === room._life;
       // docs/protocol.md "Resume": position = recovered ? sinceSeq : seq. Never backwards within an epoch.
       room._position = recovered ? Math.max(room._position ?? 0, sent.sinceSeq) : data.seq;
       room._epoch = data.epoch;
       const info = { bullPenId: room.bullPenId, seq: data.seq, epoch: data.epoch, recovered, state: data.state };
-      for (const fn of [...room._onSubscribed]) this._call(fn, info);
+      const life = room._life;
+      for (const fn of [...room._onSubscribed]) if (room._life === life) this._call(fn, info);
     }
     this._reconcile(room);
   }
@@ -579,9 +593,10 @@ export class TradeRoomClient {
     if (!room || !room._wanted || room._link !== "subscribed") return;
     if (room._position !== undefined && frame.seq <= room._position) return; // already seen
     room._position = frame.seq;
-    for (const fn of [...room._onEvent]) this._call(fn, frame);
+    const life = room._life; // a callback may unsubscribe: none of the room's callbacks runs after that
+    for (const fn of [...room._onEvent]) if (room._life === life) this._call(fn, frame);
     const set = room._byType.get(frame.type);
-    if (set) for (const fn of [...set]) this._call(fn, frame.data, frame);
+    if (set) for (const fn of [...set]) if (room._life === life) this._call(fn, frame.data, frame);
   }
 
   // ------------------------------------------------------------------ events

@@ -319,6 +319,17 @@ describe("against the server", () => {
   });
 });
 
+describe("without a usable URL", () => {
+  test("a URL the WebSocket constructor refuses stops the client with invalid_url", async () => {
+    const client = new TradeRoomClient({ url: "ftp://not-a-websocket-url", token: "x" });
+    const errors = [];
+    client.on("error", (e) => errors.push(e.code));
+    await assert.rejects(client.connect(), (e) => e.code === "invalid_url");
+    assert.equal(client.state, "closed");
+    assert.deepEqual(errors, ["invalid_url"]);
+  });
+});
+
 describe("too many connections (4009)", { skip: EXTERNAL ? "needs a server of its own" : false }, () => {
   let server;
   before(async () => { server = await startServer({ hocon: "traderoom.limits.max-connections-per-user = 1" }); });

@@ -176,6 +176,53 @@ describe("reconnect and resume", () => {
     assert.equal(app.client.room(R("queue-drop")), undefined);
     assert.ok(!app.errors.includes("not_authenticated"), `errors: ${app.errors}`);
   });
+
+  test("unsubscribe and subscribe again while a resume is in flight: the new handlers get the snapshot, not the replay", async () => {
+    const id = R("renew-room");
+    const app = track(recordingClient(proxy.url, [id]));
+    await app.client.connect();
+    await until(() => app.handles[0].subscribed, "subscribed");
+    await publish(server, id, "member_joined", { userId: "a" });
+    await until(() => app.seen.get(id).length === 1, "first event");
+
+    proxy.mode = "refuse";
+    proxy.kill();
+    await once(app.client, "state", (s) => s.state === "reconnecting");
+    await publish(server, id, "member_joined", { userId: "b" }); // missed: the resume would replay it
+    const fresh = { infos: [], seqs: [] };
+    let unsubscribed;
+    const off = app.client.on("state", ({ state }) => {
+      if (state !== "connected") return;
+      off();
+      // The resume (sinceSeq 1) has just been sent; its answer has not arrived.
+      assert.equal(app.handles[0].subscribed, false);
+      unsubscribed = app.handles[0].unsubscribe();
+      app.client.subscribe(id, { onSubscribed: (i) => fresh.infos.push(i), onEvent: (f) => fresh.seqs.push(f.seq) });
+    });
+    proxy.mode = "forward";
+    await until(() => fresh.infos.length === 1, "the answer");
+    await unsubscribed;
+    await publish(server, id, "member_joined", { userId: "c" });
+    await until(() => fresh.seqs.length === 1, "the next event");
+
+    assert.equal(fresh.infos[0].recovered, false);
+    assert.deepEqual(fresh.infos[0].state.members, ["a", "b"]);
+    assert.deepEqual(fresh.seqs, [3], "seq 2 is in the snapshot, not replayed");
+    assert.deepEqual(app.seen.get(id), [1], "the old handlers saw nothing after unsubscribe()");
+  });
+
+  test("a close listener that calls close() stops the client for good", async () => {
+    const app = track(recordingClient(proxy.url, []));
+    await app.client.connect();
+    const states = [];
+    app.client.on("state", (s) => states.push(s.state));
+    app.client.on("close", () => app.client.close());
+    proxy.kill();
+    await until(() => app.client.state === "closed", "closed");
+    await new Promise((r) => setTimeout(r, 300)); // longer than any reconnect delay of FAST
+    assert.deepEqual(states, ["closed"]);
+    assert.equal(proxy.open, 0);
+  });
 });
 
 describe("server restart", { skip: EXTERNAL ? "needs a server of its own" : false }, () => {
