@@ -76,6 +76,10 @@ export async function startServer({ wsPort, apiPort, hocon, own = false } = {}) 
     env.TRADEROOM_CONFIG = file;
   }
   const child = spawn("dotnet", [dll], { cwd: dirname(dll), env, stdio: ["ignore", "pipe", "pipe"] });
+  // Never leave a server behind, even when a test file crashes before its after() hooks.
+  const reap = () => child.kill("SIGKILL");
+  process.on("exit", reap);
+  child.on("exit", () => process.off("exit", reap));
   let output = "";
   const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
   await new Promise((res, rej) => {
