@@ -78,7 +78,7 @@ export class Room {
     this._position = undefined;
     this._wanted = true;         // the application follows this room
     this._link = "none";        // on the current connection: none | subscribing | subscribed | unsubscribing
-    this._sent = null;           // the subscribe in flight: { sinceSeq, epoch, life }
+    this._sent = null;           // the subscribe in flight: { sinceSeq, life }
     this._life = 0;              // +1 on every unsubscribe(): answers to older requests are not resumes
     this._unsubscribeWaiters = [];
     this._onSubscribed = new Set();
@@ -481,9 +481,12 @@ export class TradeRoomClient {
 
   _startPing(gen) {
     if (!(this._pingInterval > 0)) return;
+    let queued = false; // at most one ping waits in the outbox (sending is paced)
     this._timers.ping = setInterval(() => {
-      if (gen !== this._gen || this._timers.pingDeadline) return;
+      if (gen !== this._gen || this._timers.pingDeadline || queued) return;
+      queued = true;
       this._send({ type: "ping" }, () => {
+        queued = false;
         if (gen !== this._gen || this._timers.pingDeadline) return;
         this._timers.pingDeadline = setTimeout(
           () => this._dropLink(gen, "ping_timeout", `no frame within ${this._pingTimeout} ms of a ping`),

@@ -155,6 +155,14 @@ describe("against the server", () => {
     assert.equal(client.room("42"), client.room(42));
   });
 
+  test("resubscribing 60 rooms at once is paced under the server's rate limit: none is dropped", async () => {
+    const { client, log } = make();
+    const rooms = Array.from({ length: 60 }, (_, i) => client.subscribe(R(`many-${i}`)));
+    await client.connect();
+    await until(() => rooms.every((r) => r.subscribed) || log.errors.includes("rate_limited"), "60 rooms subscribed", 15000);
+    assert.deepEqual(log.errors, []);
+  });
+
   test("events the server sends again (seq <= position) are ignored", async () => {
     const { client } = make();
     const seen = [];
