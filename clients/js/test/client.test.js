@@ -155,7 +155,7 @@ describe("against the server", () => {
     assert.equal(client.room("42"), client.room(42));
   });
 
-  test("resubscribing 60 rooms at once is paced under the server's rate limit: none is dropped", async () => {
+  test("subscribing 60 rooms at once (as a resubscribe does) is paced under the server's rate limit: none is dropped", async () => {
     const { client, log } = make();
     const rooms = Array.from({ length: 60 }, (_, i) => client.subscribe(R(`many-${i}`)));
     await client.connect();
