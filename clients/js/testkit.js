@@ -7,7 +7,23 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const SECRET = "js-client-test-secret-of-at-least-32-bytes";
+/**
+ * Against a server you run yourself: TRADEROOM_WS_URL (e.g. ws://localhost:4001/ws), TRADEROOM_API_URL
+ * (http://localhost:4000) and TRADEROOM_JWT_SECRET (default: the server's development secret). Room ids then get a
+ * suffix unique to the run, and the tests that need a server of their own (restart, settings) are skipped.
+ */
+export const EXTERNAL = process.env.TRADEROOM_WS_URL
+  ? { wsUrl: process.env.TRADEROOM_WS_URL, apiUrl: process.env.TRADEROOM_API_URL ?? "http://localhost:4000" }
+  : null;
+
+export const SECRET = EXTERNAL
+  ? process.env.TRADEROOM_JWT_SECRET ?? "traderoom-development-secret-not-for-production"
+  : "js-client-test-secret-of-at-least-32-bytes";
+
+const RUN = EXTERNAL ? `-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}` : "";
+
+/** A room id of this test run (the name itself unless the tests use a server that outlives them). */
+export const R = (name) => `${name}${RUN}`;
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -34,9 +50,14 @@ export function freePort() {
 
 /**
  * Starts the real server on free ports (or the given ones). `hocon` is written to a TRADEROOM_CONFIG file.
- * Returns { wsUrl, apiUrl, wsPort, apiPort, stop(), output() }.
+ * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, stop(), output() }. With TRADEROOM_WS_URL set (and no
+ * `own: true`), returns that server instead, and stop() leaves it running.
  */
-export async function startServer({ wsPort, apiPort, hocon } = {}) {
+export async function startServer({ wsPort, apiPort, hocon, own = false } = {}) {
+  if (EXTERNAL && !own && !hocon) {
+    const url = new URL(EXTERNAL.wsUrl);
+    return { ...EXTERNAL, wsHost: url.hostname, wsPort: Number(url.port || 80), output: () => "", stop: async () => {} };
+  }
   const dll = serverDll();
   wsPort ??= await freePort();
   apiPort ??= await freePort();
@@ -55,6 +76,10 @@ export async function startServer({ wsPort, apiPort, hocon } = {}) {
     env.TRADEROOM_CONFIG = file;
   }
   const child = spawn("dotnet", [dll], { cwd: dirname(dll), env, stdio: ["ignore", "pipe", "pipe"] });
+  // Never leave a server behind, even when a test file crashes before its after() hooks.
+  const reap = () => child.kill("SIGKILL");
+  process.on("exit", reap);
+  child.on("exit", () => process.off("exit", reap));
   let output = "";
   const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
   await new Promise((res, rej) => {
@@ -73,6 +98,7 @@ export async function startServer({ wsPort, apiPort, hocon } = {}) {
     });
   });
   return {
+    wsHost: "127.0.0.1",
     wsPort,
     apiPort,
     wsUrl: `ws://127.0.0.1:${wsPort}/ws`,
@@ -135,7 +161,7 @@ export async function publishBatch(server, events) {
  * what happens to new links; cutWhen(marker) cuts a link when the server sends something; onAccept(fn) sees each
  * new link.
  */
-export async function startProxy(targetPort) {
+export async function startProxy(targetPort, targetHost = "127.0.0.1") {
   const links = new Set();
   const acceptHooks = new Set();
   const cuts = [];
@@ -149,7 +175,7 @@ export async function startProxy(targetPort) {
       client.once("data", () => client.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
       return;
     }
-    const upstream = net.connect(targetPort, "127.0.0.1");
+    const upstream = net.connect(targetPort, targetHost);
     const link = { client, upstream, holed: mode === "blackhole" };
     links.add(link);
     client.on("data", (chunk) => { if (!link.holed) upstream.write(chunk); });

@@ -15,6 +15,7 @@ const DEFAULTS = Object.freeze({
   pingInterval: 15000,
   pingTimeout: 10000,
   connectTimeout: 10000,
+  refreshBeforeExpiry: 30000,
   reconnect: Object.freeze({ initialDelay: 500, maxDelay: 15000, multiplier: 2 }),
   // Below the server's default limit (20 messages/s, bursts of 50), so a resubscribe of many rooms is never dropped.
   rateLimit: Object.freeze({ perSecond: 15, burst: 40 }),
@@ -49,6 +50,18 @@ function validRoomId(bullPenId) {
   throw new TypeError(`bullPenId must be a non-empty string of at most 128 characters or an integer, got ${JSON.stringify(bullPenId)}`);
 }
 
+/** The `exp` of a JWT in milliseconds, or undefined if it has none or cannot be read. */
+function jwtExpiry(token) {
+  try {
+    const payload = String(token).split(".")[1];
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === "number" ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function clientError(code, message, extra) {
   const error = new Error(message);
   error.code = code;
@@ -65,7 +78,8 @@ export class Room {
     this._position = undefined;
     this._wanted = true;         // the application follows this room
     this._link = "none";        // on the current connection: none | subscribing | subscribed | unsubscribing
-    this._sent = null;           // the subscribe in flight: { sinceSeq, epoch }
+    this._sent = null;           // the subscribe in flight: { sinceSeq, life }
+    this._life = 0;              // +1 on every unsubscribe(): answers to older requests are not resumes
     this._unsubscribeWaiters = [];
     this._onSubscribed = new Set();
     this._onEvent = new Set();
@@ -102,6 +116,7 @@ export class Room {
   }
 
   _forget() {
+    this._life++;
     this._onSubscribed.clear();
     this._onEvent.clear();
     this._byType.clear();
@@ -132,7 +147,7 @@ export class TradeRoomClient {
     this._ws = null;
     this._authed = false;
     this._authSent = false;
-    this._authQueue = [];        // per auth sent on this socket: the refresh waiters it answers
+    this._authQueue = [];        // per auth sent on this socket: { token, waiters } (the refreshes it answers)
     this._refreshWaiters = [];   // refreshes waiting for the next connection's auth
     this._lastAuthError = null;
     this._attempt = 0;
@@ -141,7 +156,8 @@ export class TradeRoomClient {
     this._outbox = [];
     this._tokens = 0;
     this._tokensAt = 0;
-    this._timers = { connect: null, ping: null, pingDeadline: null, flush: null, reconnect: null };
+    this._refreshBeforeExpiry = options.refreshBeforeExpiry ?? DEFAULTS.refreshBeforeExpiry;
+    this._timers = { connect: null, ping: null, pingDeadline: null, flush: null, reconnect: null, refresh: null };
   }
 
   /** "idle" | "connecting" | "connected" | "reconnecting" | "closed" */
@@ -169,6 +185,7 @@ export class TradeRoomClient {
     }
     this._stopped = false;
     this._clientClosed = false;
+    this._fatal = null;
     this._attempt = 0;
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -192,12 +209,12 @@ export class TradeRoomClient {
         reject(clientError("not_connected", "the client is not connected; call connect()"));
       } else if (this._ws && this._ws.readyState === OPEN && this._authSent) {
         const gen = this._gen;
-        Promise.resolve(newToken !== undefined ? newToken : this._currentToken()).then(
+        new Promise((res) => res(newToken !== undefined ? newToken : this._currentToken())).then(
           (token) => {
             if (gen !== this._gen) this._refreshWaiters.push(waiter); // the link changed meanwhile
             else this._sendAuth(token, [waiter]);
           },
-          (e) => reject(clientError("token_error", `the token function failed: ${e?.message ?? e}`)));
+          (e) => reject(this._emitError("token_error", `the token function failed: ${e?.message ?? e}`)));
       } else {
         this._refreshWaiters.push(waiter);
       }
@@ -215,6 +232,10 @@ export class TradeRoomClient {
       room = new Room(this, id);
       this._rooms.set(id, room);
     }
+    if (!room._wanted && room._link !== "unsubscribing") {
+      // An unsubscribe() not sent yet is cancelled by this subscribe: it is over for the old handlers.
+      for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
+    }
     room._wanted = true;
     room._addHandlers(handlers);
     this._reconcile(room);
@@ -229,7 +250,7 @@ export class TradeRoomClient {
 
   /** Closes with 1000 and never reconnects; state "closed". connect() may be called again later. */
   close() {
-    if (this._stopped) return;
+    if (this._stopped || this._clientClosed) return;
     this._clientClosed = true;
     const ws = this._ws;
     const gen = this._gen;
@@ -254,7 +275,8 @@ export class TradeRoomClient {
     try {
       ws = new this._WebSocket(this._url);
     } catch (e) {
-      this._emitError("transport_error", `cannot open ${this._url}: ${e?.message ?? e}`);
+      // The constructor refuses the URL (or the implementation is broken): retrying cannot help.
+      this._fatal = this._emitError("invalid_url", `cannot open ${this._url}: ${e?.message ?? e}`);
       this._linkLost(gen, 1006, "cannot open");
       return;
     }
@@ -298,7 +320,7 @@ export class TradeRoomClient {
 
   _sendAuth(token, waiters) {
     this._authSent = true;
-    this._authQueue.push(waiters);
+    this._authQueue.push({ token: String(token), waiters });
     this._send({ type: "auth", data: { token: String(token) } });
   }
 
@@ -320,12 +342,12 @@ export class TradeRoomClient {
       case "auth_error": {
         this._lastAuthError = data.code ?? "auth_error";
         const error = this._emitError(data.code, data.message, { frame: "auth_error" });
-        for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        for (const w of this._authQueue.shift()?.waiters ?? []) w.reject(error);
         return;
       }
       case "error": {
         const error = this._emitError(data.code, data.message, { frame: "error" });
-        if (data.code === "user_mismatch") for (const w of this._authQueue.shift() ?? []) w.reject(error);
+        if (data.code === "user_mismatch") for (const w of this._authQueue.shift()?.waiters ?? []) w.reject(error);
         return;
       }
       case "pong":
@@ -343,23 +365,24 @@ export class TradeRoomClient {
 
   _onAuthSuccess(data) {
     const first = !this._authed;
-    const waiters = this._authQueue.shift() ?? [];
+    const { token, waiters } = this._authQueue.shift() ?? { waiters: [] };
     this._authed = true;
+    this._scheduleAutoRefresh(this._gen, token);
     this._userId = data.userId;
+    const gen = this._gen;
     if (first) {
       this._clearTimer("connect");
       this._attempt = 0;
-      this._startPing(this._gen);
-      this._setState("connected", { attempt: 0, delay: 0 });
-    }
-    this._emit("auth", { userId: data.userId });
-    for (const w of waiters) w.resolve({ userId: data.userId });
-    if (first) {
+      this._startPing(gen);
+      // Subscribe first, so that a listener below sees the rooms being (re)subscribed.
+      for (const room of [...this._rooms.values()]) this._reconcile(room);
       const connecting = this._connecting;
       this._connecting = null;
       connecting?.resolve({ userId: data.userId });
-      for (const room of [...this._rooms.values()]) this._reconcile(room);
+      this._setState("connected", { attempt: 0, delay: 0 });
     }
+    for (const w of waiters) w.resolve({ userId: data.userId });
+    if (gen === this._gen) this._emit("auth", { userId: data.userId });
   }
 
   /** Abandons the current socket (dead link): stop listening to it, close it, and handle the loss now. */
@@ -383,12 +406,12 @@ export class TradeRoomClient {
     if (gen !== this._gen) return;
     if (abandon) this._detach(abandon, 1000, reason);
     this._gen++;
-    for (const name of ["connect", "ping", "pingDeadline", "flush"]) this._clearTimer(name);
+    for (const name of ["connect", "ping", "pingDeadline", "flush", "refresh"]) this._clearTimer(name);
     this._ws = null;
     this._outbox = [];
     const authError = this._lastAuthError;
     // Refreshes whose auth got no answer wait for the next connection's auth.
-    for (const waiters of this._authQueue) this._refreshWaiters.push(...waiters);
+    for (const { waiters } of this._authQueue) this._refreshWaiters.push(...waiters);
     this._authQueue = [];
     this._authed = false;
     this._authSent = false;
@@ -398,13 +421,15 @@ export class TradeRoomClient {
       if (!room._wanted && room._unsubscribeWaiters.length === 0) this._rooms.delete(room.bullPenId);
     }
 
-    const decision = closePolicy(code, {
+    const decision = this._fatal ? "stop" : closePolicy(code, {
       clientClosed: this._clientClosed,
       authError,
       tokenIsFunction: typeof this._token === "function",
     });
     const willReconnect = decision === "reconnect";
+    const current = this._gen;
     this._emit("close", { code, reason: reason ?? "", willReconnect });
+    if (this._gen !== current || this._stopped) return; // a listener closed or restarted the client
     if (willReconnect) {
       this._scheduleReconnect();
       return;
@@ -414,7 +439,7 @@ export class TradeRoomClient {
     this._clearTimer("reconnect");
     const why = this._clientClosed
       ? clientError("closed", "the client was closed")
-      : clientError(authError ?? "closed", `connection closed with ${code}${reason ? ` (${reason})` : ""}; not reconnecting`, { closeCode: code });
+      : this._fatal ?? clientError(authError ?? "closed", `connection closed with ${code}${reason ? ` (${reason})` : ""}; not reconnecting`, { closeCode: code });
     const connecting = this._connecting;
     this._connecting = null;
     connecting?.reject(why);
@@ -429,18 +454,39 @@ export class TradeRoomClient {
   _scheduleReconnect() {
     this._attempt++;
     const delay = backoffDelay(this._attempt, this._reconnect, this._random);
-    this._setState("reconnecting", { attempt: this._attempt, delay });
     this._timers.reconnect = setTimeout(() => {
       this._timers.reconnect = null;
       if (!this._stopped) this._open();
+    }, delay);
+    this._setState("reconnecting", { attempt: this._attempt, delay });
+  }
+
+  /**
+   * With a token function, asks it for a new token before the current one expires (refreshBeforeExpiry ms before
+   * its `exp`, or at half its remaining lifetime if that is sooner), so the server never closes the link with 4001.
+   */
+  _scheduleAutoRefresh(gen, token) {
+    this._clearTimer("refresh");
+    if (typeof this._token !== "function" || typeof this._refreshBeforeExpiry !== "number" || this._refreshBeforeExpiry < 0) return;
+    const exp = jwtExpiry(token);
+    if (exp === undefined) return;
+    const left = exp - Date.now();
+    const delay = Math.max(0, left - Math.min(this._refreshBeforeExpiry, left / 2));
+    if (delay > 0x7fffffff) return; // beyond setTimeout's range; the next auth reschedules
+    this._timers.refresh = setTimeout(() => {
+      this._timers.refresh = null;
+      if (gen === this._gen) this.refreshToken().catch(() => {}); // failures are reported on "error"
     }, delay);
   }
 
   _startPing(gen) {
     if (!(this._pingInterval > 0)) return;
+    let queued = false; // at most one ping waits in the outbox (sending is paced)
     this._timers.ping = setInterval(() => {
-      if (gen !== this._gen || this._timers.pingDeadline) return;
+      if (gen !== this._gen || this._timers.pingDeadline || queued) return;
+      queued = true;
       this._send({ type: "ping" }, () => {
+        queued = false;
         if (gen !== this._gen || this._timers.pingDeadline) return;
         this._timers.pingDeadline = setTimeout(
           () => this._dropLink(gen, "ping_timeout", `no frame within ${this._pingTimeout} ms of a ping`),
@@ -490,9 +536,10 @@ export class TradeRoomClient {
     if (room._link === "subscribing" || room._link === "unsubscribing") return; // wait for the answer
     if (room._wanted && room._link === "none") {
       const resume = room._epoch !== undefined && room._position !== undefined;
-      room._sent = resume ? { sinceSeq: room._position, epoch: room._epoch } : {};
+      const data = resume ? { bullPenId: room.bullPenId, sinceSeq: room._position, epoch: room._epoch } : { bullPenId: room.bullPenId };
+      room._sent = { sinceSeq: data.sinceSeq, life: room._life };
       room._link = "subscribing";
-      this._send({ type: "subscribe_room", data: { bullPenId: room.bullPenId, ...room._sent } });
+      this._send({ type: "subscribe_room", data });
     } else if (!room._wanted && (room._link === "subscribed" || room._unsubscribeWaiters.length > 0)) {
       room._link = "unsubscribing";
       this._send({ type: "unsubscribe_room", data: { bullPenId: room.bullPenId } });
@@ -523,12 +570,15 @@ export class TradeRoomClient {
     room._link = "subscribed";
     room._sent = null;
     if (room._wanted) {
-      const recovered = data.recovered === true && sent.sinceSeq !== undefined;
+      // A resume asked for by handlers since removed with unsubscribe() is a fresh start for the new ones: they
+      // get recovered:false and the snapshot, and the replayed events (seq <= data.seq) are dropped as seen.
+      const recovered = data.recovered === true && sent.sinceSeq !== undefined && sent.life === room._life;
       // docs/protocol.md "Resume": position = recovered ? sinceSeq : seq. Never backwards within an epoch.
       room._position = recovered ? Math.max(room._position ?? 0, sent.sinceSeq) : data.seq;
       room._epoch = data.epoch;
       const info = { bullPenId: room.bullPenId, seq: data.seq, epoch: data.epoch, recovered, state: data.state };
-      for (const fn of [...room._onSubscribed]) this._call(fn, info);
+      const life = room._life;
+      for (const fn of [...room._onSubscribed]) if (room._life === life) this._call(fn, info);
     }
     this._reconcile(room);
   }
@@ -546,9 +596,10 @@ export class TradeRoomClient {
     if (!room || !room._wanted || room._link !== "subscribed") return;
     if (room._position !== undefined && frame.seq <= room._position) return; // already seen
     room._position = frame.seq;
-    for (const fn of [...room._onEvent]) this._call(fn, frame);
+    const life = room._life; // a callback may unsubscribe: none of the room's callbacks runs after that
+    for (const fn of [...room._onEvent]) if (room._life === life) this._call(fn, frame);
     const set = room._byType.get(frame.type);
-    if (set) for (const fn of [...set]) this._call(fn, frame.data, frame);
+    if (set) for (const fn of [...set]) if (room._life === life) this._call(fn, frame.data, frame);
   }
 
   // ------------------------------------------------------------------ events

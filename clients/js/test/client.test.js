@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { TradeRoomClient, backoffDelay, closePolicy } from "../traderoom-client.js";
-import { freePort, once, publish, sign, startServer, until, userToken } from "../testkit.js";
+import { EXTERNAL, R, freePort, once, publish, sign, startServer, until, userToken } from "../testkit.js";
 
 const FAST = { initialDelay: 20, maxDelay: 200, multiplier: 2 };
 
@@ -42,35 +42,35 @@ describe("against the server", () => {
     const all = [];
     const boards = [];
     const joins = [];
-    const room = client.subscribe("types-room", { onEvent: (frame) => all.push(frame.type) });
+    const room = client.subscribe(R("types-room"), { onEvent: (frame) => all.push(frame.type) });
     room.on("leaderboard_update", (data, frame) => boards.push([data, frame.seq, frame.bullPenId]));
     const offJoin = room.on("member_joined", (data) => joins.push(data.userId));
     await client.connect();
     await until(() => room.subscribed, "subscribed");
 
-    await publish(server, "types-room", "leaderboard_update", { entries: [{ userId: "u1", rank: 1 }] });
-    await publish(server, "types-room", "member_joined", { userId: "m1" });
+    await publish(server, R("types-room"), "leaderboard_update", { entries: [{ userId: "u1", rank: 1 }] });
+    await publish(server, R("types-room"), "member_joined", { userId: "m1" });
     await until(() => all.length === 2, "two events");
     offJoin();
-    await publish(server, "types-room", "member_joined", { userId: "m2" });
+    await publish(server, R("types-room"), "member_joined", { userId: "m2" });
     await until(() => all.length === 3, "three events");
 
     assert.deepEqual(all, ["leaderboard_update", "member_joined", "member_joined"]);
-    assert.deepEqual(boards, [[{ entries: [{ userId: "u1", rank: 1 }] }, 1, "types-room"]]);
+    assert.deepEqual(boards, [[{ entries: [{ userId: "u1", rank: 1 }] }, 1, R("types-room")]]);
     assert.deepEqual(joins, ["m1"], "the removed callback saw nothing more");
     assert.equal(room.position, 3);
   });
 
   test("onSubscribed reports seq, epoch and the state snapshot of a room that already has events", async () => {
-    await publish(server, "snap-room", "leaderboard_update", { top: "u7" });
-    await publish(server, "snap-room", "member_joined", { userId: "u7" });
+    await publish(server, R("snap-room"), "leaderboard_update", { top: "u7" });
+    await publish(server, R("snap-room"), "member_joined", { userId: "u7" });
     const { client } = make();
     const infos = [];
-    const room = client.subscribe("snap-room", { onSubscribed: (info) => infos.push(info) });
+    const room = client.subscribe(R("snap-room"), { onSubscribed: (info) => infos.push(info) });
     await client.connect();
     await until(() => infos.length === 1, "subscribed");
     const [info] = infos;
-    assert.equal(info.bullPenId, "snap-room");
+    assert.equal(info.bullPenId, R("snap-room"));
     assert.equal(info.seq, 2);
     assert.equal(info.recovered, false);
     assert.equal(typeof info.epoch, "string");
@@ -84,12 +84,12 @@ describe("against the server", () => {
     const mine = make({ token: userToken("owner") });
     const other = make({ token: userToken("someone-else") });
     const got = { mine: [], other: [] };
-    mine.client.subscribe("private-room", { onEvent: (f) => got.mine.push(f.type) });
-    other.client.subscribe("private-room", { onEvent: (f) => got.other.push(f.type) });
+    mine.client.subscribe(R("private-room"), { onEvent: (f) => got.mine.push(f.type) });
+    other.client.subscribe(R("private-room"), { onEvent: (f) => got.other.push(f.type) });
     await Promise.all([mine.client.connect(), other.client.connect()]);
-    await until(() => mine.client.room("private-room").subscribed && other.client.room("private-room").subscribed, "both subscribed");
-    await publish(server, "private-room", "order_executed", { userId: "owner", symbol: "AAPL", qty: 1 });
-    await publish(server, "private-room", "room_started", {});
+    await until(() => mine.client.room(R("private-room")).subscribed && other.client.room(R("private-room")).subscribed, "both subscribed");
+    await publish(server, R("private-room"), "order_executed", { userId: "owner", symbol: "AAPL", qty: 1 });
+    await publish(server, R("private-room"), "room_started", {});
     await until(() => got.mine.length === 2 && got.other.length === 1, "the events");
     assert.deepEqual(got.mine, ["order_executed", "room_started"]);
     assert.deepEqual(got.other, ["room_started"]);
@@ -99,24 +99,24 @@ describe("against the server", () => {
     const { client } = make();
     const left = [];
     const kept = [];
-    const leaving = client.subscribe("leave-room", { onEvent: (f) => left.push(f.seq) });
-    client.subscribe("stay-room", { onEvent: (f) => kept.push(f.seq) });
+    const leaving = client.subscribe(R("leave-room"), { onEvent: (f) => left.push(f.seq) });
+    client.subscribe(R("stay-room"), { onEvent: (f) => kept.push(f.seq) });
     await client.connect();
-    await until(() => leaving.subscribed && client.room("stay-room").subscribed, "subscribed");
-    await publish(server, "leave-room", "member_joined", { userId: "a" });
+    await until(() => leaving.subscribed && client.room(R("stay-room")).subscribed, "subscribed");
+    await publish(server, R("leave-room"), "member_joined", { userId: "a" });
     await until(() => left.length === 1, "first event");
 
     await leaving.unsubscribe();
-    assert.equal(client.room("leave-room"), undefined);
+    assert.equal(client.room(R("leave-room")), undefined);
     assert.equal(leaving.position, undefined, "an unsubscribed room forgets its position");
-    await publish(server, "leave-room", "member_joined", { userId: "b" });
-    await publish(server, "stay-room", "member_joined", { userId: "c" });
+    await publish(server, R("leave-room"), "member_joined", { userId: "b" });
+    await publish(server, R("stay-room"), "member_joined", { userId: "c" });
     await until(() => kept.length === 1, "the event of the room still followed");
     assert.deepEqual(left, [1]);
 
     // Subscribing again starts afresh: a snapshot, not a resume.
     const infos = [];
-    client.subscribe("leave-room", { onSubscribed: (i) => infos.push(i) });
+    client.subscribe(R("leave-room"), { onSubscribed: (i) => infos.push(i) });
     await until(() => infos.length === 1, "subscribed again");
     assert.equal(infos[0].recovered, false);
     assert.equal(infos[0].seq, 2);
@@ -125,32 +125,58 @@ describe("against the server", () => {
   test("subscribe then unsubscribe before the answer ends unsubscribed; subscribe again wins over a pending unsubscribe", async () => {
     const { client } = make();
     await client.connect();
-    const a = client.subscribe("toggle-a");
+    const a = client.subscribe(R("toggle-a"));
     await a.unsubscribe();
-    assert.equal(client.room("toggle-a"), undefined);
+    assert.equal(client.room(R("toggle-a")), undefined);
 
-    const b = client.subscribe("toggle-b");
+    const b = client.subscribe(R("toggle-b"));
     await until(() => b.subscribed, "subscribed");
     const seen = [];
     const pending = b.unsubscribe();
-    const again = client.subscribe("toggle-b", { onEvent: (f) => seen.push(f.seq) });
+    const again = client.subscribe(R("toggle-b"), { onEvent: (f) => seen.push(f.seq) });
     await pending;
     await until(() => again.subscribed, "subscribed again");
-    await publish(server, "toggle-b", "member_joined", { userId: "x" });
+    await publish(server, R("toggle-b"), "member_joined", { userId: "x" });
     await until(() => seen.length === 1, "the event");
     assert.deepEqual(seen, [1]);
   });
 
-  test("subscribes made before connect() are sent after auth_success, never before", async () => {
+  test("subscribes made before connect() and while connecting are sent after auth_success, never before", async () => {
     const { client, log } = make();
     const infos = [];
-    client.subscribe("early-1", { onSubscribed: (i) => infos.push(i.bullPenId) });
+    client.subscribe(R("early-1"), { onSubscribed: (i) => infos.push(i.bullPenId) });
     client.subscribe(42, { onSubscribed: (i) => infos.push(i.bullPenId) });
-    await client.connect();
-    await until(() => infos.length === 2, "both subscribed");
-    assert.deepEqual(infos.sort(), ["42", "early-1"]);
+    const connecting = client.connect();
+    client.subscribe(R("early-2"), { onSubscribed: (i) => infos.push(i.bullPenId) }); // the socket is opening now
+    await connecting;
+    await until(() => infos.length === 3, "all three subscribed");
+    assert.deepEqual(infos.sort(), ["42", R("early-1"), R("early-2")]);
     assert.ok(!log.errors.includes("not_authenticated"), `errors: ${log.errors}`);
     assert.equal(client.room("42"), client.room(42));
+  });
+
+  test("subscribing 60 rooms at once (as a resubscribe does) is paced under the server's rate limit: none is dropped", async () => {
+    const { client, log } = make();
+    const rooms = Array.from({ length: 60 }, (_, i) => client.subscribe(R(`many-${i}`)));
+    await client.connect();
+    await until(() => rooms.every((r) => r.subscribed) || log.errors.includes("rate_limited"), "60 rooms subscribed", 15000);
+    assert.deepEqual(log.errors, []);
+  });
+
+  test("events the server sends again (seq <= position) are ignored", async () => {
+    const { client } = make();
+    const seen = [];
+    const room = client.subscribe(R("dup-room"), { onEvent: (f) => seen.push(f.seq) });
+    await client.connect();
+    await until(() => room.subscribed, "subscribed");
+    for (let i = 0; i < 3; i++) await publish(server, R("dup-room"), "member_joined", { userId: `d${i}` });
+    await until(() => seen.length === 3, "three events");
+    // A resume from 0 on the same connection makes the server replay seqs 1..3 once more.
+    client._send({ type: "subscribe_room", data: { bullPenId: R("dup-room"), sinceSeq: 0, epoch: room.epoch } });
+    await publish(server, R("dup-room"), "member_joined", { userId: "after" });
+    await until(() => seen.length >= 4, "the next event");
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    assert.equal(room.position, 4);
   });
 
   test("bad room ids are refused at once", () => {
@@ -163,7 +189,7 @@ describe("against the server", () => {
 
   test("refreshToken re-authenticates on the live connection; the connection outlives the first token", async () => {
     const { client, log } = make({ token: userToken("refresher", { lifetime: 2 }) });
-    const room = client.subscribe("refresh-room");
+    const room = client.subscribe(R("refresh-room"));
     await client.connect();
     await until(() => room.subscribed, "subscribed");
     const expiresAt = Date.now() + 2000;
@@ -175,7 +201,7 @@ describe("against the server", () => {
     const seen = [];
     room.on("member_joined", (d) => seen.push(d.userId));
     await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 1200));
-    await publish(server, "refresh-room", "member_joined", { userId: "still-here" });
+    await publish(server, R("refresh-room"), "member_joined", { userId: "still-here" });
     await until(() => seen.length === 1, "an event after the first token expired");
     assert.deepEqual(log.closes, []);
     assert.equal(client.state, "connected");
@@ -194,12 +220,15 @@ describe("against the server", () => {
 
   test("with a token function, an expired token is replaced: the function is asked again and the rooms resume", async () => {
     let calls = 0;
-    const { client, log } = make({ token: async () => userToken("fn-user", { lifetime: ++calls === 1 ? 1 : 3600 }) });
+    const { client, log } = make({
+      token: async () => userToken("fn-user", { lifetime: ++calls === 1 ? 1 : 3600 }),
+      refreshBeforeExpiry: false, // no refresh ahead of expiry: let the server close the link
+    });
     const infos = [];
-    client.subscribe("fn-room", { onSubscribed: (i) => infos.push(i) });
+    client.subscribe(R("fn-room"), { onSubscribed: (i) => infos.push(i) });
     await client.connect();
     await until(() => infos.length === 1, "subscribed");
-    await publish(server, "fn-room", "member_joined", { userId: "a" });
+    await publish(server, R("fn-room"), "member_joined", { userId: "a" });
 
     const close = await once(client, "close", () => true, 5000);
     assert.equal(close.code, 4001);
@@ -209,6 +238,24 @@ describe("against the server", () => {
     assert.ok(log.errors.includes("token_expired"));
     assert.equal(infos[1].recovered, true);
     assert.equal(client.state, "connected");
+  });
+
+  test("with a token function, a new token is fetched and sent before the current one expires", async () => {
+    let calls = 0;
+    const { client, log } = make({ token: () => { calls++; return userToken("auto", { lifetime: 2 }); }, refreshBeforeExpiry: 1000 });
+    const room = client.subscribe(R("auto-room"));
+    await client.connect();
+    await until(() => room.subscribed, "subscribed");
+    const firstExpiry = Date.now() + 2000;
+    await until(() => log.auths.length >= 2, "a second auth_success on the same connection", 5000);
+    assert.ok(calls >= 2);
+
+    const seen = [];
+    room.on("member_joined", (d) => seen.push(d.userId));
+    await new Promise((r) => setTimeout(r, Math.max(0, firstExpiry - Date.now()) + 1200));
+    await publish(server, R("auto-room"), "member_joined", { userId: "still-here" });
+    await until(() => seen.length === 1, "an event after the first token expired");
+    assert.deepEqual(log.closes, [], "the server never closed the link");
   });
 
   test("refreshToken with another user's token rejects with user_mismatch and keeps the connection", async () => {
@@ -255,10 +302,10 @@ describe("against the server", () => {
 
   test("error frames reach on(\"error\") with their code; a throwing listener is reported, not fatal", async () => {
     const { client, log } = make();
-    const room = client.subscribe("throwing-room", { onEvent: () => { throw new Error("app bug"); } });
+    const room = client.subscribe(R("throwing-room"), { onEvent: () => { throw new Error("app bug"); } });
     await client.connect();
     await until(() => room.subscribed, "subscribed");
-    await publish(server, "throwing-room", "member_joined", { userId: "x" });
+    await publish(server, R("throwing-room"), "member_joined", { userId: "x" });
     await until(() => log.errors.includes("callback_error"), "callback_error");
     // An unknown frame type from the application's side is not possible through the API; send one raw.
     client._send({ type: "no_such_type" });
@@ -280,7 +327,18 @@ describe("against the server", () => {
   });
 });
 
-describe("too many connections (4009)", () => {
+describe("without a usable URL", () => {
+  test("a URL the WebSocket constructor refuses stops the client with invalid_url", async () => {
+    const client = new TradeRoomClient({ url: "ftp://not-a-websocket-url", token: "x" });
+    const errors = [];
+    client.on("error", (e) => errors.push(e.code));
+    await assert.rejects(client.connect(), (e) => e.code === "invalid_url");
+    assert.equal(client.state, "closed");
+    assert.deepEqual(errors, ["invalid_url"]);
+  });
+});
+
+describe("too many connections (4009)", { skip: EXTERNAL ? "needs a server of its own" : false }, () => {
   let server;
   before(async () => { server = await startServer({ hocon: "traderoom.limits.max-connections-per-user = 1" }); });
   after(async () => { await server?.stop(); });
