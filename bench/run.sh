@@ -45,7 +45,7 @@ run() {
   echo "== $name: $*"
   start_server
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
-    --server-pid "$server_pid" --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+    --server-pid "$server_pid" --metrics-url "http://127.0.0.1:$API_PORT/metrics" --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
   echo "$*" >"$OUT/$name.args"
   stop_server
 }

@@ -150,6 +150,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var cpuBefore = probe?.CpuMicroseconds();
         var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
         var deliveredBefore = selfCheck ? 0 : _metrics.Delivered;
+        var publishedBefore = _published; // the warm-up's events are not measured, like its deliveries
         var expectedBefore = selfCheck ? 0 : ExpectedSoFar();
         var publishStart = selfCheck ? startTimestamp : Stopwatch.GetTimestamp();
         var publishClock = Stopwatch.StartNew();
@@ -195,7 +196,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             ConnectSeconds = Math.Round(connectSeconds, 2),
             ConnectionsPerSecond = Math.Round(_opened / connectSeconds, 0),
             Rooms = options.Rooms,
-            EventsPublished = _published,
+            EventsPublished = _published - publishedBefore,
             PublishFailures = _publishFailures,
             PublishSeconds = Math.Round(publishSeconds, 2),
             DeliveriesExpected = expected - expectedBefore,
