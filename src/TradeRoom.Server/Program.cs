@@ -38,6 +38,6 @@ try
 }
 catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
 {
-    Console.Error.WriteLine($"TradeRoom cannot start: {e.Message}. Another process holds the port; set WS_PORT / API_PORT to free ones.");
+    Console.Error.WriteLine($"TradeRoom cannot start: {e.Message.TrimEnd('.')}. Another process holds the port; set WS_PORT / API_PORT to free ones.");
     return 1;
 }
