@@ -80,6 +80,7 @@ export class Room {
     this._link = "none";        // on the current connection: none | subscribing | subscribed | unsubscribing
     this._sent = null;           // the subscribe in flight: { sinceSeq, life }
     this._life = 0;              // +1 on every unsubscribe(): answers to older requests are not resumes
+    this._refused = null;        // the server's error when it refused the subscribe; not resubscribed until subscribe()
     this._unsubscribeWaiters = [];
     this._onSubscribed = new Set();
     this._onEvent = new Set();
@@ -94,6 +95,12 @@ export class Room {
 
   /** Whether the room is subscribed on the current connection. */
   get subscribed() { return this._wanted && this._link === "subscribed"; }
+
+  /**
+   * The server's error (`code` e.g. "too_many_subscriptions", `bullPenId`) if it refused this room's subscribe, else
+   * null. A refused room is not subscribed again, not even after a reconnect, until client.subscribe() asks again.
+   */
+  get refused() { return this._refused; }
 
   /** Calls fn(data, frame) for every event of this type; returns a function that removes it. */
   on(type, fn) {
@@ -117,6 +124,7 @@ export class Room {
 
   _forget() {
     this._life++;
+    this._refused = null;
     this._onSubscribed.clear();
     this._onEvent.clear();
     this._byType.clear();
@@ -237,6 +245,7 @@ export class TradeRoomClient {
       for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
     }
     room._wanted = true;
+    room._refused = null; // asking again after a refusal tries again
     room._addHandlers(handlers);
     this._reconcile(room);
     return room;
@@ -346,8 +355,23 @@ export class TradeRoomClient {
         return;
       }
       case "error": {
-        const error = this._emitError(data.code, data.message, { frame: "error" });
+        const extra = data.bullPenId != null ? { frame: "error", bullPenId: String(data.bullPenId) } : { frame: "error" };
+        const error = clientError(data.code ?? "unknown_error", data.message ?? String(data.code), extra);
+        // Settle the refused request first, so that an error listener already sees the room as refused.
+        const room = extra.bullPenId !== undefined ? this._rooms.get(extra.bullPenId) : undefined;
+        const refused = room !== undefined && room._link === "subscribing";
+        if (refused) {
+          room._link = "none";
+          room._sent = null;
+          if (room._wanted) room._refused = error;
+        }
+        this._emit("error", error);
         if (data.code === "user_mismatch") for (const w of this._authQueue.shift()?.waiters ?? []) w.reject(error);
+        if (refused && room._link === "none" && !room._wanted && this._rooms.get(room.bullPenId) === room) {
+          // unsubscribe() while the refused subscribe was in flight: nothing is left on the server.
+          for (const resolve of room._unsubscribeWaiters.splice(0)) resolve();
+          this._rooms.delete(room.bullPenId);
+        }
         return;
       }
       case "pong":
@@ -535,6 +559,7 @@ export class TradeRoomClient {
     if (!this._authed) return;
     if (room._link === "subscribing" || room._link === "unsubscribing") return; // wait for the answer
     if (room._wanted && room._link === "none") {
+      if (room._refused) return; // refused by the server: only a new subscribe() asks again
       const resume = room._epoch !== undefined && room._position !== undefined;
       const data = resume ? { bullPenId: room.bullPenId, sinceSeq: room._position, epoch: room._epoch } : { bullPenId: room.bullPenId };
       room._sent = { sinceSeq: data.sinceSeq, life: room._life };
@@ -550,11 +575,13 @@ export class TradeRoomClient {
 
   _unsubscribe(room) {
     if (this._rooms.get(room.bullPenId) !== room) return Promise.resolve();
+    // A refused room has nothing on the server to undo (it is never resubscribed while refused).
+    const refused = room._refused !== null && room._wanted && room._link === "none";
     room._wanted = false;
     room._forget();
     return new Promise((resolve) => {
       room._unsubscribeWaiters.push(resolve);
-      if (this._stopped) {
+      if (this._stopped || refused) {
         for (const r of room._unsubscribeWaiters.splice(0)) r();
         this._rooms.delete(room.bullPenId);
         return;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { TradeRoomClient, backoffDelay, closePolicy } from "../traderoom-client.js";
-import { EXTERNAL, R, freePort, once, publish, sign, startServer, until, userToken } from "../testkit.js";
+import { EXTERNAL, R, freePort, once, publish, sign, startProxy, startServer, until, userToken } from "../testkit.js";
 
 const FAST = { initialDelay: 20, maxDelay: 200, multiplier: 2 };
 
@@ -362,6 +362,105 @@ describe("too many connections (4009)", { skip: EXTERNAL ? "needs a server of it
       first.close();
       second.close();
     }
+  });
+});
+
+describe("too many subscriptions", { skip: EXTERNAL ? "needs a server of its own" : false }, () => {
+  let server;
+  let proxy;
+  const clients = [];
+  before(async () => {
+    server = await startServer({ hocon: "traderoom.limits.max-subscriptions = 2" });
+    proxy = await startProxy(server.wsPort, server.wsHost);
+  });
+  after(async () => {
+    await proxy?.close();
+    await server?.stop();
+  });
+  afterEach(() => { for (const c of clients.splice(0)) c.close(); });
+
+  /** A client through the proxy; `refusals` records each error with its bullPenId, and what the room looked like then. */
+  const make = () => {
+    const client = new TradeRoomClient({ url: proxy.url, token: userToken("collector"), reconnect: FAST });
+    const refusals = [];
+    client.on("error", (e) => {
+      const room = client.room(e.bullPenId ?? "-");
+      refusals.push({ code: e.code, frame: e.frame, bullPenId: e.bullPenId, refused: room?.refused === e, subscribed: room?.subscribed });
+    });
+    clients.push(client);
+    return { client, refusals };
+  };
+
+  /** Resolves with `promise`, or rejects if it has not settled within `ms`. */
+  const within = async (promise, ms, what) => {
+    let timer;
+    try {
+      return await Promise.race([promise, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms); })]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  test("the refused room is named: not subscribed, reported with its bullPenId, and not resubscribed on reconnect until subscribe() asks again", async () => {
+    const { client, refusals } = make();
+    const resubscribed = { a: 0, b: 0 };
+    const a = client.subscribe("cap-a", { onSubscribed: () => resubscribed.a++ });
+    const b = client.subscribe("cap-b", { onSubscribed: () => resubscribed.b++ });
+    const c = client.subscribe("cap-c");
+    await client.connect();
+    await until(() => refusals.length === 1 && a.subscribed && b.subscribed, "a and b subscribed, c refused");
+
+    // The error listener already saw the room refused and not subscribed.
+    assert.deepEqual(refusals, [{ code: "too_many_subscriptions", frame: "error", bullPenId: "cap-c", refused: true, subscribed: false }]);
+    assert.equal(c.refused.code, "too_many_subscriptions");
+    assert.equal(c.subscribed, false);
+    assert.equal(client.room("cap-c"), c, "a refused room stays registered, with its handlers");
+
+    // A free place is not taken by the refused room on its own, not even across a reconnect...
+    await within(a.unsubscribe(), 5000, "unsubscribe of a subscribed room");
+    proxy.kill();
+    await until(() => resubscribed.b === 2, "b resubscribed after the reconnect");
+    // ...so a room subscribed now gets it (had c been resubscribed first, d would be the one refused).
+    const d = client.subscribe("cap-d");
+    await until(() => d.subscribed || refusals.length > 1, "d answered");
+    assert.equal(d.subscribed, true);
+    assert.equal(refusals.length, 1);
+    assert.equal(resubscribed.a, 1, "the unsubscribed room was not resubscribed");
+    assert.equal(c.subscribed, false);
+    assert.equal(c.refused.code, "too_many_subscriptions");
+
+    // Asking again tries again: refused again while full, subscribed once there is room.
+    client.subscribe("cap-c");
+    assert.equal(c.refused, null);
+    await until(() => refusals.length === 2, "c refused again");
+    assert.equal(refusals[1].bullPenId, "cap-c");
+    await within(d.unsubscribe(), 5000, "unsubscribe of d");
+    assert.equal(client.subscribe("cap-c"), c);
+    await until(() => c.subscribed, "c subscribed");
+    assert.equal(c.refused, null);
+  });
+
+  test("an unsubscribe() waiting on a refused subscribe resolves with the refusal; one on a refused room resolves at once", async () => {
+    const { client, refusals } = make();
+    client.subscribe("full-a");
+    client.subscribe("full-b");
+    await client.connect();
+    await until(() => client.room("full-a").subscribed && client.room("full-b").subscribed, "two rooms subscribed");
+
+    const pending = client.subscribe("full-c");
+    const unsubscribed = pending.unsubscribe(); // while the subscribe is in flight
+    await within(unsubscribed, 5000, "unsubscribe of the refused room"); // without the bullPenId it waited for a reconnect
+    assert.deepEqual(refusals.map((r) => [r.code, r.bullPenId]), [["too_many_subscriptions", "full-c"]]);
+    assert.equal(client.room("full-c"), undefined);
+    assert.equal(pending.subscribed, false);
+
+    const refused = client.subscribe("full-d");
+    await until(() => refused.refused, "full-d refused");
+    await within(refused.unsubscribe(), 1000, "unsubscribe of an already refused room");
+    assert.equal(client.room("full-d"), undefined);
+    // Nothing was left behind on the server: the two places are still those of a and b.
+    assert.ok(client.room("full-a").subscribed && client.room("full-b").subscribed);
+    assert.equal(client.state, "connected");
   });
 });
 

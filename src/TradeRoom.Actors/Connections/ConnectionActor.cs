@@ -164,7 +164,8 @@ public sealed class ConnectionActor : UntypedActor
                 if (!_subscriptions.Contains(subscribe.BullPenId) && _subscriptions.Count >= _settings.MaxSubscriptions)
                 {
                     _socket.Send(ServerFrames.Error(ErrorCodes.TooManySubscriptions,
-                        $"a connection may follow at most {_settings.MaxSubscriptions} rooms; unsubscribe from one first"));
+                        $"a connection may follow at most {_settings.MaxSubscriptions} rooms; unsubscribe from one first",
+                        subscribe.BullPenId));
                     break;
                 }
                 _subscriptions.AddPending(subscribe.BullPenId);
@@ -175,7 +176,7 @@ public sealed class ConnectionActor : UntypedActor
                 _rooms.Tell(new Unsubscribe(unsubscribe.BullPenId, Self));
                 break;
             case RejectedMessage rejected:
-                _socket.Send(ServerFrames.Error(rejected.Code, rejected.Message));
+                _socket.Send(ServerFrames.Error(rejected.Code, rejected.Message, rejected.BullPenId));
                 break;
             case AuthenticateMessage:
                 // Tokens are checked by the socket's receive loop, which sends AuthSucceeded / AuthFailed instead.

@@ -36,7 +36,9 @@ public sealed record PingMessage(byte[]? Data) : ClientMessage
 }
 
 /// <summary>A message the parser could not accept; the connection answers it with an <c>error</c> frame.</summary>
-public sealed record RejectedMessage(string? RejectedType, string Code, string Message) : ClientMessage
+/// <param name="BullPenId">The (valid) room the refused message was about, echoed in the error so that a client with
+/// several requests in flight knows which one failed; null when the message names no usable room.</param>
+public sealed record RejectedMessage(string? RejectedType, string Code, string Message, string? BullPenId = null) : ClientMessage
 {
     public override string? Type => RejectedType;
 }
@@ -125,14 +127,14 @@ public static class ClientMessageParser
         if (data.TryGetProperty("sinceSeq", out var since) && since.ValueKind != JsonValueKind.Null)
         {
             if (since.ValueKind != JsonValueKind.Number || !since.TryGetInt64(out var value) || value < 0)
-                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.sinceSeq must be a non-negative integer");
+                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.sinceSeq must be a non-negative integer", bullPenId);
             sinceSeq = value;
         }
         string? epoch = null;
         if (data.TryGetProperty("epoch", out var epochElement) && epochElement.ValueKind != JsonValueKind.Null)
         {
             if (epochElement.ValueKind != JsonValueKind.String)
-                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.epoch must be a string");
+                return new RejectedMessage(ClientMessageTypes.SubscribeRoom, ErrorCodes.InvalidMessage, "data.epoch must be a string", bullPenId);
             epoch = epochElement.GetString();
         }
         return new SubscribeRoomMessage(bullPenId, sinceSeq, epoch);

@@ -24,7 +24,9 @@ public static class ServerFrames
 
     public static byte[] AuthError(string code, string message) => CodeAndMessage("auth_error", code, message);
 
-    public static byte[] Error(string code, string message) => CodeAndMessage("error", code, message);
+    /// <param name="bullPenId">The room a refused request was about (<c>subscribe_room</c> over the limit, or with a
+    /// bad <c>sinceSeq</c>/<c>epoch</c>), written as <c>data.bullPenId</c>; null for errors about no particular room.</param>
+    public static byte[] Error(string code, string message, string? bullPenId = null) => CodeAndMessage("error", code, message, bullPenId);
 
     /// <param name="state">The room's state snapshot, raw JSON.</param>
     public static byte[] Subscribed(string bullPenId, long seq, string epoch, bool recovered, byte[] state) =>
@@ -64,13 +66,15 @@ public static class ServerFrames
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static byte[] CodeAndMessage(string type, string code, string message) =>
+    private static byte[] CodeAndMessage(string type, string code, string message, string? bullPenId = null) =>
         Build(w =>
         {
             Header(w, type);
             w.WriteStartObject("data");
             w.WriteString("code", code);
             w.WriteString("message", message);
+            if (bullPenId is not null)
+                w.WriteString("bullPenId", bullPenId);
             w.WriteEndObject();
         });
 

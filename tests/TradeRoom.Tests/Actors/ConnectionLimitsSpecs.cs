@@ -195,6 +195,7 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
         var error = _socket.NextFrame("error");
         Assert.Equal(ErrorCodes.TooManySubscriptions, error.Code);
         Assert.Contains("3", error.Data.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("r4", error.Data.GetProperty("bullPenId").GetString());
         _rooms.ExpectNoMsg(Short);
         connection.Tell(Sized("r4", 1, 100));
         var r1Event = Sized("r1", 1, 100);
@@ -229,7 +230,8 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
         Subscribe(connection, "r4");
 
         connection.Tell(new SubscribeRoomMessage("r1"));
-        Assert.Equal(ErrorCodes.TooManySubscriptions, _socket.NextFrame("error").Code);
+        var error = _socket.NextFrame("error");
+        Assert.Equal((ErrorCodes.TooManySubscriptions, "r1"), (error.Code, error.Data.GetProperty("bullPenId").GetString()));
     }
 
     // ---- replay windowing ----

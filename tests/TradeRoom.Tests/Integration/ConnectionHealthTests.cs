@@ -258,7 +258,8 @@ public static class ConnectionHealthTests
                 await SubscribedAsync(client, room);
 
             await client.SubscribeAsync(rooms[3]);
-            await ReceiveErrorAsync(client, "error", "too_many_subscriptions");
+            var refused = await ReceiveErrorAsync(client, "error", "too_many_subscriptions");
+            Assert.Equal(rooms[3], refused.Data.GetProperty("bullPenId").GetString()); // which of its requests failed
 
             // Not subscribed: its events do not arrive.
             await Server.PublishAsync(rooms[3], "member_joined", new { userId = "x" });

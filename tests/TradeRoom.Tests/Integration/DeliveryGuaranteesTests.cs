@@ -213,11 +213,18 @@ public class DeliveryGuaranteesTests
         await using var server = await TestServer.StartAsync();
         await using var client = await server.ConnectAsync("alice");
         await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = "r1", sinceSeq = "ten" } });
-        Assert.Equal("invalid_message", (await client.ReceiveAsync()).Code);
-        await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = "r1", sinceSeq = -1 } });
-        Assert.Equal("invalid_message", (await client.ReceiveAsync()).Code);
+        await AssertRefusedAsync(client, "r1");
+        await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = 7, sinceSeq = -1 } });
+        await AssertRefusedAsync(client, "7");
         await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = "r1", sinceSeq = 0, epoch = 5 } });
-        Assert.Equal("invalid_message", (await client.ReceiveAsync()).Code);
+        await AssertRefusedAsync(client, "r1");
+
+        // The error names the room it refused, so a client with several subscribes in flight knows which one failed.
+        static async Task AssertRefusedAsync(WsClient client, string bullPenId)
+        {
+            var error = await client.ReceiveAsync();
+            Assert.Equal(("error", "invalid_message", bullPenId), (error.Type, error.Code, error.Data.GetProperty("bullPenId").GetString()));
+        }
     }
 }
 

@@ -7,12 +7,13 @@ public class ClientMessageParserTests
 {
     private static ClientMessage Parse(string json) => ClientMessageParser.Parse(Encoding.UTF8.GetBytes(json));
 
-    private static RejectedMessage Rejected(string json, string code, string? type)
+    private static RejectedMessage Rejected(string json, string code, string? type, string? bullPenId = null)
     {
         var rejected = Assert.IsType<RejectedMessage>(Parse(json));
         Assert.Equal(code, rejected.Code);
         Assert.Equal(type, rejected.RejectedType);
         Assert.Equal(type, rejected.Type);
+        Assert.Equal(bullPenId, rejected.BullPenId);
         Assert.False(string.IsNullOrEmpty(rejected.Message));
         return rejected;
     }
@@ -143,9 +144,9 @@ public class ClientMessageParserTests
     [InlineData("""{"bullPenId":"r1","sinceSeq":3,"epoch":42}""")]
     [InlineData("""{"bullPenId":"r1","sinceSeq":3,"epoch":{"id":"e1"}}""")]
     [InlineData("""{"bullPenId":"r1","epoch":false}""")]
-    public void Subscribe_with_a_bad_sinceSeq_or_epoch_is_rejected_as_invalid_message(string data)
+    public void Subscribe_with_a_bad_sinceSeq_or_epoch_is_rejected_as_invalid_message_naming_the_room(string data)
     {
-        Rejected($$"""{"type":"subscribe_room","data":{{data}}}""", ErrorCodes.InvalidMessage, "subscribe_room");
+        Rejected($$"""{"type":"subscribe_room","data":{{data}}}""", ErrorCodes.InvalidMessage, "subscribe_room", bullPenId: "r1");
     }
 
     [Theory]

@@ -39,6 +39,16 @@ public class ServerFramesTests
         Assert.Equal("bad", Root(ServerFrames.Error("invalid_room", "bad")).GetProperty("data").GetProperty("message").GetString());
     }
 
+    [Fact]
+    public void Error_about_a_room_carries_its_bullPenId_after_code_and_message()
+    {
+        var data = Root(ServerFrames.Error("too_many_subscriptions", "full", "bp \"7\"")).GetProperty("data");
+
+        Assert.Equal(["code", "message", "bullPenId"], Names(data));
+        Assert.Equal(("too_many_subscriptions", "full", "bp \"7\""),
+            (data.GetProperty("code").GetString(), data.GetProperty("message").GetString(), data.GetProperty("bullPenId").GetString()));
+    }
+
     [Theory]
     [InlineData("say \"hi\"")]
     [InlineData("back\\slash")]
