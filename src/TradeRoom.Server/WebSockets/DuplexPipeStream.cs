@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 
 namespace TradeRoom.Server.WebSockets;
 
@@ -9,13 +10,19 @@ namespace TradeRoom.Server.WebSockets;
 /// runs on it directly. Two additions: it notes when bytes last arrived (pongs included, which the WebSocket
 /// consumes itself), for the heartbeat; and while <see cref="Corked"/> it writes without flushing, so the send
 /// loop can put many frames in one socket write.
+/// Given the connection's <see cref="Socket"/>, it writes to the socket itself rather than through the transport's
+/// output pipe: a frame leaves on the thread that wrote it, without a copy into the pipe and a hop to the transport's
+/// send loop; only a send the kernel cannot take at once waits asynchronously. Everything after the handshake's
+/// request must then be written through this stream (the 101 answer included), so that bytes never overtake each other.
 /// </summary>
-internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
+internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) : Stream
 {
     private readonly PipeReader _input = pipe.Input;
     private readonly PipeWriter _output = pipe.Output;
     private long _lastReceivedMs = Environment.TickCount64;
     private volatile bool _corked;
+    private byte[]? _batch;      // corked writes waiting for the next uncorked one (direct sends only)
+    private int _batchLength;
 
     /// <summary><see cref="Environment.TickCount64"/> when bytes last arrived from the client.</summary>
     public long LastReceivedMs => Volatile.Read(ref _lastReceivedMs);
@@ -58,6 +65,8 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (socket is not null)
+            return WriteDirect(buffer, cancellationToken);
         if (_corked)
         {
             _output.Write(buffer.Span);
@@ -69,10 +78,76 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     private static async ValueTask AwaitFlush(ValueTask<FlushResult> flush) => await flush;
 
+    /// <summary>Corked: keep the bytes (in a pooled buffer that exists only while a batch does). Else send them, after any kept ones.</summary>
+    private ValueTask WriteDirect(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (!_corked && _batchLength == 0)
+            return SendAsync(buffer, null, cancellationToken);
+        if (_batch is null || _batch.Length - _batchLength < buffer.Length)
+        {
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(_batchLength + buffer.Length, 16 * 1024));
+            if (_batch is not null)
+            {
+                _batch.AsSpan(0, _batchLength).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(_batch);
+            }
+            _batch = grown;
+        }
+        buffer.Span.CopyTo(_batch.AsSpan(_batchLength));
+        _batchLength += buffer.Length;
+        if (_corked)
+            return ValueTask.CompletedTask;
+        var batch = _batch;
+        var length = _batchLength;
+        (_batch, _batchLength) = (null, 0);
+        return SendAsync(batch.AsMemory(0, length), batch, cancellationToken);
+    }
+
+    /// <summary>Sends what the kernel takes at once without waiting, the rest asynchronously; gives <paramref name="pooled"/> back after.</summary>
+    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, byte[]? pooled, CancellationToken cancellationToken)
+    {
+        var sent = socket!.Send(bytes.Span, SocketFlags.None, out var error);
+        if (error is SocketError.Success or SocketError.WouldBlock && sent == bytes.Length)
+        {
+            if (pooled is not null)
+                ArrayPool<byte>.Shared.Return(pooled);
+            return ValueTask.CompletedTask;
+        }
+        if (error is not (SocketError.Success or SocketError.WouldBlock))
+        {
+            if (pooled is not null)
+                ArrayPool<byte>.Shared.Return(pooled);
+            return ValueTask.FromException(new IOException($"send failed: {error}", new SocketException((int)error)));
+        }
+        return SendRestAsync(bytes[Math.Max(sent, 0)..], pooled, cancellationToken);
+    }
+
+    private async ValueTask SendRestAsync(ReadOnlyMemory<byte> rest, byte[]? pooled, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (rest.Length > 0)
+                rest = rest[await socket!.SendAsync(rest, SocketFlags.None, cancellationToken)..];
+        }
+        catch (SocketException e)
+        {
+            throw new IOException($"send failed: {e.SocketErrorCode}", e); // as NetworkStream reports it
+        }
+        finally
+        {
+            if (pooled is not null)
+                ArrayPool<byte>.Shared.Return(pooled);
+        }
+    }
+
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async Task FlushAsync(CancellationToken cancellationToken) => await _output.FlushAsync(cancellationToken);
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (socket is null)
+            await _output.FlushAsync(cancellationToken);
+    }
 
     /// <summary>The WebSocket disposes its stream when aborted: wake a pending read so the receive loop ends.</summary>
     protected override void Dispose(bool disposing)

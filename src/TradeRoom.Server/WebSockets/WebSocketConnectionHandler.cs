@@ -5,6 +5,7 @@ using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
@@ -30,15 +31,20 @@ internal sealed class WebSocketConnectionHandler(
 
     public async Task HandleAsync(ConnectionContext connection)
     {
+        // Frames go straight to the socket where the transport exposes it (Kestrel's socket transport does).
+        var direct = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+        if (direct is not null)
+            direct.Blocking = false;
+        var stream = new DuplexPipeStream(connection.Transport, direct);
         UpgradeRequest? request;
         using (var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
         {
             handshakeTimeout.CancelAfter(settings.HandshakeTimeout);
             try
             {
-                request = await WebSocketHandshake.AcceptAsync(connection.Transport, settings.MaxHandshakeSize, settings.AllowedOrigins, handshakeTimeout.Token);
+                request = await WebSocketHandshake.AcceptAsync(connection.Transport, stream, settings.MaxHandshakeSize, settings.AllowedOrigins, handshakeTimeout.Token);
             }
-            catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException)
+            catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException or System.Net.Sockets.SocketException or ObjectDisposedException)
             {
                 return;
             }
@@ -46,7 +52,6 @@ internal sealed class WebSocketConnectionHandler(
         if (request is null)
             return;
 
-        var stream = new DuplexPipeStream(connection.Transport);
         using var webSocket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
         {
             IsServer = true,

@@ -19,8 +19,11 @@ internal static class WebSocketHandshake
     private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
     private const string AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-    /// <summary>Reads the request head and answers it: 101 and the request, or an HTTP error and null.</summary>
-    public static async Task<UpgradeRequest?> AcceptAsync(IDuplexPipe transport, int maxHeadSize, IReadOnlyList<string> allowedOrigins, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the request head and answers it: 101 (written to <paramref name="upgraded"/>, the stream the WebSocket
+    /// will use) and the request, or an HTTP error and null.
+    /// </summary>
+    public static async Task<UpgradeRequest?> AcceptAsync(IDuplexPipe transport, Stream upgraded, int maxHeadSize, IReadOnlyList<string> allowedOrigins, CancellationToken cancellationToken)
     {
         var head = await ReadHeadAsync(transport.Input, maxHeadSize, cancellationToken);
         if (head is null)
@@ -40,7 +43,7 @@ internal static class WebSocketHandshake
         }
 
         var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + AcceptGuid)));
-        await transport.Output.WriteAsync(Encoding.ASCII.GetBytes(
+        await upgraded.WriteAsync(Encoding.ASCII.GetBytes(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
             $"Sec-WebSocket-Accept: {accept}\r\n\r\n"), cancellationToken);
         return request;

@@ -129,8 +129,8 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
     public void Refresh_for_the_same_user_before_exp_moves_the_expiry_to_the_new_token()
     {
         var connection = Connection();
-        var first = DateTimeOffset.UtcNow.AddMilliseconds(400);
-        var second = first.AddMilliseconds(800);
+        var first = DateTimeOffset.UtcNow.AddSeconds(1);
+        var second = first.AddSeconds(1);
 
         // Told back to back, so the refresh is handled long before the first exp.
         connection.Tell(new AuthSucceeded("u1", first));
