@@ -11,7 +11,7 @@ WS_PORT=${BENCH_WS_PORT:-4101}
 API_PORT=${BENCH_API_PORT:-4100}
 SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
 # The server's runtime settings for every run (chosen by measurement: see docs/benchmarks.md).
-SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
+SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_GCRegionSize=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
 mkdir -p "$OUT"
 
 echo "building Release..."
