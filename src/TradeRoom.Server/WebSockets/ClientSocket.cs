@@ -315,7 +315,16 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         catch (Exception)
         {
             // The socket faulted or was aborted under us; the receive loop notices and stops the connection.
+            // Frames already batched (a close the WebSocket sent by itself, say) still go, if the socket takes them.
             stream.Corked = false;
+            try
+            {
+                await stream.SendBatchAsync();
+            }
+            catch (Exception)
+            {
+                // the socket is gone: nothing more can reach the client
+            }
             lock (_gate)
             {
                 _closeReason ??= "socket faulted";

@@ -21,6 +21,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     private readonly PipeWriter _output = pipe.Output;
     private long _lastReceivedMs = Environment.TickCount64;
     private volatile bool _corked;
+    private volatile int _corkedBy;  // the thread that corked: only its writes join the batch (direct sends only)
     private byte[]? _batch;      // corked writes waiting for the next uncorked one (direct sends only)
     private int _batchLength;
 
@@ -28,7 +29,15 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     public long LastReceivedMs => Volatile.Read(ref _lastReceivedMs);
 
     /// <summary>While true, writes are buffered in the pipe and go out with the next uncorked write.</summary>
-    public bool Corked { get => _corked; set => _corked = value; }
+    public bool Corked
+    {
+        get => _corked;
+        set
+        {
+            _corkedBy = value ? Environment.CurrentManagedThreadId : 0;
+            _corked = value;
+        }
+    }
 
     public override bool CanRead => true;
     public override bool CanWrite => true;
@@ -78,14 +87,32 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
 
     private static async ValueTask AwaitFlush(ValueTask<FlushResult> flush) => await flush;
 
-    /// <summary>Corked: keep the bytes (in a pooled buffer that exists only while a batch does). Else send them, after any kept ones.</summary>
+    /// <summary>
+    /// Corked, and written by the thread that corked (the send loop): keep the bytes (in a pooled buffer that exists
+    /// only while a batch does). Else send them, after any kept ones. A frame the WebSocket writes by itself from
+    /// another thread (a pong, or the close it sends on a protocol error) therefore never waits in a batch that the
+    /// send loop may not come back to. The WebSocket writes one frame at a time, so writes never overlap.
+    /// </summary>
     private ValueTask WriteDirect(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
-        if (!_corked && _batchLength == 0)
-            return SendAsync(buffer, null, cancellationToken);
-        if (_batch is null || _batch.Length - _batchLength < buffer.Length)
+        var batching = _corked && _corkedBy == Environment.CurrentManagedThreadId;
+        byte[]? batch = null;
+        var length = 0;
+        // The lock only guards the batch against a flush from a send loop that failed (see FlushAsync); it is never contended otherwise.
+        lock (this)
         {
-            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(_batchLength + buffer.Length, 16 * 1024));
+            if ((batching || _batchLength > 0) && !Append(buffer.Span, keep: batching, out batch, out length))
+                return ValueTask.CompletedTask;
+        }
+        return batch is null ? SendAsync(buffer, null, cancellationToken) : SendAsync(batch.AsMemory(0, length), batch, cancellationToken);
+    }
+
+    /// <summary>Adds <paramref name="bytes"/> to the batch; unless <paramref name="keep"/>, takes the batch out to be sent (true).</summary>
+    private bool Append(ReadOnlySpan<byte> bytes, bool keep, out byte[]? batch, out int length)
+    {
+        if (_batch is null || _batch.Length - _batchLength < bytes.Length)
+        {
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(_batchLength + bytes.Length, 16 * 1024));
             if (_batch is not null)
             {
                 _batch.AsSpan(0, _batchLength).CopyTo(grown);
@@ -93,14 +120,14 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
             }
             _batch = grown;
         }
-        buffer.Span.CopyTo(_batch.AsSpan(_batchLength));
-        _batchLength += buffer.Length;
-        if (_corked)
-            return ValueTask.CompletedTask;
-        var batch = _batch;
-        var length = _batchLength;
+        bytes.CopyTo(_batch.AsSpan(_batchLength));
+        _batchLength += bytes.Length;
+        (batch, length) = (null, 0);
+        if (keep)
+            return false;
+        (batch, length) = (_batch, _batchLength);
         (_batch, _batchLength) = (null, 0);
-        return SendAsync(batch.AsMemory(0, length), batch, cancellationToken);
+        return true;
     }
 
     /// <summary>Sends what the kernel takes at once without waiting, the rest asynchronously; gives <paramref name="pooled"/> back after.</summary>
@@ -143,10 +170,31 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <summary>Direct sends only: nothing is held back but a batch, which the next uncorked write sends (see <see cref="SendBatchAsync"/>).</summary>
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
         if (socket is null)
             await _output.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>Sends what a batch still holds, for a send loop that stops before its uncorked write (a failed send).</summary>
+    public async Task SendBatchAsync()
+    {
+        if (socket is null)
+        {
+            await _output.FlushAsync();
+            return;
+        }
+        byte[]? batch;
+        int length;
+        lock (this)
+        {
+            if (_batchLength == 0)
+                return;
+            (batch, length) = (_batch!, _batchLength);
+            (_batch, _batchLength) = (null, 0);
+        }
+        await SendAsync(batch.AsMemory(0, length), batch, CancellationToken.None);
     }
 
     /// <summary>The WebSocket disposes its stream when aborted: wake a pending read so the receive loop ends.</summary>
