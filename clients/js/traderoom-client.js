@@ -70,6 +70,15 @@ function clientError(code, message, extra) {
 }
 
 /** One followed bull pen. Made by client.subscribe(); keeps its epoch and position across reconnects. */
+/** Adds fn to the set under key in map; returns a function that removes it. */
+function addListener(map, key, fn, call) {
+  if (typeof fn !== "function") throw new TypeError(`${call}: fn must be a function`);
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(fn);
+  return () => set.delete(fn);
+}
+
 export class Room {
   constructor(client, bullPenId) {
     this._client = client;
@@ -104,11 +113,7 @@ export class Room {
 
   /** Calls fn(data, frame) for every event of this type; returns a function that removes it. */
   on(type, fn) {
-    if (typeof fn !== "function") throw new TypeError("room.on(type, fn): fn must be a function");
-    let set = this._byType.get(type);
-    if (!set) this._byType.set(type, (set = new Set()));
-    set.add(fn);
-    return () => set.delete(fn);
+    return addListener(this._byType, type, fn, "room.on(type, fn)");
   }
 
   /** Stops following the room; resolves on the server's `unsubscribed` (or when the client is closed). */
@@ -176,11 +181,7 @@ export class TradeRoomClient {
 
   /** Listens to "state", "auth", "error" or "close"; returns a function that removes the listener. */
   on(event, fn) {
-    if (typeof fn !== "function") throw new TypeError("client.on(event, fn): fn must be a function");
-    let set = this._listeners.get(event);
-    if (!set) this._listeners.set(event, (set = new Set()));
-    set.add(fn);
-    return () => set.delete(fn);
+    return addListener(this._listeners, event, fn, "client.on(event, fn)");
   }
 
   /** Opens the connection; resolves on the first auth_success, rejects if the client stops before (see README). */
