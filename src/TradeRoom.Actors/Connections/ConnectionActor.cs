@@ -53,6 +53,10 @@ public sealed class ConnectionActor : UntypedActor
             case SubscribeAck ack:
                 OnSubscribeAck(ack);
                 break;
+            case SubscribeRefused refused:
+                _subscriptions.Remove(refused.BullPenId);
+                _socket.Send(ServerFrames.Error(refused.Code, refused.Message, refused.BullPenId));
+                break;
             case UnsubscribeAck ack:
                 _socket.Send(ServerFrames.Unsubscribed(ack.BullPenId));
                 break;

@@ -20,6 +20,10 @@ public static class ErrorCodes
     public const string PayloadTooLarge = "payload_too_large";
     public const string Timeout = "timeout";
     public const string RoomNotFound = "room_not_found";
+    /// <summary>The server's room cap (<c>rooms.max-rooms</c>) or the connection's new-room budget is reached.</summary>
+    public const string RoomLimit = "room_limit";
+    /// <summary>Room authorization could not be decided (the callback timed out or failed): fail closed.</summary>
+    public const string AuthorizationUnavailable = "authorization_unavailable";
 }
 
 /// <summary>WebSocket close codes the server uses (see docs/protocol.md).</summary>

@@ -27,6 +27,13 @@ public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool
 public sealed record UnsubscribeAck(string BullPenId);
 
 /// <summary>
+/// A <see cref="Subscribe"/> that was refused (room authorization, the room cap, the connection's new-room budget):
+/// the connection stops following the room and answers its client with an <c>error</c> frame carrying
+/// <paramref name="Code"/> and the bull pen. Nothing of the room is sent.
+/// </summary>
+public sealed record SubscribeRefused(string BullPenId, string Code, string Message);
+
+/// <summary>
 /// A validated event for one room (see <see cref="Integration.IntegrationActor"/>). The room gives it the next
 /// sequence number, serializes it once and fans it out; the sender gets <see cref="Integration.EventPublished"/>.
 /// </summary>
