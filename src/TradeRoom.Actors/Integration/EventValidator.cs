@@ -28,7 +28,12 @@ public static class EventValidator
         return null;
     }
 
-    /// <summary>True when <paramref name="data"/> is exactly one JSON object; <paramref name="userId"/> is its top-level string <c>userId</c>, if any.</summary>
+    /// <summary>
+    /// True when <paramref name="data"/> is exactly one JSON object whose every string (names and values, at any
+    /// depth) is text: a lone surrogate escape (<c>"\ud800"</c>) is valid JSON but no string, and the room, which
+    /// rewrites some events' data, could not write it back. <paramref name="userId"/> is its top-level string
+    /// <c>userId</c>, if any.
+    /// </summary>
     private static bool TryReadObject(byte[] data, out string? userId)
     {
         userId = null;
@@ -37,18 +42,19 @@ public static class EventValidator
         {
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (reader.Read())
             {
-                var isUserId = reader.ValueTextEquals("userId"u8);
+                if (reader.TokenType is JsonTokenType.PropertyName or JsonTokenType.String && reader.ValueIsEscaped)
+                    _ = reader.GetString(); // throws on an escape that is not text; unescaped UTF-8 was checked whole
+                if (reader.CurrentDepth != 1 || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("userId"u8))
+                    continue;
                 reader.Read();
-                if (isUserId)
-                {
-                    // The last userId wins, as in JavaScript's JSON.parse; GetString throws on a lone surrogate escape.
-                    userId = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                }
-                reader.Skip();
+                // The last userId wins, as in JavaScript's JSON.parse.
+                userId = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                    continue; // its strings are checked as the loop goes on
             }
-            return reader.TokenType == JsonTokenType.EndObject && !reader.Read();
+            return reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == 0;
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {

@@ -91,6 +91,57 @@ public class HttpApiTests(SharedServerFixture fixture) : IClassFixture<SharedSer
         await AssertRoomTookNoEventsAsync(room);
     }
 
+    /// <summary>
+    /// Regression: a lone surrogate escape is valid JSON but no text. A room_started / room_ended passed validation
+    /// with one, then threw inside the room (which rewrites their data), and the publisher waited for a 503 timeout.
+    /// </summary>
+    [Theory]
+    [InlineData("room_started", """{"name":"\ud800"}""")]
+    [InlineData("room_ended", """{"name":"a\udfffb"}""")]
+    [InlineData("room_started", """{"\ud800":1}""")]
+    [InlineData("room_state_changed", """{"nested":{"deeper":["ok","\udbff"]}}""")]
+    [InlineData("leaderboard_update", """{"entries":[{"userId":"\ud83d"}]}""")]
+    [InlineData("member_joined", """{"userId":"\ud800"}""")]
+    [InlineData("order_executed", """{"userId":"u1","note":"\udc00\ud800"}""")]
+    public async Task Publish_whose_data_holds_a_lone_surrogate_escape_is_400_invalid_message_and_publishes_nothing(string type, string data)
+    {
+        var room = NewRoom();
+
+        var response = await Server.PostJsonAsync($"/api/rooms/{room}/events", "{\"type\":\"" + type + "\",\"data\":" + data + "}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("invalid_message", response.ErrorCode);
+        await AssertRoomTookNoEventsAsync(room);
+    }
+
+    [Fact]
+    public async Task Batch_with_a_lone_surrogate_in_a_later_event_publishes_none_of_it()
+    {
+        var room = NewRoom();
+        var body = $$$"""[{"bullPenId":"{{{room}}}","type":"room_started","data":{"name":"fine"}},{"bullPenId":"{{{room}}}","type":"room_ended","data":{"name":"\ud800"}}]""";
+
+        var response = await Server.PostJsonAsync("/api/events", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("invalid_message", response.ErrorCode);
+        Assert.Contains("events[1]", response.ErrorMessage, StringComparison.Ordinal);
+        await AssertRoomTookNoEventsAsync(room);
+    }
+
+    [Fact]
+    public async Task Escaped_text_including_a_surrogate_pair_is_published_and_delivered_as_sent()
+    {
+        var room = NewRoom();
+        await using var client = await Server.ConnectAndSubscribeAsync(Trader, room);
+
+        var response = await Server.PostJsonAsync($"/api/rooms/{room}/events", """{"type":"room_started","data":{"name":"\ud83d\ude80 \u00e9\n"}}""");
+
+        Assert.Equal(HttpStatusCode.Accepted, response.Status);
+        var e = await client.ReceiveAsync();
+        Assert.Equal("room_started", e.Type);
+        Assert.Equal("\U0001F680 \u00e9\n", e.Data.GetProperty("name").GetString());
+    }
+
     [Fact]
     public async Task Publish_one_to_a_129_character_room_is_400_invalid_room()
     {
