@@ -33,6 +33,7 @@ public sealed record TradeRoomSettings
     public required long MaxBodySize { get; init; }
     public required TimeSpan PublishTimeout { get; init; }
     public required TimeSpan QueryTimeout { get; init; }
+    public required int RoomsPageSize { get; init; }
     public required RoomSettings Rooms { get; init; }
     public required TimeSpan ShutdownTimeout { get; init; }
 
@@ -82,7 +83,8 @@ public sealed record TradeRoomSettings
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
             QueryTimeout = c.GetTimeSpan("http.query-timeout"),
-            Rooms = RoomSettings.FromConfig(c.GetConfig("rooms")),
+            RoomsPageSize = c.GetInt("http.rooms-page-size"),
+            Rooms = RoomSettings.FromConfig(c),
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),
         };
     }

@@ -78,10 +78,24 @@ public sealed class TradeRoomMetrics
         _resumeRecovered = resumes.WithLabels("recovered");
         _resumeNotRecovered = resumes.WithLabels("not_recovered");
 
+        var refused = factory.CreateCounter("traderoom_rooms_refused_total",
+            "Rooms not started, by reason: room_cap (rooms.max-rooms reached) or connection_budget (limits.new-rooms-per-minute spent).", ["reason"]);
+        _roomsRefusedCap = refused.WithLabels(RoomCap);
+        _roomsRefusedBudget = refused.WithLabels(RoomBudget);
+
         _deliveryLatency = factory.CreateHistogram("traderoom_delivery_latency_seconds",
             "Time from an event's publish (when its room numbered it) to the socket write that carried it; a replayed event counts its age.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
     }
+
+    public const string RoomCap = "room_cap";
+    public const string RoomBudget = "connection_budget";
+
+    private readonly Counter.Child _roomsRefusedCap;
+    private readonly Counter.Child _roomsRefusedBudget;
+
+    /// <summary>A room was not started: <see cref="RoomCap"/> or <see cref="RoomBudget"/>.</summary>
+    public void RoomRefused(string reason) => (reason == RoomCap ? _roomsRefusedCap : _roomsRefusedBudget).Inc();
 
     /// <summary>For actors built outside a host (TestKit specs): counts nobody scrapes.</summary>
     public static TradeRoomMetrics Unexported { get; } = new();

@@ -20,6 +20,7 @@ public sealed class RoomActor : ReceiveActor
     private readonly Dictionary<string, List<IActorRef>> _subscribersByUser = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TradeRoomMetrics _metrics;
+    private readonly RoomSettings _settings;
     private long _activity;
     private long _activityAtPassivation = -1;
 
@@ -27,7 +28,10 @@ public sealed class RoomActor : ReceiveActor
     {
         _state = new RoomState(bullPenId, settings);
         _metrics = settings.Metrics;
-        SetReceiveTimeout(settings.IdleTimeout);
+        _settings = settings;
+        // A room no event has reached yet holds nothing worth keeping, so it goes sooner once nobody follows it:
+        // subscribing to made-up ids cannot pile up idle rooms for the whole idle timeout.
+        SetReceiveTimeout(settings.EmptyRoomTimeout < settings.IdleTimeout ? settings.EmptyRoomTimeout : settings.IdleTimeout);
 
         Receive<RoutedEvent>(Publish);
         Receive<Subscribe>(OnSubscribe);
@@ -47,7 +51,7 @@ public sealed class RoomActor : ReceiveActor
             if (_subscribers.Count > 0 || _activityAtPassivation == _activity)
                 return;
             _activityAtPassivation = _activity;
-            Context.Parent.Tell(new Passivate(_state.BullPenId));
+            Context.Parent.Tell(new RoomIdle(_state.BullPenId));
         });
         Receive<StopIfIdle>(_ =>
         {
@@ -80,6 +84,8 @@ public sealed class RoomActor : ReceiveActor
     {
         _activity++;
         var delivery = _state.Apply(e, NowMs);
+        if (delivery.Seq == 1)
+            SetReceiveTimeout(_settings.IdleTimeout);
         _metrics.EventPublished(delivery.Type);
         if (delivery.VisibleTo is null)
         {

@@ -3,7 +3,7 @@ using Akka.Actor;
 namespace TradeRoom.Actors.Rooms;
 
 /// <summary>
-/// Answers one <see cref="GetRooms"/>: asks each running room for its <see cref="RoomSummary"/>, watching them, so a
+/// Answers one <see cref="GetRooms"/>: asks each room of the page for its <see cref="RoomSummary"/>, watching them, so a
 /// room that stops before answering is left out rather than waited for; then replies with the list and stops.
 /// </summary>
 internal sealed class RoomListQuery : ReceiveActor
@@ -14,9 +14,11 @@ internal sealed class RoomListQuery : ReceiveActor
     private readonly HashSet<IActorRef> _pending;
     private readonly List<RoomSummary> _found;
     private readonly IActorRef _replyTo;
+    private readonly string? _next;
 
-    public RoomListQuery(IReadOnlyCollection<IActorRef> rooms, IActorRef replyTo)
+    public RoomListQuery(IReadOnlyCollection<IActorRef> rooms, IActorRef replyTo, string? next)
     {
+        _next = next;
         _pending = [.. rooms];
         _found = new List<RoomSummary>(rooms.Count);
         _replyTo = replyTo;
@@ -35,8 +37,8 @@ internal sealed class RoomListQuery : ReceiveActor
         Receive<ReceiveTimeout>(_ => Reply());
     }
 
-    public static Props Props(IReadOnlyCollection<IActorRef> rooms, IActorRef replyTo) =>
-        Akka.Actor.Props.Create(() => new RoomListQuery(rooms, replyTo));
+    public static Props Props(IReadOnlyCollection<IActorRef> rooms, IActorRef replyTo, string? next) =>
+        Akka.Actor.Props.Create(() => new RoomListQuery(rooms, replyTo, next));
 
     protected override void PreStart()
     {
@@ -57,7 +59,7 @@ internal sealed class RoomListQuery : ReceiveActor
 
     private void Reply()
     {
-        _replyTo.Tell(new RoomList(_found.OrderBy(r => r.BullPenId, StringComparer.Ordinal).ToArray()));
+        _replyTo.Tell(new RoomList(_found.OrderBy(r => r.BullPenId, StringComparer.Ordinal).ToArray(), _next));
         Context.Stop(Self);
     }
 }

@@ -62,18 +62,18 @@ public sealed record GetRoomCount
 public sealed record RoomCount(int Rooms);
 
 /// <summary>
-/// Asks the registry for every running room; answered with <see cref="RoomList"/>. Rooms are only read: none is
+/// Asks the registry for one page of the running rooms: at most <paramref name="Limit"/> rooms whose ids come after
+/// <paramref name="After"/> (null: from the first) in ordinal order; answered with <see cref="RoomList"/>. Only the
+/// rooms of the page are asked, so a page costs the same at 50 rooms or 50,000. Rooms are only read: none is
 /// started, and none is kept from stopping when idle.
 /// </summary>
-public sealed record GetRooms
-{
-    public static readonly GetRooms Instance = new();
-}
+public sealed record GetRooms(int Limit, string? After = null);
 
 public sealed record RoomSummary(string BullPenId, int Subscribers, long Seq, string Epoch);
 
 /// <param name="Rooms">Ordered by id.</param>
-public sealed record RoomList(IReadOnlyList<RoomSummary> Rooms);
+/// <param name="Next">The <see cref="GetRooms.After"/> of the next page; null on the last page.</param>
+public sealed record RoomList(IReadOnlyList<RoomSummary> Rooms, string? Next = null);
 
 /// <summary>
 /// Asks the registry about one room; answered with <see cref="RoomDetails"/>, or <see cref="RoomNotFound"/> when
@@ -94,10 +94,12 @@ internal sealed record GetRoomSummary : INotInfluenceReceiveTimeout
     public static readonly GetRoomSummary Instance = new();
 }
 
-/// <summary>A room that has been idle asks its parent to stop it.</summary>
-internal sealed record Passivate(string BullPenId);
+/// <summary>
+/// A room that has been idle asks its parent to stop it. (Not named Passivate: that is Akka sharding's own message.)
+/// </summary>
+internal sealed record RoomIdle(string BullPenId);
 
-/// <summary>The registry's answer to <see cref="Passivate"/>: it has stopped routing to the room and buffers instead.</summary>
+/// <summary>The registry's answer to <see cref="RoomIdle"/>: it has stopped routing to the room and buffers instead.</summary>
 internal sealed record StopIfIdle
 {
     public static readonly StopIfIdle Instance = new();

@@ -14,11 +14,30 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
     /// <summary>Where rooms count events, rooms, subscriptions and resumes: the host's (see <see cref="TradeRoomSettings.WithMetrics"/>).</summary>
     public TradeRoomMetrics Metrics { get; init; } = TradeRoomMetrics.Unexported;
 
-    public static RoomSettings FromConfig(Config rooms) => new(
-        rooms.GetTimeSpan("idle-timeout"),
-        rooms.GetInt("history-size"),
-        rooms.GetTimeSpan("history-ttl"),
-        rooms.GetStringList("private-event-types").ToFrozenSet(StringComparer.Ordinal));
+    /// <summary>How long a room that no event has reached yet stays with no subscribers (<c>rooms.empty-room-timeout</c>); never longer than <see cref="IdleTimeout"/>.</summary>
+    public TimeSpan EmptyRoomTimeout { get; init; } = TimeSpan.MaxValue;
+
+    /// <summary>Rooms that may run at once (<c>rooms.max-rooms</c>); 0: no cap.</summary>
+    public int MaxRooms { get; init; }
+
+    /// <summary>Rooms one connection may create by subscribing, per minute (<c>limits.new-rooms-per-minute</c>); 0: no budget.</summary>
+    public int NewRoomsPerMinute { get; init; }
+
+    /// <param name="traderoom">The <c>traderoom</c> section.</param>
+    public static RoomSettings FromConfig(Config traderoom)
+    {
+        var rooms = traderoom.GetConfig("rooms");
+        return new RoomSettings(
+            rooms.GetTimeSpan("idle-timeout"),
+            rooms.GetInt("history-size"),
+            rooms.GetTimeSpan("history-ttl"),
+            rooms.GetStringList("private-event-types").ToFrozenSet(StringComparer.Ordinal))
+        {
+            MaxRooms = rooms.GetInt("max-rooms"),
+            EmptyRoomTimeout = rooms.GetTimeSpan("empty-room-timeout"),
+            NewRoomsPerMinute = traderoom.GetInt("limits.new-rooms-per-minute"),
+        };
+    }
 
     /// <summary>The defaults of hocon/traderoom.conf, for tests that build actors by hand.</summary>
     public static RoomSettings Default { get; } = new(TimeSpan.FromMinutes(10), 1000, TimeSpan.FromMinutes(5),

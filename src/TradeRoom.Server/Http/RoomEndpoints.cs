@@ -9,7 +9,7 @@ using TradeRoom.Actors.Rooms;
 namespace TradeRoom.Server.Http;
 
 /// <summary>
-/// Room inspection for operators: <c>GET /api/rooms</c> (every running room) and <c>GET /api/rooms/{bullPenId}</c>
+/// Room inspection for operators: <c>GET /api/rooms</c> (the running rooms, a page at a time) and <c>GET /api/rooms/{bullPenId}</c>
 /// (one room with its state snapshot and subscribed users), behind a service token like publishing. Looking never
 /// starts a room nor keeps one from stopping.
 /// </summary>
@@ -26,12 +26,19 @@ internal static class RoomEndpoints
     {
         if (await ServiceAuth.CheckAsync(http, validator) is { } denied)
             return denied;
+        var limit = settings.RoomsPageSize;
+        if (http.Request.Query.TryGetValue("limit", out var limitText)
+            && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit)
+                || limit < 1 || limit > settings.RoomsPageSize))
+            return ApiErrors.Error(400, "invalid_request", $"limit must be an integer from 1 to {settings.RoomsPageSize} (traderoom.http.rooms-page-size)");
+        var after = http.Request.Query.TryGetValue("after", out var afterText) ? afterText.ToString() : null;
         try
         {
-            var list = await rooms.ActorRef.Ask<RoomList>(GetRooms.Instance, settings.QueryTimeout, http.RequestAborted);
+            var list = await rooms.ActorRef.Ask<RoomList>(new GetRooms(limit, after), settings.QueryTimeout, http.RequestAborted);
             return Results.Json(new
             {
                 rooms = list.Rooms.Select(r => new { bullPenId = r.BullPenId, subscribers = r.Subscribers, seq = r.Seq, epoch = r.Epoch }),
+                next = list.Next,
             });
         }
         catch (AskTimeoutException)

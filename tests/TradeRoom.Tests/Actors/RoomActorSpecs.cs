@@ -22,7 +22,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     /// <summary>An event every subscriber may see (leaderboard_update is not in the private set).</summary>
     private static RoutedEvent Public(string json = "{}", string type = "leaderboard_update") => new(Room, type, Data(json), null, false);
 
-    /// <summary>A room whose parent is <paramref name="parent"/>, so Passivate / PassivationCancelled land there.</summary>
+    /// <summary>A room whose parent is <paramref name="parent"/>, so RoomIdle / PassivationCancelled land there.</summary>
     private IActorRef RoomUnder(TestProbe parent, TimeSpan idle) =>
         parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle }));
 
@@ -163,7 +163,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
         var parent = CreateTestProbe();
         RoomUnder(parent, ShortIdle);
 
-        Assert.Equal(Room, parent.ExpectMsg<Passivate>(PassivateWithin).BullPenId);
+        Assert.Equal(Room, parent.ExpectMsg<RoomIdle>(PassivateWithin).BullPenId);
     }
 
     [Fact]
@@ -171,7 +171,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         RoomUnder(parent, ShortIdle);
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
 
         parent.ExpectNoMsg(TimeSpan.FromMilliseconds(700));
     }
@@ -198,7 +198,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
         Sys.Stop(subscriber.Ref);
         ExpectTerminated(subscriber.Ref);
 
-        Assert.Equal(Room, parent.ExpectMsg<Passivate>(PassivateWithin).BullPenId);
+        Assert.Equal(Room, parent.ExpectMsg<RoomIdle>(PassivateWithin).BullPenId);
     }
 
     [Fact]
@@ -228,7 +228,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         var room = RoomUnder(parent, ShortIdle);
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
         Watch(room);
 
         room.Tell(StopIfIdle.Instance, parent.Ref);
@@ -242,7 +242,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         var room = RoomUnder(parent, ShortIdle);
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
         var subscriber = Subscribed(room);
         Watch(room);
 
@@ -259,7 +259,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         var room = RoomUnder(parent, ShortIdle);
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
         room.Tell(Public());
         ExpectMsg<EventPublished>();
         Watch(room);
@@ -275,12 +275,12 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         var room = RoomUnder(parent, ShortIdle);
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
         room.Tell(Public());
         ExpectMsg<EventPublished>();
         room.Tell(StopIfIdle.Instance, parent.Ref);
         parent.ExpectMsg<PassivationCancelled>();
 
-        parent.ExpectMsg<Passivate>(PassivateWithin);
+        parent.ExpectMsg<RoomIdle>(PassivateWithin);
     }
 }

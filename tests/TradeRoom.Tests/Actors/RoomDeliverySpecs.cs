@@ -424,7 +424,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
             deadLetters.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         }, TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(50));
 
-        Assert.Equal(Room, parent.ExpectMsg<Passivate>(TimeSpan.FromSeconds(5)).BullPenId);
+        Assert.Equal(Room, parent.ExpectMsg<RoomIdle>(TimeSpan.FromSeconds(5)).BullPenId);
     }
 
     [Fact]

@@ -53,7 +53,7 @@ public class RoomInspectionTests(SharedServerFixture fixture) : IClassFixture<Sh
         await using var server = await TestServer.StartAsync();
         var response = await GetAsServiceAsync(server, "/api/rooms");
         Assert.Equal(HttpStatusCode.OK, response.Status);
-        Assert.Equal("""{"rooms":[]}""", response.Text);
+        Assert.Equal("""{"rooms":[],"next":null}""", response.Text);
     }
 
     [Fact]
@@ -108,7 +108,7 @@ public class RoomInspectionTests(SharedServerFixture fixture) : IClassFixture<Sh
         Assert.Equal("room_not_found", response.ErrorCode);
         Assert.Contains("nobody-here", response.ErrorMessage);
         Assert.Equal(0, (await server.HealthAsync()).Rooms);
-        Assert.Equal("""{"rooms":[]}""", (await GetAsServiceAsync(server, "/api/rooms")).Text);
+        Assert.Equal("""{"rooms":[],"next":null}""", (await GetAsServiceAsync(server, "/api/rooms")).Text);
     }
 
     [Fact]
