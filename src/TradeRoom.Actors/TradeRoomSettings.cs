@@ -14,6 +14,9 @@ public sealed record TradeRoomSettings
     public required string BindAddress { get; init; }
     public required string JwtSecret { get; init; }
     public required TimeSpan JwtClockSkew { get; init; }
+    public required bool JwtRequireExp { get; init; }
+    public required bool AllowServiceTokens { get; init; }
+    public required Auth.RoomAuthorizationSettings RoomAuthorization { get; init; }
     public required int MaxMessageSize { get; init; }
     public required int MaxHandshakeSize { get; init; }
     public required TimeSpan HandshakeTimeout { get; init; }
@@ -47,6 +50,12 @@ public sealed record TradeRoomSettings
         Rooms = Rooms with { Metrics = metrics },
     };
 
+    /// <summary>These settings with <paramref name="authorizer"/> deciding who may follow which room.</summary>
+    public TradeRoomSettings WithRoomAuthorizer(Auth.RoomAuthorizer authorizer) => this with
+    {
+        Connections = Connections with { Authorizer = authorizer },
+    };
+
     /// <summary>Reads the settings from a config holding the <c>traderoom</c> section.</summary>
     public static TradeRoomSettings FromConfig(Config config)
     {
@@ -60,6 +69,9 @@ public sealed record TradeRoomSettings
             BindAddress = c.GetString("bind-address"),
             JwtSecret = c.GetString("jwt.secret") ?? "",
             JwtClockSkew = c.GetTimeSpan("jwt.clock-skew"),
+            JwtRequireExp = c.GetBoolean("jwt.require-exp"),
+            AllowServiceTokens = c.GetBoolean("websocket.allow-service-tokens"),
+            RoomAuthorization = Auth.RoomAuthorizationSettings.FromConfig(c.GetConfig("auth")),
             MaxMessageSize = checked((int)c.GetByteSize("websocket.max-message-size")!.Value),
             MaxHandshakeSize = checked((int)c.GetByteSize("websocket.max-handshake-size")!.Value),
             HandshakeTimeout = c.GetTimeSpan("websocket.handshake-timeout"),

@@ -20,6 +20,7 @@ public static class ServerConfig
         ("API_PORT", "traderoom.api-port"),
         ("BIND_ADDRESS", "traderoom.bind-address"),
         ("JWT_SECRET", "traderoom.jwt.secret"),
+        ("TRADEROOM_AUTH_ROOMS", "traderoom.auth.rooms"),
     ];
 
     /// <summary>

@@ -35,13 +35,17 @@ public static class TradeRoomHost
         // One set of metrics per host, in its own registry: never the process-wide default one.
         var metrics = new TradeRoomMetrics();
         var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment()).WithMetrics(metrics);
+        var authorizer = new RoomAuthorizer(settings.RoomAuthorization, settings.JwtSecret);
+        settings = settings.WithRoomAuthorizer(authorizer);
         var demo = DemoSettings.FromConfig(config);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(metrics);
-        builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew));
+        builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew, settings.JwtRequireExp,
+            settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
+        builder.Services.AddSingleton(authorizer);
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
@@ -77,6 +81,11 @@ public static class TradeRoomHost
         var started = Stopwatch.StartNew();
         var openSockets = app.Services.GetRequiredService<OpenSockets>();
         app.Lifetime.ApplicationStopping.Register(() => openSockets.CloseAll(CloseCodes.GoingAway, "server shutting down"));
+
+        if (!app.Environment.IsDevelopment() && authorizer.Mode == RoomAuthorizationMode.Open)
+            app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogWarning(
+                "Room authorization is open (traderoom.auth.rooms = open): any authenticated user can follow any bull pen. " +
+                "Set claim or callback for private or invite-only competitions (README.md, \"Room authorization\")."));
 
         app.UseDashboardFiles();
         app.UseRouting();

@@ -6,28 +6,41 @@ using TradeRoom.Actors.Protocol;
 namespace TradeRoom.Actors.Auth;
 
 /// <summary>Outcome of checking a token: the user (and role) it names, or the error code and message to answer with.</summary>
-public sealed record TokenValidationOutcome(string? UserId, string? Role, DateTimeOffset? Expires, string? ErrorCode, string? ErrorMessage)
+/// <param name="Rooms">The rooms the token lists in the room claim (claim authorization); null when it lists none or the claim is not read.</param>
+public sealed record TokenValidationOutcome(string? UserId, string? Role, DateTimeOffset? Expires, string? ErrorCode, string? ErrorMessage,
+    IReadOnlyList<string>? Rooms = null)
 {
     public bool IsValid => ErrorCode is null;
 
-    public static TokenValidationOutcome Valid(string userId, string? role, DateTimeOffset? expires) => new(userId, role, expires, null, null);
+    public bool IsService => Role == TokenIssuer.ServiceRole;
+
+    public static TokenValidationOutcome Valid(string userId, string? role, DateTimeOffset? expires, IReadOnlyList<string>? rooms = null) =>
+        new(userId, role, expires, null, null, rooms);
 
     public static TokenValidationOutcome Invalid(string code, string message) => new(null, null, null, code, message);
 }
 
 /// <summary>
-/// Validates the platform's JWTs: HS256 only, signed with the shared secret, <c>exp</c> and <c>nbf</c> enforced.
-/// The user id is the <c>userId</c> claim, else <c>sub</c>, else <c>id</c>. Thread-safe.
+/// Validates the platform's JWTs: HS256 only, signed with the shared secret, <c>exp</c> (required unless told
+/// otherwise) and <c>nbf</c> enforced. The user id is the first of the <c>userId</c>, <c>sub</c> and <c>id</c> claims
+/// that is a non-empty string (an empty or null one falls through to the next); it must be text of at most
+/// <see cref="MaxUserIdLength"/> characters with no control or format characters, and a claim of another kind
+/// (number, boolean, object, array) refuses the token. Thread-safe.
 /// </summary>
 public sealed class JwtValidator
 {
     public const int MinimumSecretBytes = 32;
+    public const int MaxUserIdLength = 256;
 
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _parameters;
+    private readonly string? _roomsClaim;
 
-    public JwtValidator(string secret, TimeSpan clockSkew)
+    /// <param name="requireExp">Refuse tokens without <c>exp</c> (<c>traderoom.jwt.require-exp</c>).</param>
+    /// <param name="roomsClaim">The claim listing the rooms a user may follow (claim authorization); null: not read.</param>
+    public JwtValidator(string secret, TimeSpan clockSkew, bool requireExp, string? roomsClaim = null)
     {
+        _roomsClaim = roomsClaim;
         var key = SigningKey(secret);
         _parameters = new TokenValidationParameters
         {
@@ -36,7 +49,7 @@ public sealed class JwtValidator
             ValidateIssuer = false,
             ValidateAudience = false,
             ValidateLifetime = true,
-            RequireExpirationTime = false,
+            RequireExpirationTime = requireExp,
             RequireSignedTokens = true,
             ValidateIssuerSigningKey = true,
             ClockSkew = clockSkew,
@@ -73,6 +86,7 @@ public sealed class JwtValidator
             return result.Exception switch
             {
                 SecurityTokenExpiredException => TokenValidationOutcome.Invalid(ErrorCodes.TokenExpired, "token has expired"),
+                SecurityTokenNoExpirationException => TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token has no exp claim"),
                 SecurityTokenNotYetValidException => TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token is not valid yet (nbf)"),
                 SecurityTokenInvalidAlgorithmException => TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token must be signed with HS256"),
                 SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException =>
@@ -82,16 +96,52 @@ public sealed class JwtValidator
         }
 
         var claims = result.Claims;
-        var userId = ClaimString(claims, "userId") ?? ClaimString(claims, "sub") ?? ClaimString(claims, "id");
-        if (string.IsNullOrEmpty(userId))
+        string? userId = null;
+        foreach (var name in UserIdClaims)
+        {
+            if (!claims.TryGetValue(name, out var value) || value is null || value is string { Length: 0 })
+                continue; // absent, null or empty: the next claim names the user
+            if (value is not string text)
+                return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, $"the {name} claim must be a string");
+            if (UserIdProblem(text) is { } problem)
+                return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, $"the {name} claim {problem}");
+            userId = text;
+            break;
+        }
+        if (userId is null)
             return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token names no user (userId, sub or id claim)");
+
+        IReadOnlyList<string>? rooms = null;
+        if (_roomsClaim is not null && claims.TryGetValue(_roomsClaim, out var roomsValue) && roomsValue is not null)
+        {
+            rooms = roomsValue switch
+            {
+                string one => [one],
+                IEnumerable<object> many when many.All(r => r is string) => many.Cast<string>().ToArray(),
+                _ => null,
+            };
+            if (rooms is null)
+                return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, $"the {_roomsClaim} claim must be a string or an array of strings");
+        }
 
         var jwt = (JsonWebToken)result.SecurityToken;
         // The same leeway as at validation, so a token accepted within the skew is not expired at once.
         DateTimeOffset? expires = jwt.TryGetPayloadValue<long>("exp", out var exp)
             ? DateTimeOffset.FromUnixTimeSeconds(exp) + _parameters.ClockSkew
             : null;
-        return TokenValidationOutcome.Valid(userId, ClaimString(claims, "role"), expires);
+        return TokenValidationOutcome.Valid(userId, ClaimString(claims, "role"), expires, rooms);
+    }
+
+    private static readonly string[] UserIdClaims = ["userId", "sub", "id"];
+
+    /// <summary>Why <paramref name="userId"/> cannot name a user, or null when it can.</summary>
+    public static string? UserIdProblem(string userId)
+    {
+        if (string.IsNullOrWhiteSpace(userId))
+            return "must not be empty or only spaces";
+        if (userId.Length > MaxUserIdLength)
+            return $"must be at most {MaxUserIdLength} characters";
+        return TextRules.HasControlOrFormat(userId) ? "must not hold control or format characters (or a lone surrogate)" : null;
     }
 
     private static string? ClaimString(IDictionary<string, object> claims, string name) =>

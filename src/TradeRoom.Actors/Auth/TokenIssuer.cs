@@ -15,10 +15,14 @@ public sealed class TokenIssuer(string secret)
 
     public string ServiceToken(string serviceName, TimeSpan lifetime) => Create(serviceName, ServiceRole, lifetime);
 
-    public string Create(string userId, string? role, TimeSpan lifetime, DateTimeOffset? notBefore = null)
+    /// <param name="extraClaims">More claims, e.g. <c>bullPens</c> for claim room authorization.</param>
+    public string Create(string userId, string? role, TimeSpan lifetime, DateTimeOffset? notBefore = null,
+        IReadOnlyDictionary<string, object>? extraClaims = null)
     {
         var now = DateTimeOffset.UtcNow;
         var claims = new Dictionary<string, object> { ["userId"] = userId, ["sub"] = userId };
+        foreach (var (name, value) in extraClaims ?? new Dictionary<string, object>())
+            claims[name] = value;
         if (role is not null)
             claims["role"] = role;
         claims["iat"] = now.ToUnixTimeSeconds();

@@ -18,6 +18,9 @@ public sealed class ConnectionActor : UntypedActor
     private readonly RoomSet _subscriptions = new();
     private string? _userId;
     private DateTimeOffset? _expires;
+    private IReadOnlyList<string>? _claimedRooms;
+    // Only while the authorization callback is asked: the latest subscribe waiting for it, per room.
+    private Dictionary<string, SubscribeRoomMessage>? _authorizing;
     private ICancelable? _timer;
     private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
     // Called by the socket's send loop, outside the actor: it must not touch Self or Context.
@@ -56,6 +59,9 @@ public sealed class ConnectionActor : UntypedActor
             case SubscribeRefused refused:
                 _subscriptions.Remove(refused.BullPenId);
                 _socket.Send(ServerFrames.Error(refused.Code, refused.Message, refused.BullPenId));
+                break;
+            case RoomAuthorized authorized:
+                OnRoomAuthorized(authorized);
                 break;
             case UnsubscribeAck ack:
                 _socket.Send(ServerFrames.Unsubscribed(ack.BullPenId));
@@ -131,8 +137,42 @@ public sealed class ConnectionActor : UntypedActor
         }
         _userId = auth.UserId;
         _expires = auth.Expires;
+        _claimedRooms = auth.Rooms;
         ScheduleExpiry();
         _socket.Send(ServerFrames.AuthSuccess(auth.UserId));
+        // A refreshed token may list fewer rooms: those it no longer allows are left, each with forbidden.
+        foreach (var room in _subscriptions.ToArray())
+        {
+            if (_settings.Authorizer.Decide(_userId, _claimedRooms, room) is { Allowed: false } decision)
+                Revoke(room, decision);
+        }
+    }
+
+    /// <summary>The user may not follow <paramref name="bullPenId"/>: leave it (if the room had it) and say why, naming it.</summary>
+    private void Revoke(string bullPenId, Auth.RoomDecision decision)
+    {
+        _authorizing?.Remove(bullPenId);
+        if (_subscriptions.Contains(bullPenId))
+        {
+            var active = _subscriptions.IsActive(bullPenId);
+            _subscriptions.Remove(bullPenId);
+            if (active)
+                _rooms.Tell(new Unsubscribe(bullPenId, Self)); // its unsubscribed follows the error
+        }
+        _socket.Send(ServerFrames.Error(decision.Code!, decision.Message!, bullPenId));
+    }
+
+    private void OnRoomAuthorized(RoomAuthorized authorized)
+    {
+        // Unsubscribed while the callback was asked: nothing to do.
+        if (_authorizing is null || !_authorizing.Remove(authorized.BullPenId, out var subscribe))
+            return;
+        if (_authorizing.Count == 0)
+            _authorizing = null;
+        if (authorized.Decision.Allowed)
+            _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
+        else
+            Revoke(subscribe.BullPenId, authorized.Decision);
     }
 
     private void CancelTimer()
@@ -172,10 +212,10 @@ public sealed class ConnectionActor : UntypedActor
                         subscribe.BullPenId));
                     break;
                 }
-                _subscriptions.AddPending(subscribe.BullPenId);
-                _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
+                OnSubscribe(subscribe);
                 break;
             case UnsubscribeRoomMessage unsubscribe:
+                _authorizing?.Remove(unsubscribe.BullPenId);
                 _subscriptions.Remove(unsubscribe.BullPenId);
                 _rooms.Tell(new Unsubscribe(unsubscribe.BullPenId, Self));
                 break;
@@ -187,6 +227,32 @@ public sealed class ConnectionActor : UntypedActor
                 Unhandled(message);
                 break;
         }
+    }
+
+    /// <summary>
+    /// Room authorization first: refused, nothing of the room is sent; decided at once (open, claim, a cached
+    /// callback answer), the room is asked straight away; else the callback is asked and the subscribe waits for it.
+    /// </summary>
+    private void OnSubscribe(SubscribeRoomMessage subscribe)
+    {
+        var room = subscribe.BullPenId;
+        var decision = _settings.Authorizer.Decide(_userId!, _claimedRooms, room);
+        if (decision is { Allowed: false } refused)
+        {
+            Revoke(room, refused);
+            return;
+        }
+        _subscriptions.AddPending(room);
+        if (decision is not null)
+        {
+            _rooms.Tell(new Subscribe(room, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
+            return;
+        }
+        _authorizing ??= new Dictionary<string, SubscribeRoomMessage>(StringComparer.Ordinal);
+        var asking = _authorizing.ContainsKey(room);
+        _authorizing[room] = subscribe; // the latest request wins; one question per room at a time
+        if (!asking)
+            _settings.Authorizer.CheckAsync(_userId!, room).PipeTo(Self, success: d => new RoomAuthorized(room, d));
     }
 
     private void OnSubscribeAck(SubscribeAck ack)

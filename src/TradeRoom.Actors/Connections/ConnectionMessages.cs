@@ -3,7 +3,8 @@ using Akka.Actor;
 namespace TradeRoom.Actors.Connections;
 
 /// <summary>The socket's token (from an <c>auth</c> message or <c>?token=</c>) checked out: it names <paramref name="UserId"/>.</summary>
-public sealed record AuthSucceeded(string UserId, DateTimeOffset? Expires);
+/// <param name="Rooms">The rooms the token lets the user follow (claim authorization); null: none listed.</param>
+public sealed record AuthSucceeded(string UserId, DateTimeOffset? Expires, IReadOnlyList<string>? Rooms = null);
 
 /// <summary>The socket's token was refused (or its user has too many connections); the connection answers <c>auth_error</c> and closes with <paramref name="CloseCode"/>.</summary>
 public sealed record AuthFailed(string Code, string Message, int CloseCode = Protocol.CloseCodes.AuthenticationFailed);
@@ -33,6 +34,9 @@ internal sealed record TokenExpiryDue
 {
     public static readonly TokenExpiryDue Instance = new();
 }
+
+/// <summary>The room authorization callback answered for a subscribe that waited for it.</summary>
+internal sealed record RoomAuthorized(string BullPenId, Auth.RoomDecision Decision);
 
 /// <summary>The socket's queue has room again for the backlog.</summary>
 internal sealed record SocketDrained

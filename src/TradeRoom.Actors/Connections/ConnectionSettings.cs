@@ -12,6 +12,9 @@ public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptio
     /// <summary>Where connections count auth failures: the host's (see <see cref="TradeRoomSettings.WithMetrics"/>).</summary>
     public TradeRoomMetrics Metrics { get; init; } = TradeRoomMetrics.Unexported;
 
+    /// <summary>Who may follow which room (see <see cref="TradeRoomSettings.WithRoomAuthorizer"/>); anyone, for actors built by hand.</summary>
+    public Auth.RoomAuthorizer Authorizer { get; init; } = Auth.RoomAuthorizer.Open;
+
     public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
 
     public long ReplayWindow => OutboundBudget / 2;

@@ -45,6 +45,9 @@ internal sealed class RoomSet
             _singleActive = true;
     }
 
+    /// <summary>Every room followed, pending or active (a copy: the set may change while it is walked).</summary>
+    public string[] ToArray() => _many is not null ? [.. _many.Keys] : _single is null ? [] : [_single];
+
     public void Remove(string bullPenId)
     {
         if (_many is not null)

@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace TradeRoom.Actors.Protocol;
 
-/// <summary>Rules for bull pen ids: a non-empty string of at most 128 characters, or an integer taken as its decimal string.</summary>
+/// <summary>
+/// Rules for bull pen ids: a non-empty string of at most 128 characters with no control or format characters, or an
+/// integer taken as its decimal string.
+/// </summary>
 public static class BullPenId
 {
     public const int MaxLength = 128;
@@ -50,6 +53,12 @@ public static class BullPenId
         if (candidate.Length > MaxLength)
         {
             error = $"bullPenId must be at most {MaxLength} characters";
+            return false;
+        }
+        if (TextRules.HasControlOrFormat(candidate))
+        {
+            // NUL, newlines, bidi overrides, zero-width marks: ids that look like others, or break logs and paths.
+            error = "bullPenId must not hold control or format characters (e.g. NUL, newlines, bidi marks, zero-width characters)";
             return false;
         }
         error = "";

@@ -118,8 +118,8 @@ internal sealed class WebSocketConnectionHandler(
         Metrics.Closed(code);
         log.LogInformation(
             "Connection {ConnectionId} closed by {ClosedBy} with {CloseCode} {CloseName} ({CloseReason}) after {DurationSeconds:0.000} s, user {UserId}",
-            connectionId, byClient ? "client" : "server", code, TradeRoomMetrics.CloseReason(code), reason, duration.TotalSeconds,
-            socket.UserId ?? "none");
+            connectionId, byClient ? "client" : "server", code, TradeRoomMetrics.CloseReason(code), TextRules.ForLog(reason), duration.TotalSeconds,
+            TextRules.ForLog(socket.UserId) ?? "none");
     }
 
     private static string RemoteAddress(ConnectionContext connection) => connection.RemoteEndPoint switch
@@ -140,13 +140,21 @@ internal sealed class WebSocketConnectionHandler(
             actor.Tell(new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
             return;
         }
+        if (outcome.IsService && !settings.AllowServiceTokens)
+        {
+            log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (a service token, user {UserId})",
+                connectionId, ErrorCodes.InvalidToken, TextRules.ForLog(outcome.UserId));
+            actor.Tell(new AuthFailed(ErrorCodes.InvalidToken,
+                "a service token cannot open a trader's session; connect with the trader's own token (traderoom.websocket.allow-service-tokens)"));
+            return;
+        }
         if (settings.MaxConnectionsPerUser > 0)
         {
             var admission = await connectionManager.ActorRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
             if (!admission.Admitted)
             {
                 log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (user {UserId})",
-                    connectionId, ErrorCodes.TooManyConnections, outcome.UserId);
+                    connectionId, ErrorCodes.TooManyConnections, TextRules.ForLog(outcome.UserId));
                 actor.Tell(new AuthFailed(ErrorCodes.TooManyConnections,
                     $"user {outcome.UserId} already has {settings.MaxConnectionsPerUser} connections", CloseCodes.TooManyConnections));
                 return;
@@ -158,7 +166,7 @@ internal sealed class WebSocketConnectionHandler(
             socket.UserId = outcome.UserId;
             Metrics.AuthenticatedConnections.Inc();
         }
-        actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires));
+        actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires, outcome.Rooms));
     }
 
     private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor, string connectionId)

@@ -33,7 +33,7 @@ public class DevTokenEndpointTests(DevelopmentServerFixture fixture) : IClassFix
         var expiresAt = response.Json.GetProperty("expiresAt").GetDateTimeOffset();
         Assert.InRange(expiresAt, before.AddHours(24).AddSeconds(-2), DateTimeOffset.UtcNow.AddHours(24).AddSeconds(1));
 
-        var outcome = await new JwtValidator(TestServer.Secret, TimeSpan.Zero).ValidateAsync(token);
+        var outcome = await new JwtValidator(TestServer.Secret, TimeSpan.Zero, requireExp: true).ValidateAsync(token);
         Assert.True(outcome.IsValid, outcome.ErrorMessage);
         Assert.Equal(("ava", (string?)null), (outcome.UserId, outcome.Role));
         Assert.Equal(expiresAt.ToUnixTimeSeconds(), outcome.Expires!.Value.ToUnixTimeSeconds());

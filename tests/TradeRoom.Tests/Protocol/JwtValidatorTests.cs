@@ -12,7 +12,7 @@ public class JwtValidatorTests
     // 64 bytes, so the same secret can also sign HS384 / HS512 tokens for the algorithm tests.
     private const string Secret = "jwt-validator-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz!!";
 
-    private readonly JwtValidator _validator = new(Secret, TimeSpan.Zero);
+    private readonly JwtValidator _validator = new(Secret, TimeSpan.Zero, requireExp: true);
     private readonly TokenIssuer _issuer = new(Secret);
 
     private static string Sign(Dictionary<string, object> claims, string algorithm = SecurityAlgorithms.HmacSha256, string secret = Secret) =>
@@ -69,20 +69,96 @@ public class JwtValidatorTests
     [Fact]
     public async Task Id_claim_is_used_when_it_is_the_only_one()
     {
-        var outcome = await _validator.ValidateAsync(Sign(new() { ["id"] = "from-id" }));
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["id"] = "from-id", ["exp"] = In(TimeSpan.FromMinutes(5)) }));
 
         Assert.True(outcome.IsValid);
         Assert.Equal("from-id", outcome.UserId);
-        Assert.Null(outcome.Expires);
     }
 
     [Fact]
-    public async Task Numeric_user_claim_becomes_its_decimal_string()
+    public async Task Token_without_exp_is_refused_unless_require_exp_is_off()
     {
-        var outcome = await _validator.ValidateAsync(Sign(new() { ["userId"] = 12345, ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+        var token = Sign(new() { ["userId"] = "no-exp" });
 
-        Assert.True(outcome.IsValid);
-        Assert.Equal("12345", outcome.UserId);
+        var strict = await _validator.ValidateAsync(token);
+        var lenient = await new JwtValidator(Secret, TimeSpan.Zero, requireExp: false).ValidateAsync(token);
+
+        Assert.Equal(ErrorCodes.InvalidToken, strict.ErrorCode);
+        Assert.Contains("exp", strict.ErrorMessage, StringComparison.Ordinal);
+        Assert.True(lenient.IsValid);
+        Assert.Null(lenient.Expires);
+    }
+
+    /// <summary>Regression: a user id that is not a string used to be turned into one (["bob","x"] became "bob").</summary>
+    [Theory]
+    [InlineData("number")]
+    [InlineData("boolean")]
+    [InlineData("array")]
+    [InlineData("object")]
+    [InlineData("whitespace")]
+    [InlineData("control")]
+    [InlineData("bidi")]
+    [InlineData("too-long")]
+    public async Task A_user_id_that_is_not_plain_text_refuses_the_token(string kind)
+    {
+        object value = kind switch
+        {
+            "number" => 12345,
+            "boolean" => true,
+            "array" => new[] { "bob", "x" },
+            "object" => new Dictionary<string, object> { ["name"] = "bob" },
+            "whitespace" => "   ",
+            "control" => "bob\nadmin",
+            "bidi" => "bob\u202Egnp.exe",
+            _ => new string('u', JwtValidator.MaxUserIdLength + 1),
+        };
+
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["userId"] = value, ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+
+        Assert.Equal(ErrorCodes.InvalidToken, outcome.ErrorCode);
+        Assert.Null(outcome.UserId);
+    }
+
+    [Fact]
+    public async Task A_256_character_user_id_is_accepted()
+    {
+        var id = new string('u', JwtValidator.MaxUserIdLength);
+
+        var outcome = await _validator.ValidateAsync(Sign(new() { ["userId"] = id, ["exp"] = In(TimeSpan.FromMinutes(5)) }));
+
+        Assert.Equal(id, outcome.UserId);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(null)]
+    public async Task An_empty_or_null_userId_falls_back_to_sub(string? userId)
+    {
+        var claims = new Dictionary<string, object> { ["sub"] = "from-sub", ["exp"] = In(TimeSpan.FromMinutes(5)) };
+        claims["userId"] = userId!;
+
+        var outcome = await _validator.ValidateAsync(Sign(claims));
+
+        Assert.Equal("from-sub", outcome.UserId);
+    }
+
+    [Fact]
+    public async Task The_rooms_claim_is_read_when_asked_for_and_a_malformed_one_refuses_the_token()
+    {
+        var reader = new JwtValidator(Secret, TimeSpan.Zero, requireExp: true, roomsClaim: "bullPens");
+        var exp = In(TimeSpan.FromMinutes(5));
+
+        var list = await reader.ValidateAsync(Sign(new() { ["userId"] = "u", ["exp"] = exp, ["bullPens"] = new[] { "a", "league-*" } }));
+        var one = await reader.ValidateAsync(Sign(new() { ["userId"] = "u", ["exp"] = exp, ["bullPens"] = "a" }));
+        var none = await reader.ValidateAsync(Sign(new() { ["userId"] = "u", ["exp"] = exp }));
+        var bad = await reader.ValidateAsync(Sign(new() { ["userId"] = "u", ["exp"] = exp, ["bullPens"] = new object[] { "a", 5 } }));
+        var unread = await _validator.ValidateAsync(Sign(new() { ["userId"] = "u", ["exp"] = exp, ["bullPens"] = 5 }));
+
+        Assert.Equal(["a", "league-*"], list.Rooms!);
+        Assert.Equal(["a"], one.Rooms!);
+        Assert.Null(none.Rooms);
+        Assert.Equal(ErrorCodes.InvalidToken, bad.ErrorCode);
+        Assert.True(unread.IsValid);
     }
 
     [Fact]
@@ -109,7 +185,7 @@ public class JwtValidatorTests
     [Fact]
     public async Task Expired_token_within_the_clock_skew_is_accepted()
     {
-        var lenient = new JwtValidator(Secret, TimeSpan.FromMinutes(10));
+        var lenient = new JwtValidator(Secret, TimeSpan.FromMinutes(10), requireExp: true);
 
         var outcome = await lenient.ValidateAsync(_issuer.UserToken("u1", TimeSpan.FromMinutes(-5)));
 
@@ -181,7 +257,7 @@ public class JwtValidatorTests
         var error = Assert.Throws<ArgumentException>(() => JwtValidator.SigningKey(secret));
 
         Assert.Contains("32", error.Message);
-        Assert.Throws<ArgumentException>(() => new JwtValidator(secret, TimeSpan.Zero));
+        Assert.Throws<ArgumentException>(() => new JwtValidator(secret, TimeSpan.Zero, requireExp: true));
     }
 
     [Fact]
