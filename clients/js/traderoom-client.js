@@ -360,7 +360,10 @@ export class TradeRoomClient {
         const error = clientError(data.code ?? "unknown_error", data.message ?? String(data.code), extra);
         // Settle the refused request first, so that an error listener already sees the room as refused.
         const room = extra.bullPenId !== undefined ? this._rooms.get(extra.bullPenId) : undefined;
-        const refused = room !== undefined && room._link === "subscribing";
+        // A subscribe refused (limits, room authorization), or a followed room that a refreshed token no longer
+        // allows (forbidden; the server has left it, and its "unsubscribed" that follows changes nothing here).
+        const refused = room !== undefined
+          && (room._link === "subscribing" || (data.code === "forbidden" && room._link === "subscribed"));
         if (refused) {
           room._link = "none";
           room._sent = null;

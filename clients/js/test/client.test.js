@@ -464,6 +464,46 @@ describe("too many subscriptions", { skip: EXTERNAL ? "needs a server of its own
   });
 });
 
+describe("room authorization", () => {
+  let server;
+  const clients = [];
+  before(async () => { server = await startServer({ hocon: "traderoom.auth.rooms = claim" }); });
+  after(async () => { await server?.stop(); });
+  afterEach(() => { for (const c of clients.splice(0)) c.close(); });
+
+  const tokenFor = (userId, rooms) => sign({ userId, sub: userId, bullPens: rooms });
+
+  test("a room the token does not allow is refused with forbidden; a refresh that drops a followed room refuses it too", async () => {
+    const client = new TradeRoomClient({ url: server.wsUrl, token: tokenFor("claimer", [R("allowed"), R("dropped")]), reconnect: FAST });
+    clients.push(client);
+    const errors = [];
+    client.on("error", (e) => errors.push([e.code, e.bullPenId]));
+    const allowed = client.subscribe(R("allowed"));
+    const dropped = client.subscribe(R("dropped"));
+    const other = client.subscribe(R("other"));
+    await client.connect();
+    await until(() => allowed.subscribed && dropped.subscribed && other.refused, "two rooms subscribed, one refused");
+    assert.equal(other.refused.code, "forbidden");
+    assert.equal(other.subscribed, false);
+
+    await client.refreshToken(tokenFor("claimer", [R("allowed")]));
+    await until(() => dropped.refused, "the dropped room refused");
+    assert.equal(dropped.refused.code, "forbidden");
+    assert.equal(dropped.subscribed, false);
+    assert.equal(allowed.subscribed, true);
+    assert.deepEqual(errors, [["forbidden", R("other")], ["forbidden", R("dropped")]]);
+
+    // Events keep flowing in the allowed room, and none come from the dropped one.
+    const seen = [];
+    allowed.on("ranking_changed", (_, frame) => seen.push(frame.bullPenId));
+    dropped.on("ranking_changed", (_, frame) => seen.push(frame.bullPenId));
+    await publish(server, R("dropped"), "ranking_changed", { userId: "x", rank: 1 });
+    await publish(server, R("allowed"), "ranking_changed", { userId: "x", rank: 2 });
+    await until(() => seen.length === 1, "the allowed room's event");
+    assert.deepEqual(seen, [R("allowed")]);
+  });
+});
+
 describe("backoff and policy", () => {
   test("backoffDelay is full jitter under min(maxDelay, initialDelay * multiplier^(attempt-1))", () => {
     const options = { initialDelay: 500, maxDelay: 15000, multiplier: 2 };
