@@ -45,7 +45,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew, settings.JwtRequireExp,
             settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
-        builder.Services.AddSingleton(authorizer);
+        builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();

@@ -33,23 +33,34 @@ public sealed record RoomAuthorizationSettings(
     public static RoomAuthorizationSettings FromConfig(Config auth)
     {
         var modeName = auth.GetString("rooms") ?? "";
-        if (!Enum.TryParse<RoomAuthorizationMode>(modeName, ignoreCase: true, out var mode) || int.TryParse(modeName, out _))
-            throw new ConfigurationException($"traderoom.auth.rooms is \"{modeName}\"; it must be open, claim or callback");
+        var mode = modeName.Trim().ToLowerInvariant() switch
+        {
+            "open" => RoomAuthorizationMode.Open,
+            "claim" => RoomAuthorizationMode.Claim,
+            "callback" => RoomAuthorizationMode.Callback,
+            _ => throw new ConfigurationException($"traderoom.auth.rooms is \"{modeName}\"; it must be open, claim or callback"),
+        };
         var url = auth.GetString("callback.url") ?? "";
         Uri? callbackUrl = null;
         if (mode == RoomAuthorizationMode.Callback
             && (!Uri.TryCreate(url, UriKind.Absolute, out callbackUrl) || callbackUrl.Scheme is not ("http" or "https")))
             throw new ConfigurationException(
                 $"traderoom.auth.rooms = callback needs traderoom.auth.callback.url, an absolute http(s) URL (it is \"{url}\")");
+        var timeout = auth.GetTimeSpan("callback.timeout");
+        var maxConcurrency = auth.GetInt("callback.max-concurrency");
+        var cacheSize = auth.GetInt("callback.cache-size");
+        if (timeout <= TimeSpan.Zero || maxConcurrency < 1 || cacheSize < 1)
+            throw new ConfigurationException(
+                "traderoom.auth.callback needs a timeout above 0, a max-concurrency of at least 1 and a cache-size of at least 1");
         return new RoomAuthorizationSettings(
             mode,
             auth.GetString("claim"),
             callbackUrl,
-            auth.GetTimeSpan("callback.timeout"),
+            timeout,
             auth.GetTimeSpan("callback.allow-ttl"),
             auth.GetTimeSpan("callback.deny-ttl"),
-            auth.GetInt("callback.max-concurrency"),
-            auth.GetInt("callback.cache-size"));
+            maxConcurrency,
+            cacheSize);
     }
 }
 
@@ -89,7 +100,8 @@ public sealed class RoomAuthorizer : IDisposable
         if (settings.Mode != RoomAuthorizationMode.Callback)
             return;
         _slots = new SemaphoreSlim(settings.MaxConcurrency, settings.MaxConcurrency);
-        _http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        // No redirects: a redirected POST would turn into a GET without the token; an answer is the URL's own.
+        _http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = Timeout.InfiniteTimeSpan };
         _tokens = new TokenIssuer(secret);
     }
 
@@ -160,7 +172,7 @@ public sealed class RoomAuthorizer : IDisposable
         {
             return RoomDecision.Unavailable($"the callback did not answer within {_settings.CallbackTimeout.TotalSeconds:0.###} s");
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or IOException)
+        catch (Exception e) when (e is HttpRequestException or JsonException or IOException or ObjectDisposedException)
         {
             return RoomDecision.Unavailable("the callback could not be reached");
         }
@@ -172,22 +184,26 @@ public sealed class RoomAuthorizer : IDisposable
 
     private RoomDecision Remember(string userId, string bullPenId, bool allowed)
     {
-        if (_cache.Count >= _settings.CacheSize)
+        // Bounded, checked every so often (ConcurrentDictionary.Count takes every lock): expired answers go first,
+        // then, if that is not enough, a tenth of the entries, so one burst of new answers never empties the cache.
+        if (Interlocked.Increment(ref _inserts) % 256 == 0 && _cache.Count >= _settings.CacheSize)
         {
-            // Bounded: expired answers go first; if that frees nothing, the cache starts over.
             var now = Environment.TickCount64;
             foreach (var (key, value) in _cache)
             {
                 if (value.UntilMs <= now)
                     _cache.TryRemove(key, out _);
             }
-            if (_cache.Count >= _settings.CacheSize)
-                _cache.Clear();
+            var excess = _cache.Count - _settings.CacheSize * 9 / 10;
+            foreach (var key in _cache.Keys.Take(Math.Max(0, excess)))
+                _cache.TryRemove(key, out _);
         }
         var ttl = allowed ? _settings.AllowTtl : _settings.DenyTtl;
         _cache[(userId, bullPenId)] = (allowed, Environment.TickCount64 + (long)ttl.TotalMilliseconds);
         return allowed ? RoomDecision.Allow : RoomDecision.Forbidden(bullPenId);
     }
+
+    private long _inserts;
 
     /// <summary>A short-lived service token, signed with the server's secret, renewed a minute before it expires.</summary>
     private string ServiceToken()

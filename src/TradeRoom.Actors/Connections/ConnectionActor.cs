@@ -21,6 +21,8 @@ public sealed class ConnectionActor : UntypedActor
     private IReadOnlyList<string>? _claimedRooms;
     // Only while the authorization callback is asked: the latest subscribe waiting for it, per room.
     private Dictionary<string, SubscribeRoomMessage>? _authorizing;
+    // Only while a room revoked before it answered has yet to answer: its subscribe answer is dropped.
+    private HashSet<string>? _ackToDrop;
     private ICancelable? _timer;
     private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
     // Called by the socket's send loop, outside the actor: it must not touch Self or Context.
@@ -148,17 +150,25 @@ public sealed class ConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>The user may not follow <paramref name="bullPenId"/>: leave it (if the room had it) and say why, naming it.</summary>
+    /// <summary>
+    /// The user may not follow <paramref name="bullPenId"/>: leave it (if the room was asked) and say why, naming it.
+    /// A room asked but not yet answered sends its answer (with its snapshot) all the same: that answer is dropped.
+    /// </summary>
     private void Revoke(string bullPenId, Auth.RoomDecision decision)
     {
-        _authorizing?.Remove(bullPenId);
-        if (_subscriptions.Contains(bullPenId))
+        if (_authorizing?.Remove(bullPenId) != true && _subscriptions.Contains(bullPenId))
         {
-            var active = _subscriptions.IsActive(bullPenId);
-            _subscriptions.Remove(bullPenId);
-            if (active)
-                _rooms.Tell(new Unsubscribe(bullPenId, Self)); // its unsubscribed follows the error
+            if (!_subscriptions.IsActive(bullPenId))
+                (_ackToDrop ??= new HashSet<string>(StringComparer.Ordinal)).Add(bullPenId);
+            _rooms.Tell(new Unsubscribe(bullPenId, Self)); // its unsubscribed follows the error
         }
+        Refuse(bullPenId, decision);
+    }
+
+    /// <summary>A room the rooms were never asked about: it is not followed, and the client learns why.</summary>
+    private void Refuse(string bullPenId, Auth.RoomDecision decision)
+    {
+        _subscriptions.Remove(bullPenId);
         _socket.Send(ServerFrames.Error(decision.Code!, decision.Message!, bullPenId));
     }
 
@@ -172,7 +182,7 @@ public sealed class ConnectionActor : UntypedActor
         if (authorized.Decision.Allowed)
             _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
         else
-            Revoke(subscribe.BullPenId, authorized.Decision);
+            Refuse(subscribe.BullPenId, authorized.Decision);
     }
 
     private void CancelTimer()
@@ -252,11 +262,19 @@ public sealed class ConnectionActor : UntypedActor
         var asking = _authorizing.ContainsKey(room);
         _authorizing[room] = subscribe; // the latest request wins; one question per room at a time
         if (!asking)
-            _settings.Authorizer.CheckAsync(_userId!, room).PipeTo(Self, success: d => new RoomAuthorized(room, d));
+            _settings.Authorizer.CheckAsync(_userId!, room).PipeTo(Self, success: d => new RoomAuthorized(room, d),
+                failure: e => new RoomAuthorized(room, Auth.RoomDecision.Unavailable(e.GetType().Name)));
     }
 
     private void OnSubscribeAck(SubscribeAck ack)
     {
+        if (_ackToDrop is not null && _ackToDrop.Remove(ack.BullPenId))
+        {
+            // Revoked before the room answered: nothing of it reaches the client (its replay, if any, is dropped too).
+            if (_ackToDrop.Count == 0)
+                _ackToDrop = null;
+            return;
+        }
         _subscriptions.Activate(ack.BullPenId);
         _socket.Send(ServerFrames.Subscribed(ack.BullPenId, ack.Seq, ack.Epoch, ack.Recovered, ack.State));
         if (ack.Replayed > 0)

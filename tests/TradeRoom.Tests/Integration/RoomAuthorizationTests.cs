@@ -260,6 +260,7 @@ public class RoomAuthorizationTests
     [Theory]
     [InlineData("callback", "", "callback.url")]
     [InlineData("secret-mode", "", "open, claim or callback")]
+    [InlineData("claim, callback", "", "open, claim or callback")]
     public void Startup_refuses_an_unusable_authorization_setting(string mode, string url, string saying)
     {
         var e = Assert.Throws<TradeRoom.Server.StartupException>(() => TradeRoom.Server.TradeRoomHost.Build([],
