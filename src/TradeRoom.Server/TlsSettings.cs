@@ -59,7 +59,7 @@ public sealed record TlsSettings(X509Certificate2 Certificate, X509Certificate2C
                 foreach (var leaf in chain.Where(x => x.Thumbprint == certificate.Thumbprint).ToArray())
                     chain.Remove(leaf);
             }
-            catch (CryptographicException e)
+            catch (Exception e) when (e is CryptographicException or ArgumentException)
             {
                 throw new StartupException(
                     $"cannot read the PEM certificate {certificatePath} with the key {keyPath} (traderoom.tls.certificate/key): {e.Message}; " +

@@ -17,7 +17,8 @@ public class StartupTests
 
     /// <summary>Every variable <see cref="ServerConfig.Load"/> reads, unset.</summary>
     private static EnvironmentScope CleanEnvironment(params (string Name, string? Value)[] set) =>
-        new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null), .. set]);
+        new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null),
+            ("TLS_CERT", null), ("TLS_KEY", null), ("TLS_PFX", null), ("TLS_PFX_PASSWORD", null), ("METRICS_TOKEN", null), .. set]);
 
     // ---------------------------------------------------------------- ServerConfig.Settings: the JWT secret
 
