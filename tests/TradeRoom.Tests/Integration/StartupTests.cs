@@ -106,6 +106,39 @@ public class StartupTests
     }
 
     [Fact]
+    public void TLS_PFX_and_TLS_PFX_PASSWORD_load_the_certificate_and_METRICS_TOKEN_sets_the_token()
+    {
+        using var certificate = TestCertificate.Create();
+        using var _ = CleanEnvironment(("TLS_PFX", certificate.PfxPath), ("TLS_PFX_PASSWORD", TestCertificate.PfxPassword), ("METRICS_TOKEN", "scrape-me"));
+
+        var config = ServerConfig.Load();
+        var tls = TlsSettings.FromConfig(config);
+
+        Assert.Equal(certificate.Certificate.Thumbprint, tls!.Certificate.Thumbprint);
+        Assert.True(tls.Http);
+        Assert.Equal("scrape-me", config.GetString("traderoom.http.metrics-token"));
+    }
+
+    [Fact]
+    public void Without_TLS_variables_or_settings_there_is_no_TLS()
+    {
+        using var _ = CleanEnvironment();
+
+        Assert.Null(TlsSettings.FromConfig(ServerConfig.Load()));
+    }
+
+    [Fact]
+    public void TLS_CERT_naming_a_missing_file_stops_startup_naming_the_variable_and_the_path()
+    {
+        using var _ = CleanEnvironment(("TLS_CERT", "/nonexistent/env.crt"), ("TLS_KEY", "/nonexistent/env.key"));
+
+        var e = Assert.Throws<StartupException>(() => TlsSettings.FromConfig(ServerConfig.Load()));
+
+        Assert.Contains("TLS_CERT", e.Message, StringComparison.Ordinal);
+        Assert.Contains("/nonexistent/env.crt", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void JWT_SECRET_with_quotes_backslashes_and_HOCON_syntax_is_taken_verbatim()
     {
         const string secret = "q\"uote\\back+slash<é> ${traderoom.ws-port} # not a comment // nor this";
