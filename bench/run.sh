@@ -2,7 +2,8 @@
 # Runs the benchmark scenarios of docs/benchmarks.md against a fresh Release server each, and rewrites that page.
 #   bash bench/run.sh                 all scenarios (about 6 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
-# Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc).
+#   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
+# Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc); openssl for fanout-tls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,10 @@ API_PORT=${BENCH_API_PORT:-4100}
 SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
 # The server's runtime settings for every run (chosen by measurement: see docs/benchmarks.md).
 SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_GCRegionSize=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
+# The fan-out parameters, one set for fanout and fanout-tls so that the two compare (smaller for a smoke run).
+read -r -a FANOUT <<<"${BENCH_FANOUT_ARGS:---connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30}"
+# Optional: a /metrics bearer token for the server (traderoom.http.metrics-token), which the load tester then sends.
+METRICS_TOKEN=${BENCH_METRICS_TOKEN:-}
 mkdir -p "$OUT"
 
 echo "building Release..."
@@ -20,10 +25,22 @@ dotnet build -c Release src/TradeRoom.LoadTest/TradeRoom.LoadTest.csproj -v q -n
 SERVER=src/TradeRoom.Server/bin/Release/net10.0/TradeRoom.Server.dll
 LOADTEST=src/TradeRoom.LoadTest/bin/Release/net10.0/TradeRoom.LoadTest.dll
 
+# Plaintext by default; run_tls switches both ports to TLS with a fresh self-signed certificate.
+WS_SCHEME=ws
+HTTP_SCHEME=http
+TLS_ENV=()
+TESTER_TLS=()
+TLS_DIR="$OUT/tls"
+make_certificate() {
+  mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.crt" 2>/dev/null
+}
+
 server_pid=""
 start_server() {
-  env "${SERVER_ENV[@]}" ASPNETCORE_ENVIRONMENT=Production JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" \
-    BIND_ADDRESS=127.0.0.1 dotnet "$SERVER" >"$OUT/server.log" 2>&1 &
+  env "${SERVER_ENV[@]}" "${TLS_ENV[@]}" ASPNETCORE_ENVIRONMENT=Production JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" \
+    METRICS_TOKEN="$METRICS_TOKEN" BIND_ADDRESS=127.0.0.1 dotnet "$SERVER" >"$OUT/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then sleep 1; return 0; fi
@@ -44,18 +61,32 @@ run() {
   shift
   echo "== $name: $*"
   start_server
-  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
-    --server-pid "$server_pid" --metrics-url "http://127.0.0.1:$API_PORT/metrics" --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+  local token=()
+  [ -n "$METRICS_TOKEN" ] && token=(--metrics-token "$METRICS_TOKEN")
+  dotnet "$LOADTEST" --ws "$WS_SCHEME://127.0.0.1:$WS_PORT/ws" --api "$HTTP_SCHEME://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    --server-pid "$server_pid" --metrics-url "$HTTP_SCHEME://127.0.0.1:$API_PORT/metrics" "${token[@]}" "${TESTER_TLS[@]}" \
+    --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
   echo "$*" >"$OUT/$name.args"
   stop_server
 }
 
+# run_tls NAME load-tester-args...: like run, with the server on wss:// and https:// (a self-signed ECDSA P-256 certificate).
+run_tls() {
+  make_certificate
+  WS_SCHEME=wss HTTP_SCHEME=https
+  TLS_ENV=(TLS_CERT="$TLS_DIR/server.crt" TLS_KEY="$TLS_DIR/server.key")
+  TESTER_TLS=(--ca-cert "$TLS_DIR/server.crt")
+  run "$@"
+  WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
+}
+
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout burst growth selfcheck)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout fanout-tls burst growth selfcheck)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     density) run density --connections 15000 --rooms 15 --hold 15 ;;
-    fanout) run fanout --connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30 ;;
+    fanout) run fanout "${FANOUT[@]}" ;;
+    fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
     burst) run burst --connections 10000 --rooms 1 --burst 100 ;;
     growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
@@ -69,7 +100,7 @@ for scenario in "${scenarios[@]}"; do
       echo "--connections 1000 --expect-per-connection 1000 (trivial server, one core each)" >"$OUT/selfcheck.args"
       kill "$trivial" 2>/dev/null || true
       ;;
-    *) echo "unknown scenario $scenario (density, fanout, burst, growth, selfcheck)" >&2; exit 2 ;;
+    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck)" >&2; exit 2 ;;
   esac
 done
 

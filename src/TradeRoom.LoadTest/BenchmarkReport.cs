@@ -57,6 +57,20 @@ internal static class BenchmarkReport
                          $"p99 {F(fanout.LatencyMs.P99, "0.0")} ms, max {F(fanout.LatencyMs.Max, "0.0")} ms | ≤ 8 µs, zero loss/dups/reordering, p99 ≤ 50 ms | " +
                          $"{Verdict(fanout.ServerCpuMicrosecondsPerDelivery <= 8 && fanout.Clean && fanout.LatencyMs.P99 <= 50)} |");
         }
+        if (Load("fanout-tls") is { } fanoutTls)
+        {
+            s.AppendLine($"| 2b. fan-out over TLS (wss://, https://): {fanoutTls.ConnectionsOpened:N0} connections, {fanoutTls.Rooms} rooms, 10 events/s per room | `{Args("fanout-tls")}` | " +
+                         $"{F(fanoutTls.ServerCpuMicrosecondsPerDelivery)} µs CPU per delivery; {fanoutTls.Delivered:N0} deliveries ({fanoutTls.DeliveriesPerSecond:N0}/s); " +
+                         $"lost {fanoutTls.Lost}, duplicated/reordered {fanoutTls.DuplicatedOrOutOfOrder}, gaps {fanoutTls.Gaps}; latency p50 {F(fanoutTls.LatencyMs.P50, "0.0")} ms, " +
+                         $"p99 {F(fanoutTls.LatencyMs.P99, "0.0")} ms, max {F(fanoutTls.LatencyMs.Max, "0.0")} ms | zero loss/dups/reordering, p99 ≤ 50 ms | " +
+                         $"{Verdict(fanoutTls.Clean && fanoutTls.LatencyMs.P99 <= 50)} |");
+            if (Load("fanout") is { } plain && plain.ServerCpuMicrosecondsPerDelivery is { } plainCpu && fanoutTls.ServerCpuMicrosecondsPerDelivery is { } tlsCpu)
+            {
+                s.AppendLine($"| the cost of TLS per delivery: 2b minus 2 | | " +
+                             $"{F(tlsCpu - plainCpu)} µs CPU per delivery ({F(plainCpu)} → {F(tlsCpu)} µs, ×{F(tlsCpu / plainCpu)}); " +
+                             $"server memory {F(plain.ServerKiBPerConnection)} → {F(fanoutTls.ServerKiBPerConnection)} KiB per connection | (measured, no target) | |");
+            }
+        }
         if (Load("burst") is { } burst)
         {
             s.AppendLine($"| 3. burst: 1 room × {burst.ConnectionsOpened:N0} subscribers × 100 events | `{Args("burst")}` | " +

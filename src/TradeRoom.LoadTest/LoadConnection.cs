@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,6 +19,7 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
 {
     private const int BufferSize = 16 * 1024;
     private Socket? _socket;
+    private SslStream? _tls;  // wss:// only: every read and write then goes through it
     private byte[] _buffer = new byte[BufferSize];
     private int _start;
     private int _end;
@@ -34,8 +36,8 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
     public int? CloseCode { get; private set; }
     public string? Failure { get; private set; }
 
-    /// <summary>Connects, authenticates and subscribes; throws <see cref="LoadTestException"/> with the reason on failure.</summary>
-    public async Task OpenAsync(Uri ws, IPAddress source, string token, CancellationToken cancellationToken)
+    /// <summary>Connects (over TLS for wss://, checking the certificate with <paramref name="validate"/> or the system's trust), authenticates and subscribes; throws <see cref="LoadTestException"/> with the reason on failure.</summary>
+    public async Task OpenAsync(Uri ws, IPAddress source, string token, RemoteCertificateValidationCallback? validate, CancellationToken cancellationToken)
     {
         var remote = new IPEndPoint((await Dns.GetHostAddressesAsync(ws.Host, cancellationToken))
             .First(a => a.AddressFamily == AddressFamily.InterNetwork), ws.Port);
@@ -49,11 +51,27 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         {
             throw new LoadTestException($"cannot connect to {ws}: {e.SocketErrorCode}");
         }
+        if (ws.Scheme == "wss")
+        {
+            _tls = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+            try
+            {
+                await _tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+                {
+                    TargetHost = ws.Host,
+                    RemoteCertificateValidationCallback = validate,
+                }, cancellationToken);
+            }
+            catch (System.Security.Authentication.AuthenticationException e)
+            {
+                throw new LoadTestException($"TLS handshake with {ws} failed: {e.Message} (trust the server's certificate with --ca-cert, or --insecure)");
+            }
+        }
 
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
         var request = $"GET {ws.AbsolutePath}?token={Uri.EscapeDataString(token)} HTTP/1.1\r\nHost: {ws.Authority}\r\n" +
                       $"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await _socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, cancellationToken);
+        await SendAsync(Encoding.ASCII.GetBytes(request), cancellationToken);
 
         var head = await ReadHeadAsync(cancellationToken);
         if (!head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
@@ -127,6 +145,7 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         catch (SocketException)
         {
         }
+        _tls?.Dispose();
         _socket?.Dispose();
     }
 
@@ -219,7 +238,9 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
             Array.Copy(_buffer, _start, _buffer, 0, _end - _start);
             (_end, _start) = (_end - _start, 0);
         }
-        var read = await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
+        var read = _tls is null
+            ? await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken)
+            : await _tls.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
         if (read == 0)
             throw new LoadTestException("the server closed the connection without a close frame");
         _end += read;
@@ -281,7 +302,15 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         RandomNumberGenerator.Fill(mask);
         for (var i = 0; i < payload.Length; i++)
             frame[header + 4 + i] = (byte)(payload[i] ^ mask[i % 4]);
-        await _socket!.SendAsync(frame, SocketFlags.None, cancellationToken);
+        await SendAsync(frame, cancellationToken);
+    }
+
+    private async Task SendAsync(byte[] bytes, CancellationToken cancellationToken)
+    {
+        if (_tls is null)
+            await _socket!.SendAsync(bytes, SocketFlags.None, cancellationToken);
+        else
+            await _tls.WriteAsync(bytes, cancellationToken);
     }
 }
 

@@ -28,6 +28,12 @@ public sealed record LoadTestOptions
     public int? ServerPid { get; init; }
     /// <summary>The server's Prometheus endpoint: its counts of events published and frames delivered are compared with the tester's own.</summary>
     public Uri? MetricsUrl { get; init; }
+    /// <summary>Sent as <c>Authorization: Bearer</c> to <see cref="MetricsUrl"/> (the server's traderoom.http.metrics-token).</summary>
+    public string? MetricsToken { get; init; }
+    /// <summary>A PEM certificate to trust for wss:// and https:// (e.g. the server's self-signed one).</summary>
+    public string? CaCertPath { get; init; }
+    /// <summary>Accept any server certificate (wss:// and https://).</summary>
+    public bool Insecure { get; init; }
     /// <summary>Self-check against a trivial server: no HTTP API, no publishing; each connection expects this many events.</summary>
     public int ExpectPerConnection { get; init; }
     public string? JsonPath { get; init; }
@@ -46,8 +52,10 @@ public sealed record LoadTestOptions
                dotnet run -c Release --project src/TradeRoom.LoadTest -- trivial-server --port P --frames K
                dotnet run -c Release --project src/TradeRoom.LoadTest -- report RESULTS_DIR OUTPUT.md
 
-          --ws URL                 WebSocket endpoint                      (ws://127.0.0.1:4001/ws)
-          --api URL                HTTP endpoint for publishing             (http://127.0.0.1:4000)
+          --ws URL                 WebSocket endpoint, ws:// or wss://     (ws://127.0.0.1:4001/ws)
+          --api URL                HTTP(S) endpoint for publishing          (http://127.0.0.1:4000)
+          --ca-cert PATH           PEM certificate to trust for wss:// and https:// (e.g. the server's self-signed one)
+          --insecure               accept any server certificate
           --secret S               JWT secret to sign tokens with           (JWT_SECRET, else the development secret)
           --connections N          connections to open                      (1000)
           --rooms R                rooms to spread them over                (10)
@@ -64,6 +72,7 @@ public sealed record LoadTestOptions
           --server-pid PID         measure the server's memory and CPU from /proc
           --metrics-url URL        the server's /metrics (e.g. http://127.0.0.1:4000/metrics): compare its counts
                                    of events published and frames delivered with the tester's own
+          --metrics-token T        bearer token for --metrics-url (the server's traderoom.http.metrics-token)
           --json PATH              write the summary as JSON ("-": stdout)
           --expect-per-connection K  self-check against `trivial-server`: no publishing, K events per connection
           --quiet                  no live progress
@@ -86,8 +95,11 @@ public sealed record LoadTestOptions
 
             o = name switch
             {
-                "--ws" => o with { WsUrl = Url("ws") },
-                "--api" => o with { ApiUrl = Url("http") },
+                "--ws" => o with { WsUrl = Url("ws", "wss") },
+                "--api" => o with { ApiUrl = Url("http", "https") },
+                "--ca-cert" => o with { CaCertPath = Value() },
+                "--insecure" => o with { Insecure = true },
+                "--metrics-token" => o with { MetricsToken = Value() },
                 "--secret" => o with { Secret = Value() },
                 "--connections" => o with { Connections = Int(1) },
                 "--rooms" => o with { Rooms = Int(1) },
@@ -113,6 +125,10 @@ public sealed record LoadTestOptions
             throw new ArgumentException("--rooms cannot exceed --connections");
         if (o.MetricsUrl is not null && o.ExpectPerConnection > 0)
             throw new ArgumentException("--metrics-url needs a TradeRoom server, not the trivial server of --expect-per-connection");
+        if (o.MetricsToken is not null && o.MetricsUrl is null)
+            throw new ArgumentException("--metrics-token needs --metrics-url");
+        if (o.CaCertPath is not null && !File.Exists(o.CaCertPath))
+            throw new ArgumentException($"--ca-cert {o.CaCertPath} does not exist");
         if (o.SourceAddresses > 254)
             throw new ArgumentException("--source-addresses is at most 254 (127.0.0.1..127.0.0.254)");
         return o;

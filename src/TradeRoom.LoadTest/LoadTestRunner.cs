@@ -65,7 +65,8 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     {
         var probe = ServerProbe.For(options.ServerPid);
         var tokens = new TokenIssuer(options.Secret);
-        using var http = new HttpClient { BaseAddress = options.ApiUrl, Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient(TlsTrust.HttpHandler(options)) { BaseAddress = options.ApiUrl, Timeout = TimeSpan.FromSeconds(30) };
+        var tls = TlsTrust.Callback(options);
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(12)));
         if (options.ExpectPerConnection == 0)
             await CheckServerAsync(http, cancellationToken);
@@ -100,7 +101,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                 {
                     try
                     {
-                        await connection.OpenAsync(options.WsUrl, source, token, stop.Token);
+                        await connection.OpenAsync(options.WsUrl, source, token, tls, stop.Token);
                         Interlocked.Increment(ref _opened);
                         lock (receiving)
                             receiving.Add(connection.ReceiveLoopAsync(stop.Token));
@@ -145,7 +146,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         // A self-check counts from the start: the trivial server sends as soon as a connection subscribes.
         var selfCheck = options.ExpectPerConnection > 0;
         ServerCounters? serverBefore = options.MetricsUrl is { } metricsUrl
-            ? await ServerCounters.ScrapeSettledAsync(http, metricsUrl, cancellationToken)
+            ? await ServerCounters.ScrapeSettledAsync(http, metricsUrl, options.MetricsToken, cancellationToken)
             : null;
         var cpuBefore = probe?.CpuMicroseconds();
         var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
@@ -174,7 +175,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
         ServerCounters? serverAfter = options.MetricsUrl is { } url
-            ? await ServerCounters.ScrapeSettledAsync(http, url, cancellationToken, serverBefore, delivered)
+            ? await ServerCounters.ScrapeSettledAsync(http, url, options.MetricsToken, cancellationToken, serverBefore, delivered)
             : null;
 
         _phase = "done";

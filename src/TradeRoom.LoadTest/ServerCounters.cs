@@ -14,17 +14,17 @@ internal readonly record struct ServerCounters(long EventsPublished, long Frames
     /// <paramref name="before"/>), until the server's count has caught up with it, for at most two seconds;
     /// otherwise until two scrapes 50 ms apart agree. Whatever the server then shows is reported, agreeing or not.
     /// </summary>
-    public static async Task<ServerCounters> ScrapeSettledAsync(HttpClient http, Uri metricsUrl, CancellationToken cancellationToken,
+    public static async Task<ServerCounters> ScrapeSettledAsync(HttpClient http, Uri metricsUrl, string? token, CancellationToken cancellationToken,
         ServerCounters? before = null, long? framesReceived = null)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
-        var last = await ScrapeAsync(http, metricsUrl, cancellationToken);
+        var last = await ScrapeAsync(http, metricsUrl, token, cancellationToken);
         while (DateTime.UtcNow < deadline)
         {
             if (framesReceived is { } received && last.FramesDelivered - (before?.FramesDelivered ?? 0) >= received)
                 break;
             await Task.Delay(50, cancellationToken);
-            var next = await ScrapeAsync(http, metricsUrl, cancellationToken);
+            var next = await ScrapeAsync(http, metricsUrl, token, cancellationToken);
             if (framesReceived is null && next == last)
                 break;
             last = next;
@@ -32,12 +32,16 @@ internal readonly record struct ServerCounters(long EventsPublished, long Frames
         return last;
     }
 
-    public static async Task<ServerCounters> ScrapeAsync(HttpClient http, Uri metricsUrl, CancellationToken cancellationToken)
+    /// <param name="token">The server's metrics token, if it needs one (it replaces the client's default Authorization).</param>
+    public static async Task<ServerCounters> ScrapeAsync(HttpClient http, Uri metricsUrl, string? token, CancellationToken cancellationToken)
     {
         string text;
         try
         {
-            using var response = await http.GetAsync(metricsUrl, cancellationToken);
+            using var request = new HttpRequestMessage(HttpMethod.Get, metricsUrl);
+            if (token is not null)
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request, cancellationToken);
             if (!response.IsSuccessStatusCode)
                 throw new LoadTestException($"--metrics-url {metricsUrl} answered {(int)response.StatusCode}");
             text = await response.Content.ReadAsStringAsync(cancellationToken);

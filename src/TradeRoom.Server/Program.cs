@@ -16,10 +16,11 @@ catch (StartupException e)
 
 var settings = app.Services.GetRequiredService<TradeRoomSettings>();
 var demo = app.Services.GetRequiredService<DemoSettings>();
+var schemes = app.Services.GetRequiredService<ServerSchemes>();
 app.Lifetime.ApplicationStarted.Register(() =>
 {
-    Console.WriteLine($"TradeRoom listening: WebSocket ws://localhost:{settings.WsPort}/ws, HTTP http://localhost:{settings.ApiPort} (health: /api/health), pid {Environment.ProcessId}");
-    Console.WriteLine($"Dashboard: http://localhost:{settings.ApiPort}/" + (demo.Enabled
+    Console.WriteLine($"TradeRoom listening: WebSocket {schemes.WebSocket}://localhost:{settings.WsPort}/ws, HTTP {schemes.Http}://localhost:{settings.ApiPort} (health: /api/health), pid {Environment.ProcessId}");
+    Console.WriteLine($"Dashboard: {schemes.Http}://localhost:{settings.ApiPort}/" + (demo.Enabled
         ? $" (demo trade room on: bull pen \"{demo.BullPenId}\")"
         : $" (start with {TradeRoomHost.DemoSwitch} for a simulated trade room to watch)"));
     if (app.Environment.IsDevelopment() && settings.JwtSecret == ServerConfig.DevelopmentSecret)

@@ -21,6 +21,11 @@ public static class ServerConfig
         ("BIND_ADDRESS", "traderoom.bind-address"),
         ("JWT_SECRET", "traderoom.jwt.secret"),
         ("TRADEROOM_AUTH_ROOMS", "traderoom.auth.rooms"),
+        ("TLS_CERT", "traderoom.tls.certificate"),
+        ("TLS_KEY", "traderoom.tls.key"),
+        ("TLS_PFX", "traderoom.tls.pfx"),
+        ("TLS_PFX_PASSWORD", "traderoom.tls.pfx-password"),
+        ("METRICS_TOKEN", "traderoom.http.metrics-token"),
     ];
 
     /// <summary>

@@ -38,6 +38,7 @@ public static class TradeRoomHost
         var authorizer = new RoomAuthorizer(settings.RoomAuthorization, settings.JwtSecret);
         settings = settings.WithRoomAuthorizer(authorizer);
         var demo = DemoSettings.FromConfig(config);
+        var tls = TlsSettings.FromConfig(config);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -50,6 +51,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
         builder.Services.AddSingleton(demo);
+        builder.Services.AddSingleton(ServerSchemes.For(tls));
         if (demo.Enabled)
             builder.Services.AddHostedService<DemoFeed>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
@@ -71,9 +73,18 @@ public static class TradeRoomHost
             kestrel.AddServerHeader = false;
             // The publish endpoints enforce traderoom.http.max-body-size themselves, with a JSON 413.
             kestrel.Limits.MaxRequestBodySize = null;
-            Listen(kestrel, settings.BindAddress, settings.ApiPort, _ => { });
+            Listen(kestrel, settings.BindAddress, settings.ApiPort, listen =>
+            {
+                if (tls is { Http: true })
+                    UseTls(listen, tls, settings.HandshakeTimeout);
+            });
             Listen(kestrel, settings.BindAddress, settings.WsPort, listen =>
-                listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection)));
+            {
+                // Kestrel's TLS middleware goes first: the handler then reads and writes plaintext through its pipe only.
+                if (tls is not null)
+                    UseTls(listen, tls, settings.HandshakeTimeout);
+                listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection));
+            });
         });
 
         configure?.Invoke(builder);
@@ -104,10 +115,10 @@ public static class TradeRoomHost
                 framesDelivered = metrics.FramesDelivered,
             });
         });
-        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
-        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment());
+        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), ServerSchemes.For(tls));
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);
         // "{*path}", not MapFallback's default "{*path:nonfile}": a path that looks like a file gets the JSON 404 too.
@@ -115,6 +126,14 @@ public static class TradeRoomHost
             ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
         return app;
     }
+
+    private static void UseTls(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen, TlsSettings tls, TimeSpan handshakeTimeout) =>
+        listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = tls.Certificate,
+            ServerCertificateChain = tls.Chain,
+            HandshakeTimeout = handshakeTimeout,
+        });
 
     private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, string address, int port,
         Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> configure)

@@ -29,12 +29,12 @@ internal static class DashboardEndpoints
         });
     }
 
-    public static void MapDashboardConfig(this IEndpointRouteBuilder app, TradeRoomSettings settings, DemoSettings demo, bool development)
+    public static void MapDashboardConfig(this IEndpointRouteBuilder app, TradeRoomSettings settings, DemoSettings demo, bool development, ServerSchemes schemes)
     {
         app.MapGet("/api/dashboard/config", (HttpContext http) => Results.Json(new
         {
-            // The host the page was loaded from, on the WebSocket port.
-            wsUrl = $"ws://{HostForUrl(http.Request.Host.Host)}:{settings.WsPort}/ws",
+            // The host the page was loaded from, on the WebSocket port (wss:// under traderoom.tls).
+            wsUrl = $"{schemes.WebSocket}://{HostForUrl(http.Request.Host.Host)}:{settings.WsPort}/ws",
             development,
             demo = new { enabled = demo.Enabled, bullPenId = demo.BullPenId },
         }));

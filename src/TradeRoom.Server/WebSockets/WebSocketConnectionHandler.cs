@@ -31,8 +31,9 @@ internal sealed class WebSocketConnectionHandler(
 
     public async Task HandleAsync(ConnectionContext connection)
     {
-        // Frames go straight to the socket where the transport exposes it (Kestrel's socket transport does).
-        var direct = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+        // Frames go straight to the socket where the transport exposes it (Kestrel's socket transport does), but never
+        // under TLS: the socket feature still names the raw socket there, and only the transport's pipe encrypts.
+        var direct = connection.Features.Get<ITlsHandshakeFeature>() is null ? connection.Features.Get<IConnectionSocketFeature>()?.Socket : null;
         if (direct is not null)
             direct.Blocking = false;
         var stream = new DuplexPipeStream(connection.Transport, direct);

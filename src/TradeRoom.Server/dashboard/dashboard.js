@@ -9,7 +9,8 @@ const HEALTH_EVERY_MS = 3000;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
-let config = { wsUrl: `ws://${location.hostname}:4001/ws`, development: false, demo: { enabled: false, bullPenId: "demo" } };
+// Until /api/dashboard/config answers: a page served over https can only open wss://.
+let config = { wsUrl: `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:4001/ws`, development: false, demo: { enabled: false, bullPenId: "demo" } };
 let client = null;
 let room = null;
 let minted = null;          // { token, userId, expiresAt } from /api/dev/token

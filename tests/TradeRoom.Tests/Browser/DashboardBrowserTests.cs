@@ -27,6 +27,26 @@ public class DashboardBrowserTests(ChromiumFixture chromium) : IClassFixture<Chr
     private static string Artifacts => Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName;
 
     [Fact]
+    public async Task Served_over_https_the_dashboard_connects_over_wss_and_comes_alive()
+    {
+        using var certificate = TestCertificate.Create();
+        await using var server = await TestServer.StartAsync(DemoHocon, environment: "Development", tls: certificate);
+        // The self-signed certificate: this context accepts it, for the page and its WebSocket alike.
+        await using var context = await chromium.Browser.NewContextAsync(new BrowserNewContextOptions { IgnoreHTTPSErrors = true });
+        var page = await context.NewPageAsync();
+        var sockets = new List<string>();
+        page.WebSocket += (_, socket) => sockets.Add(socket.Url);
+
+        await page.GotoAsync($"https://127.0.0.1:{server.ApiPort}/");
+
+        await Expect(page.Locator("#conn-state")).ToHaveAttributeAsync("data-state", "connected", Soon);
+        await Expect(page.Locator("#sub-state")).ToHaveAttributeAsync("data-outcome", "snapshot", Soon);
+        await Expect(page.Locator("#feed tbody tr").First).ToBeAttachedAsync(new() { Timeout = 15_000 });
+        Assert.NotEmpty(sockets);
+        Assert.All(sockets, url => Assert.StartsWith($"wss://127.0.0.1:{server.WsPort}/", url, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_dashboard_comes_alive_and_survives_a_server_restart()
     {
         // Development, as `dotnet run` is: the page mints its own token and connects without any input.

@@ -17,7 +17,8 @@ public class StartupTests
 
     /// <summary>Every variable <see cref="ServerConfig.Load"/> reads, unset.</summary>
     private static EnvironmentScope CleanEnvironment(params (string Name, string? Value)[] set) =>
-        new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null), ("TRADEROOM_AUTH_ROOMS", null), .. set]);
+        new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null),
+            ("TRADEROOM_AUTH_ROOMS", null), ("TLS_CERT", null), ("TLS_KEY", null), ("TLS_PFX", null), ("TLS_PFX_PASSWORD", null), ("METRICS_TOKEN", null), .. set]);
 
     // ---------------------------------------------------------------- ServerConfig.Settings: the JWT secret
 
@@ -102,6 +103,39 @@ public class StartupTests
         var settings = ServerConfig.Settings(ServerConfig.Load(), isDevelopment: false);
 
         Assert.Equal((15101, 15100, "127.0.0.1", GoodSecret), (settings.WsPort, settings.ApiPort, settings.BindAddress, settings.JwtSecret));
+    }
+
+    [Fact]
+    public void TLS_PFX_and_TLS_PFX_PASSWORD_load_the_certificate_and_METRICS_TOKEN_sets_the_token()
+    {
+        using var certificate = TestCertificate.Create();
+        using var _ = CleanEnvironment(("TLS_PFX", certificate.PfxPath), ("TLS_PFX_PASSWORD", TestCertificate.PfxPassword), ("METRICS_TOKEN", "scrape-me"));
+
+        var config = ServerConfig.Load();
+        var tls = TlsSettings.FromConfig(config);
+
+        Assert.Equal(certificate.Certificate.Thumbprint, tls!.Certificate.Thumbprint);
+        Assert.True(tls.Http);
+        Assert.Equal("scrape-me", config.GetString("traderoom.http.metrics-token"));
+    }
+
+    [Fact]
+    public void Without_TLS_variables_or_settings_there_is_no_TLS()
+    {
+        using var _ = CleanEnvironment();
+
+        Assert.Null(TlsSettings.FromConfig(ServerConfig.Load()));
+    }
+
+    [Fact]
+    public void TLS_CERT_naming_a_missing_file_stops_startup_naming_the_variable_and_the_path()
+    {
+        using var _ = CleanEnvironment(("TLS_CERT", "/nonexistent/env.crt"), ("TLS_KEY", "/nonexistent/env.key"));
+
+        var e = Assert.Throws<StartupException>(() => TlsSettings.FromConfig(ServerConfig.Load()));
+
+        Assert.Contains("TLS_CERT", e.Message, StringComparison.Ordinal);
+        Assert.Contains("/nonexistent/env.crt", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

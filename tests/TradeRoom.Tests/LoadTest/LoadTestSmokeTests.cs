@@ -67,6 +67,42 @@ public class LoadTestSmokeTests
     }
 
     [Fact]
+    public async Task Over_wss_and_https_with_a_metrics_token_every_event_arrives_and_the_servers_counts_agree()
+    {
+        using var certificate = TestCertificate.Create();
+        await using var server = await TestServer.StartAsync("traderoom.http.metrics-token = \"bench-token\"", tls: certificate);
+        var result = await new LoadTestRunner(OptionsFor(server) with
+        {
+            ApiUrl = server.Http.BaseAddress!,
+            CaCertPath = certificate.CertificatePath,
+            Connections = 20,
+            Rooms = 2,
+            Rate = 10,
+            Duration = TimeSpan.FromSeconds(1),
+            Burst = 5,
+            MetricsUrl = new Uri(server.Http.BaseAddress!, "/metrics"),
+            MetricsToken = "bench-token",
+        }, TextWriter.Null).RunAsync();
+
+        Assert.Equal("wss", server.WsUri.Scheme);
+        Assert.True(result.Clean, LoadTestRunner.Format(result));
+        Assert.Equal(20 * 15, result.Delivered);
+        Assert.Equal(result.Delivered, result.ServerFramesDelivered);
+    }
+
+    [Fact]
+    public async Task Over_wss_an_untrusted_certificate_is_a_clear_error()
+    {
+        using var certificate = TestCertificate.Create();
+        await using var server = await TestServer.StartAsync("traderoom.tls.http = off", tls: certificate);
+        var e = await Assert.ThrowsAsync<LoadTestException>(() =>
+            new LoadTestRunner(OptionsFor(server) with { Connections = 1, Rooms = 1 }, TextWriter.Null).RunAsync());
+
+        Assert.Contains("TLS handshake", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--ca-cert", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_server_that_is_down_is_a_clear_error()
     {
         var options = new LoadTestOptions { ApiUrl = new Uri("http://127.0.0.1:1"), WsUrl = new Uri("ws://127.0.0.1:1/ws"), Quiet = true };
@@ -87,7 +123,7 @@ public class LoadTestSmokeTests
     [Theory]
     [InlineData(new[] { "--connections", "0" }, "--connections needs a whole number >= 1")]
     [InlineData(new[] { "--rate", "fast" }, "--rate needs a number >= 0")]
-    [InlineData(new[] { "--ws", "http://x" }, "--ws needs a ws URL")]
+    [InlineData(new[] { "--ws", "http://x" }, "--ws needs a ws or wss URL")]
     [InlineData(new[] { "--bogus" }, "unknown option --bogus")]
     [InlineData(new[] { "--metrics-url", "ftp://x/metrics" }, "--metrics-url needs a http or https URL")]
     [InlineData(new[] { "--rooms", "5", "--connections", "2" }, "--rooms cannot exceed --connections")]

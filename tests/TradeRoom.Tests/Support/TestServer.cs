@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Server;
@@ -17,28 +18,34 @@ public sealed class TestServer : IAsyncDisposable
 {
     public const string Secret = "integration-test-secret-0123456789-abcdef";
 
-    private TestServer(WebApplication app, int wsPort, int apiPort)
+    private TestServer(WebApplication app, int wsPort, int apiPort, TestCertificate? tls, bool https)
     {
         App = app;
         WsPort = wsPort;
         ApiPort = apiPort;
+        Tls = tls;
         Tokens = new TokenIssuer(Secret);
-        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        var api = new Uri($"{(https ? "https" : "http")}://127.0.0.1:{apiPort}");
+        Http = https ? tls!.HttpClient(api) : new HttpClient { BaseAddress = api };
     }
+
+    /// <summary>The certificate the server serves TLS with, if it does; <see cref="ConnectAsync"/> and <see cref="Http"/> trust it.</summary>
+    public TestCertificate? Tls { get; }
 
     public WebApplication App { get; }
     public int WsPort { get; }
     public int ApiPort { get; }
     public TokenIssuer Tokens { get; }
     public HttpClient Http { get; }
-    public Uri WsUri => new($"ws://127.0.0.1:{WsPort}/ws");
+    public Uri WsUri => new($"{(Tls is null ? "ws" : "wss")}://127.0.0.1:{WsPort}/ws");
 
     /// <param name="hocon">Extra HOCON (e.g. <c>traderoom.rooms.idle-timeout = 1s</c>), over the test defaults.</param>
     /// <param name="environment">The host environment ("Development" maps the development-only endpoints).</param>
     /// <param name="ports">Fixed ports, e.g. those of a server this one replaces; free ones by default.</param>
     /// <param name="configure">Changes to the host builder (e.g. a log provider that captures lines).</param>
+    /// <param name="tls">Serve TLS with this certificate (its PEM files; <paramref name="hocon"/> may switch to the PFX or set tls.http).</param>
     public static async Task<TestServer> StartAsync(string? hocon = null, string environment = "Testing", (int WsPort, int ApiPort)? ports = null,
-        Action<WebApplicationBuilder>? configure = null)
+        Action<WebApplicationBuilder>? configure = null, TestCertificate? tls = null)
     {
         var wsPort = ports?.WsPort ?? FreePort();
         var apiPort = ports?.ApiPort ?? FreePort();
@@ -50,11 +57,12 @@ public sealed class TestServer : IAsyncDisposable
               jwt.secret = "{{Secret}}"
             }
             akka.loglevel = WARNING
+            {{tls?.PemHocon}}
             {{hocon}}
             """;
         var app = TradeRoomHost.Build(["--environment", environment], overrides, configure);
         await app.StartAsync();
-        return new TestServer(app, wsPort, apiPort);
+        return new TestServer(app, wsPort, apiPort, tls, app.Services.GetRequiredService<ServerSchemes>().Http == "https");
     }
 
     public string UserToken(string userId) => Tokens.UserToken(userId, TimeSpan.FromMinutes(10));
@@ -64,7 +72,7 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>A connected, authenticated client (auth_success already read).</summary>
     public async Task<WsClient> ConnectAsync(string userId)
     {
-        var client = await WsClient.ConnectAsync(WsUri);
+        var client = await WsClient.ConnectAsync(WsUri, Tls is null ? null : Tls.Validate);
         await client.SendAsync(new { type = "auth", data = new { token = UserToken(userId) } });
         var reply = await client.ReceiveAsync();
         if (reply.Type != "auth_success")

@@ -28,9 +28,12 @@ public sealed class WsClient : IAsyncDisposable
 
     public ClientWebSocket Socket { get; }
 
-    public static async Task<WsClient> ConnectAsync(Uri uri)
+    /// <param name="validate">For wss://: the check of the server's certificate (e.g. <see cref="TestCertificate.Validate"/>).</param>
+    public static async Task<WsClient> ConnectAsync(Uri uri, System.Net.Security.RemoteCertificateValidationCallback? validate = null)
     {
         var socket = new ClientWebSocket();
+        if (validate is not null)
+            socket.Options.RemoteCertificateValidationCallback = validate;
         using var timeout = new CancellationTokenSource(DefaultTimeout);
         await socket.ConnectAsync(uri, timeout.Token);
         return new WsClient(socket);
