@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Tests.Support;
 
@@ -255,6 +256,21 @@ public class RoomAuthorizationTests
 
         Assert.Equal(8, platform.Calls);
         Assert.Equal(2, platform.MaxInFlight);
+    }
+
+    [Theory]
+    [InlineData("Production", "open", true)]
+    [InlineData("Production", "claim", false)]
+    [InlineData("Development", "open", false)]
+    public async Task Open_room_authorization_outside_Development_is_warned_about_at_start(string environment, string mode, bool warned)
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var server = await TestServer.StartAsync($"traderoom.auth.rooms = {mode}", environment,
+            configure: builder => builder.Logging.AddProvider(logs));
+
+        var warnings = logs.Lines.Where(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning
+            && l.Message.Contains("any authenticated user can follow any bull pen", StringComparison.Ordinal));
+        Assert.Equal(warned ? 1 : 0, warnings.Count());
     }
 
     [Theory]
