@@ -118,7 +118,7 @@ public static class TradeRoomHost
         app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
-        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), ServerSchemes.For(tls));
+        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), ServerSchemes.For(tls), config);
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);
         // "{*path}", not MapFallback's default "{*path:nonfile}": a path that looks like a file gets the JSON 404 too.

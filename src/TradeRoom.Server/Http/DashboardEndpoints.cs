@@ -29,16 +29,45 @@ internal static class DashboardEndpoints
         });
     }
 
-    public static void MapDashboardConfig(this IEndpointRouteBuilder app, TradeRoomSettings settings, DemoSettings demo, bool development, ServerSchemes schemes)
+    public static void MapDashboardConfig(this IEndpointRouteBuilder app, TradeRoomSettings settings, DemoSettings demo, bool development,
+        ServerSchemes schemes, Akka.Configuration.Config config)
     {
+        var publicWsUrl = config.GetString("traderoom.http.public-ws-url", "");
+        if (publicWsUrl.Length > 0
+            && (!Uri.TryCreate(publicWsUrl, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("ws" or "wss")))
+            throw new StartupException($"http.public-ws-url \"{publicWsUrl}\" is not an absolute ws:// or wss:// URL");
+        var publicHosts = new HashSet<string>(config.GetStringList("traderoom.http.public-hosts"), StringComparer.OrdinalIgnoreCase);
+        if (!settings.BindAddress.Equals("0.0.0.0", StringComparison.Ordinal) && !settings.BindAddress.Equals("::", StringComparison.Ordinal))
+            publicHosts.Add(settings.BindAddress);
+
         app.MapGet("/api/dashboard/config", (HttpContext http) => Results.Json(new
         {
-            // The host the page was loaded from, on the WebSocket port (wss:// under traderoom.tls).
-            wsUrl = $"{schemes.WebSocket}://{HostForUrl(http.Request.Host.Host)}:{settings.WsPort}/ws",
+            // The configured public URL, or the page's host (when vouched for) on the WebSocket port (wss:// under traderoom.tls).
+            wsUrl = publicWsUrl.Length > 0 ? publicWsUrl : $"{schemes.WebSocket}://{HostForUrl(PageHost(http, publicHosts))}:{settings.WsPort}/ws",
             development,
             demo = new { enabled = demo.Enabled, bullPenId = demo.BullPenId },
         }));
     }
+
+    /// <summary>
+    /// The host the page was loaded from, when the server can vouch for it: localhost, a loopback address, the address
+    /// the client actually connected to, the bind address or a name in <c>http.public-hosts</c>. Any other Host header
+    /// is the client's word only (a forged one would send the page's socket elsewhere), so the connection's own local
+    /// address answers instead.
+    /// </summary>
+    private static string PageHost(HttpContext http, HashSet<string> publicHosts)
+    {
+        var host = http.Request.Host.Host;
+        var local = http.Connection.LocalIpAddress;
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || publicHosts.Contains(host))
+            return host;
+        if (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip)
+            && (System.Net.IPAddress.IsLoopback(ip) || (local is not null && Normalize(ip).Equals(Normalize(local)))))
+            return ip.ToString();
+        return local is null ? "localhost" : Normalize(local).ToString();
+    }
+
+    private static System.Net.IPAddress Normalize(System.Net.IPAddress ip) => ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip;
 
     private static string HostForUrl(string host) =>
         host.Length == 0 ? "localhost" : host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host;

@@ -119,6 +119,36 @@ public class DashboardHostingTests(SharedServerFixture fixture) : IClassFixture<
         Assert.Equal($"ws://127.0.0.1:{Server.WsPort}/ws", response.Json.GetProperty("wsUrl").GetString());
     }
 
+    [Theory]
+    [InlineData("evil.example")]
+    [InlineData("evil.example:4000")]
+    [InlineData("10.66.66.66")]
+    public async Task A_forged_Host_header_never_reaches_the_wsUrl(string host)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/dashboard/config");
+        request.Headers.Host = host;
+
+        var response = await ApiResponse.ReadAsync(Server.Http.SendAsync(request));
+
+        Assert.Equal(HttpStatusCode.OK, response.Status);
+        // The address the client really connected to, never the header's.
+        Assert.Equal($"ws://127.0.0.1:{Server.WsPort}/ws", response.Json.GetProperty("wsUrl").GetString());
+    }
+
+    [Theory]
+    [InlineData("localhost", "localhost")]
+    [InlineData("127.0.0.1", "127.0.0.1")]
+    [InlineData("[::1]", "[::1]")]
+    public async Task A_local_Host_header_is_kept(string host, string expected)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/dashboard/config");
+        request.Headers.Host = host;
+
+        var response = await ApiResponse.ReadAsync(Server.Http.SendAsync(request));
+
+        Assert.Equal($"ws://{expected}:{Server.WsPort}/ws", response.Json.GetProperty("wsUrl").GetString());
+    }
+
     [Fact]
     public async Task The_root_serves_the_dashboard_page()
     {
@@ -246,5 +276,46 @@ public class DemoFeedTests
 
         Assert.False(config.Json.GetProperty("demo").GetProperty("enabled").GetBoolean());
         Assert.Equal(0, health.Json.GetProperty("rooms").GetInt32());
+    }
+}
+
+/// <summary>The dashboard's WebSocket URL from the settings: <c>http.public-ws-url</c> and <c>http.public-hosts</c>.</summary>
+public class DashboardPublicUrlTests
+{
+    [Fact]
+    public async Task A_configured_public_ws_url_is_what_the_page_gets_whatever_the_Host()
+    {
+        await using var server = await TestServer.StartAsync("traderoom.http.public-ws-url = \"wss://rooms.example.com/ws\"");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/dashboard/config");
+        request.Headers.Host = "evil.example";
+
+        var response = await ApiResponse.ReadAsync(server.Http.SendAsync(request));
+
+        Assert.Equal("wss://rooms.example.com/ws", response.Json.GetProperty("wsUrl").GetString());
+    }
+
+    [Fact]
+    public async Task A_Host_named_in_public_hosts_is_kept_and_another_is_not()
+    {
+        await using var server = await TestServer.StartAsync("traderoom.http.public-hosts = [\"rooms.example.com\"]");
+        using var named = new HttpRequestMessage(HttpMethod.Get, "/api/dashboard/config");
+        named.Headers.Host = "ROOMS.example.com:8080";
+        using var other = new HttpRequestMessage(HttpMethod.Get, "/api/dashboard/config");
+        other.Headers.Host = "rooms.example.com.evil.example";
+
+        var kept = await ApiResponse.ReadAsync(server.Http.SendAsync(named));
+        var replaced = await ApiResponse.ReadAsync(server.Http.SendAsync(other));
+
+        Assert.Equal($"ws://ROOMS.example.com:{server.WsPort}/ws", kept.Json.GetProperty("wsUrl").GetString());
+        Assert.Equal($"ws://127.0.0.1:{server.WsPort}/ws", replaced.Json.GetProperty("wsUrl").GetString());
+    }
+
+    [Fact]
+    public async Task A_public_ws_url_that_is_not_ws_or_wss_stops_the_start()
+    {
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() =>
+            TestServer.StartAsync("traderoom.http.public-ws-url = \"http://rooms.example.com/ws\""));
+
+        Assert.Contains("public-ws-url", failure.ToString(), StringComparison.Ordinal);
     }
 }
