@@ -98,6 +98,7 @@ public static class TradeRoomHost
                 "Room authorization is open (traderoom.auth.rooms = open): any authenticated user can follow any bull pen. " +
                 "Set claim or callback for private or invite-only competitions (README.md, \"Room authorization\")."));
 
+        app.UseDotSegmentGuard();
         app.UseDashboardFiles();
         app.UseRouting();
 

@@ -118,6 +118,8 @@ internal static class E2E
                 length = int.Parse(line["Content-Length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
         var bodyStart = headEnd + 4;
+        if (head.Contains("Transfer-Encoding: chunked", StringComparison.OrdinalIgnoreCase))
+            return new RawResponse(status, head, await ReadChunkedAsync(stream, received.GetRange(bodyStart, received.Count - bodyStart), timeout.Token));
         while (received.Count < bodyStart + length)
         {
             var n = await stream.ReadAsync(buffer, timeout.Token);
@@ -133,6 +135,49 @@ internal static class E2E
     public static string UpgradeRequest(string path = "/ws", string version = "13", string extraHeaders = "") =>
         $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         $"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n{extraHeaders}\r\n";
+
+    /// <summary>A chunked body, decoded: reads to the last (empty) chunk.</summary>
+    private static async Task<string> ReadChunkedAsync(System.IO.Stream stream, List<byte> received, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[4096];
+        var body = new List<byte>();
+        var at = 0;
+        while (true)
+        {
+            var lineEnd = IndexOfCrLf(received, at);
+            while (lineEnd < 0)
+            {
+                var n = await stream.ReadAsync(buffer, cancellationToken);
+                if (n == 0)
+                    throw new InvalidOperationException("connection closed inside a chunked body");
+                received.AddRange(buffer.AsSpan(0, n));
+                lineEnd = IndexOfCrLf(received, at);
+            }
+            var size = Convert.ToInt32(Encoding.ASCII.GetString(received.ToArray(), at, lineEnd - at).Split(';')[0].Trim(), 16);
+            if (size == 0)
+                return Encoding.UTF8.GetString(body.ToArray());
+            var dataStart = lineEnd + 2;
+            while (received.Count < dataStart + size + 2)
+            {
+                var n = await stream.ReadAsync(buffer, cancellationToken);
+                if (n == 0)
+                    throw new InvalidOperationException("connection closed inside a chunk");
+                received.AddRange(buffer.AsSpan(0, n));
+            }
+            body.AddRange(received.GetRange(dataStart, size));
+            at = dataStart + size + 2;
+        }
+    }
+
+    private static int IndexOfCrLf(List<byte> bytes, int from)
+    {
+        for (var i = from; i + 1 < bytes.Count; i++)
+        {
+            if (bytes[i] == '\r' && bytes[i + 1] == '\n')
+                return i;
+        }
+        return -1;
+    }
 
     private static int IndexOfHeadEnd(List<byte> bytes)
     {
