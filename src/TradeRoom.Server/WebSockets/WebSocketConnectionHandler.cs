@@ -137,7 +137,7 @@ internal sealed class WebSocketConnectionHandler(
         {
             // The reason only: never the token.
             log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} ({AuthMessage})",
-                connectionId, outcome.ErrorCode, outcome.ErrorMessage);
+                connectionId, outcome.ErrorCode, TextRules.ForLog(outcome.ErrorMessage));
             actor.Tell(new AuthFailed(outcome.ErrorCode!, outcome.ErrorMessage!));
             return;
         }

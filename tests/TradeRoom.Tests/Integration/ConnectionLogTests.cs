@@ -91,4 +91,24 @@ public class ConnectionLogTests
                                                    || l.Message.Contains(token.Split('.')[2], StringComparison.Ordinal));
         }
     }
+
+    [Fact]
+    public async Task A_close_reason_with_newlines_and_bidi_marks_is_logged_escaped_on_one_line()
+    {
+        var (server, logs) = await StartAsync();
+        await using (server)
+        {
+            var client = await server.ConnectAsync("escaped-user");
+            var connectionId = Assert.Single(Opened(logs))["ConnectionId"]!;
+            using (var timeout = new CancellationTokenSource(WsClient.DefaultTimeout))
+                await client.Socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure,
+                    "bye\r\n2026-01-01 INFO forged line\u202Eexe.txt", timeout.Token);
+
+            var closed = await ClosedLineAsync(logs, connectionId);
+            Assert.Equal("bye\\u000d\\u000a2026-01-01 INFO forged line\\u202eexe.txt", closed["CloseReason"]);
+            Assert.DoesNotContain('\n', closed.Message);
+            Assert.DoesNotContain('\u202E', closed.Message);
+            await client.DisposeAsync();
+        }
+    }
 }
