@@ -34,6 +34,8 @@ internal static class PublishEndpoints
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the body must be a JSON object {\"type\":…,\"data\":{…}}");
         if (!BullPenId.TryValidate(RoomPath.RoomIdFromRawPath(http, bullPenId, "/events"), out var id, out var roomError))
             return ApiErrors.Error(400, ErrorCodes.InvalidRoom, roomError);
+        if (HasUnreadableName(root))
+            return ApiErrors.Error(400, ErrorCodes.InvalidMessage, UnreadableName);
         if (ReadEvent(root, id) is not { } e)
             return ApiErrors.Error(400, ErrorCodes.InvalidMessage, "the event needs a string \"type\" and a \"data\" object");
 
@@ -63,6 +65,8 @@ internal static class PublishEndpoints
             var at = $"events[{events.Count}]: ";
             if (item.ValueKind != JsonValueKind.Object)
                 return ApiErrors.Error(400, ErrorCodes.InvalidMessage, at + "each event must be a JSON object");
+            if (HasUnreadableName(item))
+                return ApiErrors.Error(400, ErrorCodes.InvalidMessage, at + UnreadableName);
             if (!item.TryGetProperty("bullPenId", out var idElement))
                 return ApiErrors.Error(400, ErrorCodes.InvalidRoom, at + "bullPenId is missing");
             if (!BullPenId.TryRead(idElement, out var id, out var roomError))
@@ -84,17 +88,39 @@ internal static class PublishEndpoints
     /// <summary>The event in <paramref name="element"/>, or null when it has no string type or no data. The rest is the <see cref="EventValidator"/>'s to judge.</summary>
     private static PublishEvent? ReadEvent(JsonElement element, string bullPenId)
     {
-        if (!element.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
-            return null;
-        if (!element.TryGetProperty("data", out var data))
-            return null;
         try
         {
+            if (!element.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                return null;
+            if (!element.TryGetProperty("data", out var data))
+                return null;
             return new PublishEvent(bullPenId, type.GetString()!, JsonMarshal.GetRawUtf8Value(data).ToArray());
         }
         catch (InvalidOperationException)
         {
-            return null; // a type that is not valid Unicode text (a lone surrogate escape)
+            // A type, or a property name of the event, that is not valid Unicode text (a lone surrogate escape):
+            // System.Text.Json throws when it compares or reads such a name.
+            return null;
+        }
+    }
+
+    private const string UnreadableName = "a property name is not valid Unicode text (a lone surrogate escape)";
+
+    /// <summary>
+    /// True when a property name of the event object holds a lone surrogate escape. System.Text.Json may throw when a
+    /// lookup meets such a name, and an envelope the server cannot read as text is refused like bad data.
+    /// </summary>
+    private static bool HasUnreadableName(JsonElement element)
+    {
+        try
+        {
+            foreach (var property in element.EnumerateObject())
+                _ = property.Name;
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
         }
     }
 
