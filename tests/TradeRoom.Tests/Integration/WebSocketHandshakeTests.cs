@@ -34,6 +34,27 @@ public class WebSocketHandshakeTests(OriginRestrictedServerFixture fixture) : IC
     }
 
     [Theory]
+    [InlineData("GET /ws\r\nHost: x\r\n\r\n", 400, "bad_request")]
+    [InlineData("GET /ws HTTP/1.0\r\nHost: x\r\n\r\n", 400, "bad_request")]
+    [InlineData("GET /ws HTTP/1.1\r\nno colon here\r\n\r\n", 400, "bad_request")]
+    [InlineData("POST /ws HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed")]
+    [InlineData("GET /%2E%2E/ws HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found")]
+    [InlineData("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n", 400, "bad_request")]
+    [InlineData("BIG", 431, "handshake_too_large")]
+    public async Task Every_refused_handshake_is_an_HTTP_answer_with_a_JSON_error_body(string request, int status, string code)
+    {
+        if (request == "BIG")
+            request = E2E.UpgradeRequest(extraHeaders: $"X-Big: {new string('x', 9000)}\r\n");
+
+        var response = await E2E.RawHttpAsync(Server.WsPort, request);
+
+        Assert.Equal(status, response.Status);
+        Assert.Contains("Content-Type: application/json", response.Head, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(code, response.ErrorCode);
+        Assert.False(string.IsNullOrEmpty(response.Json.GetProperty("error").GetProperty("message").GetString()));
+    }
+
+    [Theory]
     [InlineData("/socket")]
     [InlineData("/ws/extra")]
     [InlineData("/api/health")]
