@@ -248,15 +248,26 @@ internal static class RoomAttack
         foreach (var ws in normalSockets)
             ws.Abort();
 
+        // After: the made-up rooms stop (rooms.empty-room-timeout after their last subscriber); wait for that, at most 60 s.
+        var settle = Stopwatch.StartNew();
+        var roomsAfter = roomsAtEnd;
+        while (roomsAfter > 1 && settle.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(1000);
+            roomsAfter = await GaugeAsync(http, "traderoom_rooms");
+        }
+        var rssAfter = probe?.RssBytes();
+
         var metrics = await http.GetStringAsync("/metrics");
         var refusedLines = metrics.Split('\n').Where(l => l.StartsWith("traderoom_rooms_refused_total{", StringComparison.Ordinal));
         Console.WriteLine("Summary");
         Console.WriteLine($"  attack: {o.Attackers} connections of one user, {o.AttackRate} messages/s each, {o.Duration} s; {sent} messages sent, {reconnects} reconnects");
         Console.WriteLine($"  attacker replies: {string.Join(", ", replies.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}"))}");
         Console.WriteLine($"  server refusals: {string.Join(", ", refusedLines)}");
-        Console.WriteLine($"  rooms running: peak {peakRooms}, at the end of the attack {roomsAtEnd}");
+        Console.WriteLine($"  rooms running: peak {peakRooms}, at the end of the attack {roomsAtEnd}, {settle.Elapsed.TotalSeconds:0} s later {roomsAfter}");
         if (rssBefore is { } b)
-            Console.WriteLine($"  server RSS: before {MiB(b)} MiB, peak {MiB(peakRss)} MiB, at the end {MiB(rssAtEnd ?? 0)} MiB");
+            Console.WriteLine($"  server RSS: before {MiB(b)} MiB, peak {MiB(peakRss)} MiB, at the end of the attack {MiB(rssAtEnd ?? 0)} MiB, " +
+                              $"{settle.Elapsed.TotalSeconds:0} s later {MiB(rssAfter ?? 0)} MiB");
         Console.WriteLine($"  normal clients: {normalSubscribedCount} of {o.Normal} subscribed during the attack; each expected {expectedPerClient} events " +
                           $"(published {published - publishedAtSubscribe}, {publishFailures} refused); received min {normalReceived.Min()}, max {normalReceived.Max()}");
         var served = normalSubscribedCount == o.Normal && normalReceived.All(n => n == expectedPerClient) && publishFailures == 0;
