@@ -14,7 +14,7 @@ if (args.Length > 0 && args[0] == "trivial-server")
     return 0;
 }
 if (args.Contains("--attack"))
-    return await RoomAttack.RunAsync(args);
+    return await RoomAttack.RunAsync(args, Console.Out);
 if (args.Length == 3 && args[0] == "report")
 {
     await BenchmarkReport.WriteAsync(args[1], args[2]);

@@ -46,8 +46,13 @@ internal static class RoomAttack
         public int Rooms = 50_000;
     }
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string[] args, TextWriter output)
     {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            await output.WriteLineAsync(Usage);
+            return 0;
+        }
         var o = new Options();
         try
         {
@@ -78,7 +83,7 @@ internal static class RoomAttack
         }
         catch (Exception e) when (e is ArgumentException or UriFormatException)
         {
-            Console.Error.WriteLine($"error: {e.Message}\n\n{Usage}");
+            await Console.Error.WriteLineAsync($"error: {e.Message}\n\n{Usage}");
             return 2;
         }
 
@@ -86,13 +91,13 @@ internal static class RoomAttack
         var tokens = new TokenIssuer(o.Secret);
         using var http = new HttpClient { BaseAddress = o.Api, Timeout = TimeSpan.FromSeconds(60) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(2)));
-        return o.Mode == "rooms" ? await AttackAsync(o, probe, tokens, http) : await IdleRoomsAsync(o, probe, http);
+        return o.Mode == "rooms" ? await AttackAsync(o, probe, tokens, http, output) : await IdleRoomsAsync(o, probe, http, output);
     }
 
     private static double MiB(long bytes) => Math.Round(bytes / 1048576.0, 1);
 
     /// <summary>N rooms started by publishes (one small event each): what an idle room with history costs.</summary>
-    private static async Task<int> IdleRoomsAsync(Options o, ServerProbe? probe, HttpClient http)
+    private static async Task<int> IdleRoomsAsync(Options o, ServerProbe? probe, HttpClient http, TextWriter output)
     {
         var before = probe?.RssBytes();
         var roomsBefore = await GaugeAsync(http, "traderoom_rooms");
@@ -112,15 +117,15 @@ internal static class RoomAttack
         await Task.Delay(TimeSpan.FromSeconds(3)); // let the last rooms start and the GC settle
         var rooms = await GaugeAsync(http, "traderoom_rooms");
         var after = probe?.RssBytes();
-        Console.WriteLine($"rooms running: {roomsBefore} before, {rooms} after publishing to {o.Rooms + 1} new ids (the last one past the cap)");
+        output.WriteLine($"rooms running: {roomsBefore} before, {rooms} after publishing to {o.Rooms + 1} new ids (the last one past the cap)");
         foreach (var (answer, n) in refused)
-            Console.WriteLine($"refused batches: {n} x {answer}");
+            output.WriteLine($"refused batches: {n} x {answer}");
         if (before is { } b && after is { } a)
-            Console.WriteLine($"server RSS: {MiB(b)} MiB before, {MiB(a)} MiB after: {Math.Round((a - b) / 1024.0 / Math.Max(1, rooms - roomsBefore), 2)} KiB per room");
+            output.WriteLine($"server RSS: {MiB(b)} MiB before, {MiB(a)} MiB after: {Math.Round((a - b) / 1024.0 / Math.Max(1, rooms - roomsBefore), 2)} KiB per room");
         return 0;
     }
 
-    private static async Task<int> AttackAsync(Options o, ServerProbe? probe, TokenIssuer tokens, HttpClient http)
+    private static async Task<int> AttackAsync(Options o, ServerProbe? probe, TokenIssuer tokens, HttpClient http, TextWriter output)
     {
         var replies = new ConcurrentDictionary<string, long>();
         long sent = 0, reconnects = 0;
@@ -185,7 +190,7 @@ internal static class RoomAttack
                 peakRss = Math.Max(peakRss, rss);
                 peakRooms = Math.Max(peakRooms, rooms);
                 if ((int)clock.Elapsed.TotalSeconds % 5 == 0)
-                    Console.WriteLine($"[{clock.Elapsed.TotalSeconds,4:0}s] rooms {rooms} | RSS {MiB(rss)} MiB | attacker messages {Interlocked.Read(ref sent)} | " +
+                    output.WriteLine($"[{clock.Elapsed.TotalSeconds,4:0}s] rooms {rooms} | RSS {MiB(rss)} MiB | attacker messages {Interlocked.Read(ref sent)} | " +
                                       string.Join(", ", replies.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}")));
             }
         });
@@ -260,18 +265,18 @@ internal static class RoomAttack
 
         var metrics = await http.GetStringAsync("/metrics");
         var refusedLines = metrics.Split('\n').Where(l => l.StartsWith("traderoom_rooms_refused_total{", StringComparison.Ordinal));
-        Console.WriteLine("Summary");
-        Console.WriteLine($"  attack: {o.Attackers} connections of one user, {o.AttackRate} messages/s each, {o.Duration} s; {sent} messages sent, {reconnects} reconnects");
-        Console.WriteLine($"  attacker replies: {string.Join(", ", replies.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}"))}");
-        Console.WriteLine($"  server refusals: {string.Join(", ", refusedLines)}");
-        Console.WriteLine($"  rooms running: peak {peakRooms}, at the end of the attack {roomsAtEnd}, {settle.Elapsed.TotalSeconds:0} s later {roomsAfter}");
+        output.WriteLine("Summary");
+        output.WriteLine($"  attack: {o.Attackers} connections of one user, {o.AttackRate} messages/s each, {o.Duration} s; {sent} messages sent, {reconnects} reconnects");
+        output.WriteLine($"  attacker replies: {string.Join(", ", replies.OrderBy(r => r.Key).Select(r => $"{r.Key} {r.Value}"))}");
+        output.WriteLine($"  server refusals: {string.Join(", ", refusedLines)}");
+        output.WriteLine($"  rooms running: peak {peakRooms}, at the end of the attack {roomsAtEnd}, {settle.Elapsed.TotalSeconds:0} s later {roomsAfter}");
         if (rssBefore is { } b)
-            Console.WriteLine($"  server RSS: before {MiB(b)} MiB, peak {MiB(peakRss)} MiB, at the end of the attack {MiB(rssAtEnd ?? 0)} MiB, " +
+            output.WriteLine($"  server RSS: before {MiB(b)} MiB, peak {MiB(peakRss)} MiB, at the end of the attack {MiB(rssAtEnd ?? 0)} MiB, " +
                               $"{settle.Elapsed.TotalSeconds:0} s later {MiB(rssAfter ?? 0)} MiB");
-        Console.WriteLine($"  normal clients: {normalSubscribedCount} of {o.Normal} subscribed during the attack; each expected {expectedPerClient} events " +
+        output.WriteLine($"  normal clients: {normalSubscribedCount} of {o.Normal} subscribed during the attack; each expected {expectedPerClient} events " +
                           $"(published {published - publishedAtSubscribe}, {publishFailures} refused); received min {normalReceived.Min()}, max {normalReceived.Max()}");
         var served = normalSubscribedCount == o.Normal && normalReceived.All(n => n == expectedPerClient) && publishFailures == 0;
-        Console.WriteLine($"  verdict: {(served ? "every normal client subscribed and received every event" : "normal clients NOT fully served")} (room seq {seqAtSubscribe} → {lastSeq.Max()})");
+        output.WriteLine($"  verdict: {(served ? "every normal client subscribed and received every event" : "normal clients NOT fully served")} (room seq {seqAtSubscribe} → {lastSeq.Max()})");
         return served ? 0 : 1;
     }
 
