@@ -51,6 +51,8 @@ public sealed record LoadTestOptions
         usage: dotnet run -c Release --project src/TradeRoom.LoadTest -- [options]
                dotnet run -c Release --project src/TradeRoom.LoadTest -- trivial-server --port P --frames K
                dotnet run -c Release --project src/TradeRoom.LoadTest -- report RESULTS_DIR OUTPUT.md
+               dotnet run -c Release --project src/TradeRoom.LoadTest -- --attack rooms|idle-rooms [options]
+                 (the room-creation attack of docs/benchmarks.md; `--attack rooms --help` lists its options)
 
           --ws URL                 WebSocket endpoint, ws:// or wss://     (ws://127.0.0.1:4001/ws)
           --api URL                HTTP(S) endpoint for publishing          (http://127.0.0.1:4000)

@@ -120,6 +120,33 @@ public class LoadTestSmokeTests
         Assert.Contains("invalid_token", e.Message);
     }
 
+    [Fact]
+    public async Task The_room_attack_is_held_to_the_budget_while_normal_clients_get_every_event()
+    {
+        // A small budget, and an empty-room timeout short enough to see the rooms stop but long enough that, without the
+        // budget, the attack's rooms would pile up far past it (2 connections x 10 new ids a second x 3 s).
+        await using var server = await TestServer.StartAsync(
+            "traderoom.limits.new-rooms-per-minute = 5\ntraderoom.rooms.empty-room-timeout = 3s");
+        var output = new StringWriter();
+        var exit = await RoomAttack.RunAsync(
+        [
+            "--attack", "rooms", "--ws", server.WsUri.ToString(), "--api", $"http://127.0.0.1:{server.ApiPort}",
+            "--secret", TestServer.Secret, "--server-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--attackers", "2", "--normal", "2", "--duration", "4",
+        ], output);
+
+        var text = output.ToString();
+        Assert.True(exit == 0, text);
+        Assert.Contains("verdict: every normal client subscribed and received every event", text);
+        // Two connections, five rooms each at once (a few seconds of refill is well under one more each), plus the normal room.
+        var peak = int.Parse(System.Text.RegularExpressions.Regex.Match(text, @"rooms running: peak (\d+)").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(peak is >= 2 and <= 2 * 5 + 1, text);
+        Assert.Matches(@"attacker replies: error room_limit \d+", text);
+        Assert.Matches(@"connection_budget""\} [1-9]", text);
+        Assert.Matches(@"rooms running: .* later 1\b", text);
+    }
+
     [Theory]
     [InlineData(new[] { "--connections", "0" }, "--connections needs a whole number >= 1")]
     [InlineData(new[] { "--rate", "fast" }, "--rate needs a number >= 0")]
