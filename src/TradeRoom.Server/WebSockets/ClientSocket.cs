@@ -18,7 +18,12 @@ namespace TradeRoom.Server.WebSockets;
 /// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
 /// Frames and bytes are counted once per socket write, the publish-to-write latency once per event frame.
 /// </summary>
-internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings) : IClientSocket
+/// <param name="abortConnection">
+/// Ends the transport itself (Kestrel's <c>ConnectionContext.Abort</c>). <see cref="WebSocket.Abort"/> alone only disposes
+/// the stream: a send blocked on a client that never reads, and a receive waiting behind it (a pong), would hold the
+/// connection and all its memory until the client leaves.
+/// </param>
+internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings, Action? abortConnection = null) : IClientSocket
 {
     /// <summary>Frames written together before a flush is forced.</summary>
     private const int MaxBatchBytes = 64 * 1024;
@@ -334,7 +339,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                 _queuedBytes = 0;
                 _pumping = false;
             }
-            webSocket.Abort();
+            Abort();
         }
     }
 
@@ -360,12 +365,19 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         try
         {
             await Task.Delay(settings.CloseTimeout, cancel);
-            if (webSocket.State != WebSocketState.Closed)
-                webSocket.Abort();
+            Abort();
         }
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>Ends the WebSocket and the connection under it, whatever state either is in: nothing more is sent or received.</summary>
+    private void Abort()
+    {
+        if (webSocket.State != WebSocketState.Closed)
+            webSocket.Abort();
+        abortConnection?.Invoke();
     }
 
     private static string Truncate(string reason)

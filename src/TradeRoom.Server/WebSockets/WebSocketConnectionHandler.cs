@@ -61,7 +61,7 @@ internal sealed class WebSocketConnectionHandler(
             KeepAliveInterval = settings.PingInterval,
             KeepAliveTimeout = settings.HeartbeatTimeout + settings.PingInterval,
         });
-        var socket = new ClientSocket(webSocket, stream, settings);
+        var socket = new ClientSocket(webSocket, stream, settings, () => connection.Abort(new ConnectionAbortedException("closed by the server")));
         IActorRef actor;
         try
         {
