@@ -25,6 +25,19 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     private byte[]? _batch;      // corked writes waiting for the next uncorked one (direct sends only)
     private int _batchLength;
 
+    private FrameHeaderTracker _frames; // a struct: no object of its own per connection
+    private Action<int>? _onFrame;      // made at the first read that carries bytes
+    private TaskCompletionSource? _stopped;
+
+    /// <summary>Called for each control frame (ping, pong, close) the client sends, as its header arrives.</summary>
+    public Action? OnControlFrame { get; set; }
+
+    /// <summary>
+    /// Reads nothing more from the client (a flood): a pending or later read waits until the stream is disposed (the
+    /// WebSocket aborted at the close timeout), then ends. The close the server sends still goes out meanwhile.
+    /// </summary>
+    public void StopReading() => Interlocked.CompareExchange(ref _stopped, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null);
+
     /// <summary><see cref="Environment.TickCount64"/> when bytes last arrived from the client.</summary>
     public long LastReceivedMs => Volatile.Read(ref _lastReceivedMs);
 
@@ -47,6 +60,11 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (_stopped is { } stopped)
+        {
+            await stopped.Task;
+            return 0;
+        }
         var result = await _input.ReadAsync(cancellationToken);
         var data = result.Buffer;
         if (result.IsCanceled)
@@ -66,7 +84,14 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
         var end = data.GetPosition(count);
         data.Slice(0, count).CopyTo(buffer.Span);
         _input.AdvanceTo(end);
+        _frames.Feed(buffer.Span[..count], _onFrame ??= OnFrame);
         return count; // 0 only at the end of the stream
+    }
+
+    private void OnFrame(int opcode)
+    {
+        if (opcode >= 0x8) // close, ping, pong
+            OnControlFrame?.Invoke();
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -201,7 +226,10 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
+        {
             _input.CancelPendingRead();
+            _stopped?.TrySetResult();
+        }
         base.Dispose(disposing);
     }
 

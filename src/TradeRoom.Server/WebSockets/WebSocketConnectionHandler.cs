@@ -62,6 +62,16 @@ internal sealed class WebSocketConnectionHandler(
             KeepAliveTimeout = settings.HeartbeatTimeout + settings.PingInterval,
         });
         var socket = new ClientSocket(webSocket, stream, settings, () => connection.Abort(new ConnectionAbortedException("closed by the server")));
+        // Pings (any control frame) count against the same rate as messages. The WebSocket answers pings by itself, so
+        // a ping flood is closed here, and the stream stops reading: no more pongs are made while the close goes out.
+        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter);
+        stream.OnControlFrame = () =>
+        {
+            if (rate.TryTake(Environment.TickCount64) || !rate.Flooding)
+                return;
+            socket.Close(CloseCodes.PolicyViolation, "rate limit exceeded (control frames)");
+            stream.StopReading();
+        };
         IActorRef actor;
         try
         {
@@ -84,7 +94,7 @@ internal sealed class WebSocketConnectionHandler(
         {
             if (request.Token is not null)
                 await AuthenticateAsync(request.Token, actor, socket, connection.ConnectionId);
-            await ReceiveLoopAsync(webSocket, socket, actor, connection.ConnectionId);
+            await ReceiveLoopAsync(webSocket, socket, actor, connection.ConnectionId, rate);
         }
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ConnectionResetException)
         {
@@ -170,9 +180,8 @@ internal sealed class WebSocketConnectionHandler(
         actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires, outcome.Rooms));
     }
 
-    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor, string connectionId)
+    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor, string connectionId, RateLimiter rate)
     {
-        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter);
         while (true)
         {
             // Wait for the next message without holding a buffer.
@@ -237,35 +246,6 @@ internal sealed class WebSocketConnectionHandler(
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
-        }
-    }
-
-    /// <summary>
-    /// A token bucket (<c>perSecond</c> messages a second on average, <c>burst</c> at once) that also tells a client
-    /// still flooding after being refused: more than <c>floodLimit</c> messages refused within one second.
-    /// </summary>
-    private struct RateLimiter(int perSecond, int burst, int floodLimit)
-    {
-        private double _tokens = burst;
-        private long _lastMs = Environment.TickCount64;
-        private long _refusedSinceMs;
-        private int _refused;
-
-        public bool Flooding => _refused > floodLimit;
-
-        public bool TryTake(long nowMs)
-        {
-            _tokens = Math.Min(burst, _tokens + (nowMs - _lastMs) * perSecond / 1000.0);
-            _lastMs = nowMs;
-            if (_tokens >= 1)
-            {
-                _tokens -= 1;
-                return true;
-            }
-            if (nowMs - _refusedSinceMs > 1000)
-                (_refusedSinceMs, _refused) = (nowMs, 0);
-            _refused++;
-            return false;
         }
     }
 

@@ -133,6 +133,9 @@ public sealed class ClosedMeansFreedTests : IDisposable
               ping-interval = 1s
               heartbeat-timeout = 6s
             }
+            # Pings count against the message rate and a ping flood is closed (ControlFrameRateTests); here the
+            # sockets must live until the timeouts, so that what is tested is a close whose writes are stuck.
+            traderoom.limits { messages-per-second = 1000000, message-burst = 1000000, flood-close-after = 1000000 }
             """);
         var wsPort = ServerProcess.FreePort();
         var server = ServerProcess.Start(new Dictionary<string, string>
