@@ -7,23 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${BENCH_OUT:-artifacts/bench}
-WS_PORT=${BENCH_WS_PORT:-4101}
-API_PORT=${BENCH_API_PORT:-4100}
-SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
-# The server's runtime settings for every run (chosen by measurement: see docs/benchmarks.md).
-SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_GCRegionSize=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
+source bench/common.sh
 # The fan-out parameters, one set for fanout and fanout-tls so that the two compare (smaller for a smoke run).
 read -r -a FANOUT <<<"${BENCH_FANOUT_ARGS:---connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30}"
 # Optional: a /metrics bearer token for the server (traderoom.http.metrics-token), which the load tester then sends.
 METRICS_TOKEN=${BENCH_METRICS_TOKEN:-}
-mkdir -p "$OUT"
-
-echo "building Release..."
-dotnet build -c Release src/TradeRoom.Server/TradeRoom.Server.csproj -v q -nologo >/dev/null
-dotnet build -c Release src/TradeRoom.LoadTest/TradeRoom.LoadTest.csproj -v q -nologo >/dev/null
-SERVER=src/TradeRoom.Server/bin/Release/net10.0/TradeRoom.Server.dll
-LOADTEST=src/TradeRoom.LoadTest/bin/Release/net10.0/TradeRoom.LoadTest.dll
 
 # Plaintext by default; run_tls switches both ports to TLS with a fresh self-signed certificate.
 WS_SCHEME=ws
@@ -37,30 +25,12 @@ make_certificate() {
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.crt" 2>/dev/null
 }
 
-server_pid=""
-start_server() {
-  env "${SERVER_ENV[@]}" "${TLS_ENV[@]}" ASPNETCORE_ENVIRONMENT=Production JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" \
-    METRICS_TOKEN="$METRICS_TOKEN" BIND_ADDRESS=127.0.0.1 dotnet "$SERVER" >"$OUT/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then sleep 1; return 0; fi
-    sleep 0.2
-  done
-  echo "the server did not start; see $OUT/server.log" >&2
-  exit 1
-}
-stop_server() {
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-}
-trap stop_server EXIT
-
 # run NAME load-tester-args...: one scenario on a freshly started server.
 run() {
   local name=$1
   shift
   echo "== $name: $*"
-  start_server
+  start_server "$OUT/server.log" "${TLS_ENV[@]}" METRICS_TOKEN="$METRICS_TOKEN"
   local token=()
   [ -n "$METRICS_TOKEN" ] && token=(--metrics-token "$METRICS_TOKEN")
   dotnet "$LOADTEST" --ws "$WS_SCHEME://127.0.0.1:$WS_PORT/ws" --api "$HTTP_SCHEME://127.0.0.1:$API_PORT" --secret "$SECRET" \

@@ -29,7 +29,7 @@ internal static class BenchmarkReport
         s.AppendLine("# Benchmarks");
         s.AppendLine();
         s.AppendLine("Measured by `bash bench/run.sh` (or `dotnet pwsh build.ps1 bench`), which builds Release, starts a fresh server for");
-        s.AppendLine("each scenario (with the runtime settings in the script's `SERVER_ENV`: a 1 MB gen-0 budget and 1 MB GC regions) and runs");
+        s.AppendLine("each scenario (with the runtime settings in `SERVER_ENV` of `bench/common.sh`: a 1 MB gen-0 budget and 1 MB GC regions) and runs");
         s.AppendLine("`TradeRoom.LoadTest` against it; this page is generated from the results (`artifacts/bench/`).");
         s.AppendLine("Server memory is resident memory from `/proc/PID/status` (connected minus idle, per connection); server CPU is");
         s.AppendLine("user + system time from `/proc/PID/stat` while publishing and draining, divided by deliveries. The load tester runs on");
