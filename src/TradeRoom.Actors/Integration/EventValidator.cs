@@ -18,7 +18,7 @@ public static class EventValidator
             return new PublishRejected(e.BullPenId, ErrorCodes.UnknownType,
                 $"unknown event type \"{e.Type}\"; expected one of: {string.Join(", ", EventTypes.All)}");
         if (e.Data is null || !Utf8.IsValid(e.Data) || !TryReadObject(e.Data, out var userId))
-            return new PublishRejected(e.BullPenId, ErrorCodes.InvalidMessage, "data must be a JSON object");
+            return new PublishRejected(e.BullPenId, ErrorCodes.InvalidMessage, "data must be a JSON object whose names and strings are valid text (a lone surrogate escape such as \\ud800 is not)");
 
         var isPrivate = privateEventTypes.Contains(e.Type);
         if (isPrivate && userId is null)
