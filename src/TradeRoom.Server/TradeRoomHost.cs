@@ -39,6 +39,7 @@ public static class TradeRoomHost
         settings = settings.WithRoomAuthorizer(authorizer);
         var demo = DemoSettings.FromConfig(config);
         var tls = TlsSettings.FromConfig(config);
+        var schemes = ServerSchemes.For(tls);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -51,7 +52,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
         builder.Services.AddSingleton(demo);
-        builder.Services.AddSingleton(ServerSchemes.For(tls));
+        builder.Services.AddSingleton(schemes);
         if (demo.Enabled)
             builder.Services.AddHostedService<DemoFeed>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
@@ -119,7 +120,7 @@ public static class TradeRoomHost
         app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
-        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), ServerSchemes.For(tls), config);
+        app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), schemes, config);
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);
         // "{*path}", not MapFallback's default "{*path:nonfile}": a path that looks like a file gets the JSON 404 too.
