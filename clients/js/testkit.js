@@ -50,10 +50,12 @@ export function freePort() {
 
 /**
  * Starts the real server on free ports (or the given ones). `hocon` is written to a TRADEROOM_CONFIG file.
- * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, stop(), output() }. With TRADEROOM_WS_URL set (and no
- * `own: true`), returns that server instead, and stop() leaves it running.
+ * Each server keeps its rooms in a SQLite file of its own, unless `database` names one (a restarted server's,
+ * `server.database`, to start again where it stopped).
+ * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, database, stop(), output() }. With TRADEROOM_WS_URL set (and
+ * no `own: true`), returns that server instead, and stop() leaves it running.
  */
-export async function startServer({ wsPort, apiPort, hocon, own = false } = {}) {
+export async function startServer({ wsPort, apiPort, hocon, database, own = false } = {}) {
   if (EXTERNAL && !own && !hocon) {
     const url = new URL(EXTERNAL.wsUrl);
     return { ...EXTERNAL, wsHost: url.hostname, wsPort: Number(url.port || 80), output: () => "", stop: async () => {} };
@@ -62,8 +64,11 @@ export async function startServer({ wsPort, apiPort, hocon, own = false } = {}) 
   wsPort ??= await freePort();
   apiPort ??= await freePort();
   const env = { ...process.env };
-  for (const name of ["TRADEROOM_CONFIG", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_ENVIRONMENT"]) delete env[name];
+  for (const name of ["TRADEROOM_CONFIG", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_ENVIRONMENT",
+    "TRADEROOM_PERSISTENCE", "TRADEROOM_DB", "TRADEROOM_DB_FILE"]) delete env[name];
+  database ??= join(mkdtempSync(join(tmpdir(), "traderoom-js-db-")), "traderoom.db");
   Object.assign(env, {
+    TRADEROOM_DB_FILE: database,
     ASPNETCORE_ENVIRONMENT: "Testing",
     JWT_SECRET: SECRET,
     WS_PORT: String(wsPort),
@@ -103,6 +108,7 @@ export async function startServer({ wsPort, apiPort, hocon, own = false } = {}) 
     apiPort,
     wsUrl: `ws://127.0.0.1:${wsPort}/ws`,
     apiUrl: `http://127.0.0.1:${apiPort}`,
+    database,
     output: () => output,
     /** SIGTERM (graceful: sockets get 1001), then SIGKILL after 10 s. */
     async stop() {

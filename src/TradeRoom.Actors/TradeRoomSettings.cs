@@ -38,6 +38,7 @@ public sealed record TradeRoomSettings
     public required TimeSpan QueryTimeout { get; init; }
     public required int RoomsPageSize { get; init; }
     public required RoomSettings Rooms { get; init; }
+    public required Storage.PersistenceSettings Persistence { get; init; }
     public required TimeSpan ShutdownTimeout { get; init; }
 
     /// <summary>The metrics every part of the server counts into (rooms and connections read them from their own settings).</summary>
@@ -62,6 +63,7 @@ public sealed record TradeRoomSettings
         var c = config.GetConfig("traderoom") ?? throw new ConfigurationException("the HOCON has no traderoom section");
         var outboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value;
         var slowConsumerHardLimit = c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value;
+        var persistence = Storage.PersistenceSettings.FromConfig(c);
         return new TradeRoomSettings
         {
             WsPort = c.GetInt("ws-port"),
@@ -96,7 +98,12 @@ public sealed record TradeRoomSettings
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
             QueryTimeout = c.GetTimeSpan("http.query-timeout"),
             RoomsPageSize = c.GetInt("http.rooms-page-size"),
-            Rooms = RoomSettings.FromConfig(c),
+            Rooms = RoomSettings.FromConfig(c) with
+            {
+                Durable = persistence.Provider != Storage.PersistenceProvider.Memory,
+                Store = persistence.Provider != Storage.PersistenceProvider.Memory ? new Storage.RoomStore(persistence) : null,
+            },
+            Persistence = persistence,
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),
         };
     }

@@ -26,6 +26,9 @@ public static class ServerConfig
         ("TLS_PFX", "traderoom.tls.pfx"),
         ("TLS_PFX_PASSWORD", "traderoom.tls.pfx-password"),
         ("METRICS_TOKEN", "traderoom.http.metrics-token"),
+        ("TRADEROOM_PERSISTENCE", "traderoom.persistence.provider"),
+        ("TRADEROOM_DB_FILE", "traderoom.persistence.sqlite.file"),
+        ("TRADEROOM_DB", "traderoom.persistence.postgresql.connection-string"),
     ];
 
     /// <summary>

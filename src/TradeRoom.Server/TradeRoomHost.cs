@@ -66,6 +66,7 @@ public static class TradeRoomHost
                 loggers.ClearLoggers();
                 loggers.AddLoggerFactory();
             });
+            akka.AddTradeRoomPersistence(settings.Persistence);
             akka.AddTradeRoomActors(settings);
         });
 
@@ -107,9 +108,12 @@ public static class TradeRoomHost
         {
             var roomCount = await rooms.ActorRef.Ask<RoomCount>(GetRoomCount.Instance, TimeSpan.FromSeconds(5));
             var connectionCount = await connections.ActorRef.Ask<ConnectionCount>(GetConnectionCount.Instance, TimeSpan.FromSeconds(5));
+            // Degraded, not down: connected clients are served; publishes to rooms that cannot store get storage_unavailable.
+            var problem = metrics.StorageProblem;
             return Results.Json(new
             {
-                status = "ok",
+                status = problem is null ? "ok" : "degraded",
+                reason = problem,
                 connections = connectionCount.Connections,
                 rooms = roomCount.Rooms,
                 uptimeSeconds = (long)started.Elapsed.TotalSeconds,

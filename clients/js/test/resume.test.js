@@ -226,7 +226,40 @@ describe("reconnect and resume", () => {
 });
 
 describe("server restart", { skip: EXTERNAL ? "needs a server of its own" : false }, () => {
-  test("a new epoch answers recovered:false; the snapshot is applied and the position restarts", async () => {
+  test("a server restarted on its database resumes: same epoch, recovered:true, the events published meanwhile", async () => {
+    let server = await startServer();
+    const proxy = await startProxy(server.wsPort, server.wsHost);
+    const app = recordingClient(proxy.url, [R("durable-room")]);
+    try {
+      const infos = app.subscribed.get(R("durable-room"));
+      const [room] = app.handles;
+      await app.client.connect();
+      await until(() => room.subscribed, "subscribed");
+      for (let v = 1; v <= 3; v++) await publish(server, R("durable-room"), "leaderboard_update", { v });
+      await until(() => room.position === 3, "position 3");
+      const epoch = room.epoch;
+
+      proxy.mode = "refuse";
+      const closed = once(app.client, "close");
+      await server.stop();
+      await closed;
+      server = await startServer({ wsPort: server.wsPort, apiPort: server.apiPort, database: server.database });
+      await publish(server, R("durable-room"), "leaderboard_update", { v: 4 });
+      proxy.mode = "forward";
+
+      await until(() => infos.length === 2, "the resubscribe", 15000);
+      assert.equal(infos[1].recovered, true);
+      assert.equal(infos[1].epoch, epoch);
+      await until(() => room.position === 4, "the event published while the client was away");
+      assert.deepEqual(app.seen.get(R("durable-room")), [1, 2, 3, 4]);
+    } finally {
+      app.client.close();
+      await proxy.close();
+      await server.stop();
+    }
+  });
+
+  test("a new epoch (a server on a new database) answers recovered:false; the snapshot is applied and the position restarts", async () => {
     let server = await startServer();
     const proxy = await startProxy(server.wsPort, server.wsHost);
     const app = recordingClient(proxy.url, []);

@@ -1,5 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
+using TradeRoom.Actors.Storage;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
@@ -13,6 +15,18 @@ public static class TradeRoomActorsExtensions
     /// <see cref="RoomRegistry"/> (the one route to rooms), <see cref="IntegrationActor"/> (where events enter) and
     /// <see cref="ConnectionManager"/> (parent of connections).
     /// </summary>
+    /// <summary>
+    /// The rooms' journal and snapshot store: Akka.Persistence.Sql on SQLite or PostgreSQL, its tables created on
+    /// first use; nothing with the memory provider (rooms then do not persist, see <see cref="Rooms.RoomSettings.Durable"/>).
+    /// </summary>
+    public static AkkaConfigurationBuilder AddTradeRoomPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings persistence)
+    {
+        if (persistence.Provider == PersistenceProvider.Memory)
+            return builder;
+        new RoomStore(persistence).Prepare();
+        return builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
+    }
+
     public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings) =>
         builder.WithActors((system, registry) =>
         {

@@ -83,9 +83,62 @@ public sealed class TradeRoomMetrics
         _roomsRefusedCap = refused.WithLabels(RoomCap);
         _roomsRefusedBudget = refused.WithLabels(RoomBudget);
 
+        _journalWrite = factory.CreateHistogram("traderoom_journal_write_seconds",
+            "Time from a room handing an event to its journal to the journal confirming it stored (durable providers only).",
+            new HistogramConfiguration { Buckets = LatencyBuckets });
+        _eventsPersisted = factory.CreateCounter("traderoom_events_persisted_total", "Events the journal stored.");
+        _snapshots = factory.CreateCounter("traderoom_snapshots_total", "Room snapshots saved.");
+        _recoveryTime = factory.CreateHistogram("traderoom_room_recovery_seconds",
+            "Time a room took to recover its state from its snapshot and journal when it started; the count is the number of recoveries.",
+            new HistogramConfiguration { Buckets = LatencyBuckets });
+        var storageFailures = factory.CreateCounter("traderoom_journal_failures_total",
+            "Failures of the rooms' store, by operation: write (an event), recovery (a room starting), snapshot.", ["operation"]);
+        _storageFailures = new[] { StorageWrite, StorageRecovery, StorageSnapshot }
+            .ToFrozenDictionary(o => o, o => storageFailures.WithLabels(o), StringComparer.Ordinal);
+
         _deliveryLatency = factory.CreateHistogram("traderoom_delivery_latency_seconds",
             "Time from an event's publish (when its room numbered it) to the socket write that carried it; a replayed event counts its age.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
+    }
+
+    public const string StorageWrite = "write";
+    public const string StorageRecovery = "recovery";
+    public const string StorageSnapshot = "snapshot";
+
+    private readonly Histogram _journalWrite;
+    private readonly Counter _eventsPersisted;
+    private readonly Counter _snapshots;
+    private readonly Histogram _recoveryTime;
+    private readonly FrozenDictionary<string, Counter.Child> _storageFailures;
+    private volatile string? _storageProblem;
+
+    /// <summary>Why the store is failing, from its last failure until its next success; null while it works.</summary>
+    public string? StorageProblem => _storageProblem;
+
+    /// <summary>The journal stored an event handed to it at <paramref name="startedAt"/> (<see cref="Now"/>).</summary>
+    public void EventPersisted(long startedAt)
+    {
+        _eventsPersisted.Inc();
+        _journalWrite.Observe((Stopwatch.GetTimestamp() - startedAt) * SecondsPerTick);
+        if (_storageProblem is not null)
+            _storageProblem = null;
+    }
+
+    public void SnapshotSaved() => _snapshots.Inc();
+
+    /// <summary>A room recovered, having started at <paramref name="startedAt"/> (<see cref="Now"/>).</summary>
+    public void RoomRecovered(long startedAt)
+    {
+        _recoveryTime.Observe((Stopwatch.GetTimestamp() - startedAt) * SecondsPerTick);
+        if (_storageProblem is not null)
+            _storageProblem = null;
+    }
+
+    /// <summary>The store failed at <paramref name="operation"/> (<see cref="StorageWrite"/>, …) for <paramref name="reason"/>.</summary>
+    public void StorageFailed(string operation, string reason)
+    {
+        _storageFailures[operation].Inc();
+        _storageProblem = reason;
     }
 
     public const string RoomCap = "room_cap";

@@ -24,6 +24,8 @@ public static class ErrorCodes
     public const string RoomLimit = "room_limit";
     /// <summary>Room authorization could not be decided (the callback timed out or failed): fail closed.</summary>
     public const string AuthorizationUnavailable = "authorization_unavailable";
+    /// <summary>The room's store (its journal) cannot be written or read now: nothing unstored is delivered.</summary>
+    public const string StorageUnavailable = "storage_unavailable";
 }
 
 /// <summary>WebSocket close codes the server uses (see docs/protocol.md).</summary>

@@ -107,3 +107,29 @@ internal sealed record StopIfIdle
 
 /// <summary>The room became busy again between asking to stop and being told to: routing resumes.</summary>
 internal sealed record PassivationCancelled(string BullPenId);
+
+/// <summary>A connection following a room, as a room that lost its store hands it back to the registry.</summary>
+internal sealed record Follower(IActorRef Connection, string UserId);
+
+/// <summary>
+/// A room's store failed (a write or its recovery): the room stops, and its parent keeps its followers and serves
+/// <c>storage_unavailable</c> for it until a new incarnation, started after a backoff, has recovered and taken them
+/// back (<see cref="Rejoin"/>). <paramref name="Seq"/> and <paramref name="Epoch"/> are what its followers have seen
+/// (null when the room failed while recovering, before it knew).
+/// </summary>
+internal sealed record RoomFailed(string BullPenId, IReadOnlyList<Follower> Followers, long? Seq, string? Epoch);
+
+/// <summary>
+/// The registry gives a recovered room the followers of the incarnation that failed. They were told nothing, so they
+/// are added silently and get what they missed after <paramref name="Seq"/>; the room answers <see cref="Rejoined"/>.
+/// </summary>
+internal sealed record Rejoin(string BullPenId, IReadOnlyList<Follower> Followers, long Seq, string Epoch) : IWithBullPenId;
+
+/// <summary>
+/// A room has recovered (from its snapshot and journal, or at once with the memory provider): the registry, which
+/// has held the room's first messages meanwhile, hands them over. Should recovery fail, the registry still has them
+/// and answers them.
+/// </summary>
+internal sealed record RoomReady(string BullPenId);
+
+internal sealed record Rejoined(string BullPenId);

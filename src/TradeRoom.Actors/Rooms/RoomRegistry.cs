@@ -21,6 +21,11 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
     private readonly Dictionary<string, IActorRef> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _ids = new();
     private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _stopping = new(StringComparer.Ordinal);
+    // Rooms started and still recovering, with the messages held for them until they are ready (RoomReady).
+    private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _starting = new(StringComparer.Ordinal);
+    // Rooms whose store failed, waiting out their backoff before they start again.
+    private readonly Dictionary<string, FailedRoom> _failed = new(StringComparer.Ordinal);
+    private bool _sweeping;
     // Only connections that created a room recently: an entry goes once its budget is whole again.
     private readonly Dictionary<IActorRef, NewRoomBudget> _budgets = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -67,10 +72,43 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
             }
             else if (_rooms.TryGetValue(id, out var current) && current.Equals(t.ActorRef))
             {
-                _log.Warning("Room {BullPenId} stopped unexpectedly", id);
+                _log.Warning("Room {BullPenId} stopped unexpectedly", TextRules.ForLog(id));
                 _rooms.Remove(id);
+                RefuseStarting(id);
+                if (_failed.TryGetValue(id, out var failed))
+                    ScheduleRestart(id, failed);
             }
         });
+        Receive<RoomReady>(r =>
+        {
+            if (!_rooms.TryGetValue(r.BullPenId, out var room) || !room.Equals(Sender) || !_starting.Remove(r.BullPenId, out var held))
+                return;
+            foreach (var (message, sender) in held)
+                room.Tell(message, sender);
+        });
+        Receive<RoomFailed>(OnRoomFailed);
+        Receive<RestartRoom>(r =>
+        {
+            if (!_failed.TryGetValue(r.BullPenId, out var failed) || failed.Restarting)
+                return;
+            if (failed.Followers.Count == 0)
+            {
+                // Nobody waits for it: the next subscribe or publish starts it.
+                _failed.Remove(r.BullPenId);
+                return;
+            }
+            failed.Restarting = true;
+            Route(new Rejoin(r.BullPenId, failed.Followers.ToArray(), failed.Seq ?? 0, failed.Epoch ?? ""), Self);
+        });
+        Receive<Rejoined>(r =>
+        {
+            if (_failed.Remove(r.BullPenId, out var failed))
+                _log.Info("Room {BullPenId} is back after its store failed; its {Followers} followers rejoined it",
+                    TextRules.ForLog(r.BullPenId), failed.Followers.Count);
+        });
+        Receive<SweepRetention>(_ => Sweep());
+        Receive<StaleRooms>(OnStaleRooms);
+        Receive<Purged>(OnPurged);
         Receive<ForgetWholeBudgets>(_ =>
         {
             var now = NowMs;
@@ -90,6 +128,8 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
     {
         if (_settings.NewRoomsPerMinute > 0)
             Timers.StartPeriodicTimer(ForgetWholeBudgets.Instance, ForgetWholeBudgets.Instance, TimeSpan.FromMinutes(1));
+        if (_settings.Store is not null)
+            Timers.StartPeriodicTimer(SweepRetention.Instance, SweepRetention.Instance, TimeSpan.Zero, _settings.RetentionSweepInterval);
     }
 
     /// <summary>A room that throws keeps its subscribers, sequence, history and state and goes on with the next message.</summary>
@@ -126,9 +166,14 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
     private void Route(IWithBullPenId message, IActorRef sender)
     {
         var id = message.BullPenId;
-        if (_stopping.TryGetValue(id, out var buffer))
+        if (_stopping.TryGetValue(id, out var buffer) || _starting.TryGetValue(id, out buffer))
         {
             buffer.Add((message, sender));
+            return;
+        }
+        if (_failed.TryGetValue(id, out var failed) && !failed.Restarting)
+        {
+            ServeFailed(failed, message, sender);
             return;
         }
         if (!_rooms.TryGetValue(id, out var room))
@@ -145,8 +190,146 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
             Context.Watch(room);
             _rooms[id] = room;
             _ids[room] = id;
+            // Held until the room has recovered: should recovery fail, they are answered here, not lost in its stash.
+            _starting[id] = [(message, sender)];
+            return;
         }
         room.Tell(message, sender);
+    }
+
+    /// <summary>
+    /// A message for a room whose store failed, during its backoff: publishes and subscribes are refused with
+    /// <c>storage_unavailable</c> (nothing unstored is delivered); a follower that leaves is let go.
+    /// </summary>
+    private void ServeFailed(FailedRoom failed, IWithBullPenId message, IActorRef sender)
+    {
+        switch (message)
+        {
+            case Unsubscribe u:
+                failed.Followers.RemoveAll(f => f.Connection.Equals(u.Subscriber));
+                u.Subscriber.Tell(new UnsubscribeAck(u.BullPenId));
+                break;
+            case Rejoin r:
+                failed.Followers.AddRange(r.Followers);
+                break;
+            default:
+                RefuseForStorage(message, sender);
+                break;
+        }
+    }
+
+    private void RefuseForStorage(IWithBullPenId message, IActorRef sender)
+    {
+        var why = $"room \"{message.BullPenId}\" cannot start now: its store is unavailable; try again shortly";
+        switch (message)
+        {
+            case Subscribe s:
+                s.Subscriber.Tell(new SubscribeRefused(s.BullPenId, ErrorCodes.StorageUnavailable, why));
+                break;
+            case RoutedEvent:
+                sender.Tell(new PublishRejected(message.BullPenId, ErrorCodes.StorageUnavailable, why));
+                break;
+            case Unsubscribe u:
+                u.Subscriber.Tell(new UnsubscribeAck(u.BullPenId));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A room stopped before it was ready: the messages held for it are answered. The followers of a
+    /// <see cref="Rejoin"/> wait on with the failed room, which starts again after its backoff.
+    /// </summary>
+    private void RefuseStarting(string id)
+    {
+        if (!_starting.Remove(id, out var held))
+            return;
+        foreach (var (message, sender) in held)
+        {
+            if (message is not Rejoin rejoin)
+                RefuseForStorage(message, sender);
+            else if (!_failed.TryGetValue(id, out var failed) || !failed.Restarting)
+                FailedRoomOf(id).Keep(rejoin.Followers, rejoin.Seq, rejoin.Epoch); // not already in the list: keep them
+        }
+    }
+
+    private void OnRoomFailed(RoomFailed f)
+    {
+        var id = f.BullPenId;
+        if (_rooms.TryGetValue(id, out var room) && room.Equals(Sender))
+        {
+            _rooms.Remove(id);
+            RefuseStarting(id);
+        }
+        else if (room is not null && f.Seq is { } seq)
+        {
+            // Its Terminated came first, and a new incarnation already runs: it takes the followers now.
+            Route(new Rejoin(id, f.Followers, seq, f.Epoch!), Self);
+            return;
+        }
+        var failed = FailedRoomOf(id);
+        failed.Followers.AddRange(f.Followers);
+        if (f.Seq is not null)
+            (failed.Seq, failed.Epoch) = (f.Seq, f.Epoch);
+        ScheduleRestart(id, failed);
+    }
+
+    private FailedRoom FailedRoomOf(string id)
+    {
+        if (!_failed.TryGetValue(id, out var failed))
+            _failed[id] = failed = new FailedRoom();
+        return failed;
+    }
+
+    /// <summary>Starts the room again after a backoff that doubles with each failure, from <c>persistence.restart-backoff.min</c> to its max.</summary>
+    private void ScheduleRestart(string id, FailedRoom failed)
+    {
+        failed.Restarting = false;
+        var backoff = TimeSpan.FromTicks(Math.Min(_settings.StoreMaxBackoff.Ticks, _settings.StoreMinBackoff.Ticks << Math.Min(failed.Failures, 20)));
+        failed.Failures++;
+        _log.Warning("Room {BullPenId} lost its store (failure {Failures}); it starts again in {Backoff}, and until then its publishes " +
+            "and subscribes get storage_unavailable", TextRules.ForLog(id), failed.Failures, backoff);
+        Timers.StartSingleTimer("restart-" + id, new RestartRoom(id), backoff);
+    }
+
+    /// <summary>Looks for rooms whose last event is older than <c>rooms.retention</c> (one page at a time).</summary>
+    private void Sweep()
+    {
+        if (_sweeping || _settings.Store is not { } store)
+            return;
+        _sweeping = true;
+        store.StaleRoomsAsync(DateTime.UtcNow - _settings.Retention, SweepPage)
+            .PipeTo(Self, success: ids => new StaleRooms(ids), failure: e => new Purged([], e));
+    }
+
+    private void OnStaleRooms(StaleRooms stale)
+    {
+        // A running room is in use, so it is not stale whatever its journal says; the others are held while their rows go.
+        var ids = stale.BullPenIds
+            .Where(id => !_rooms.ContainsKey(id) && !_stopping.ContainsKey(id) && !_failed.ContainsKey(id))
+            .ToArray();
+        foreach (var id in ids)
+            _stopping[id] = [];
+        _settings.Store!.PurgeAsync(ids)
+            .PipeTo(Self, success: () => new Purged(ids, null, stale.BullPenIds.Count == SweepPage), failure: e => new Purged(ids, e));
+    }
+
+    private void OnPurged(Purged purged)
+    {
+        _sweeping = false;
+        if (purged.Failure is not null)
+            _log.Warning("Retention could not delete old rooms' data: {Reason}", purged.Failure.Message);
+        else if (purged.BullPenIds.Count > 0)
+            _log.Info("Retention deleted the data of {Rooms} rooms unused for {Retention}", purged.BullPenIds.Count, _settings.Retention);
+        foreach (var id in purged.BullPenIds)
+        {
+            if (_stopping.Remove(id, out var held))
+            {
+                foreach (var (message, sender) in held)
+                    Route(message, sender);
+            }
+        }
+        if (purged.MorePages)
+            Self.Tell(SweepRetention.Instance);
     }
 
     /// <summary>Whether starting a room for <paramref name="message"/> is refused (then the refusal has been answered).</summary>
@@ -164,6 +347,11 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
                     break;
                 case RoutedEvent:
                     sender.Tell(new PublishRejected(id, ErrorCodes.RoomLimit, why));
+                    break;
+                case Rejoin rejoin:
+                    _failed.Remove(id);
+                    foreach (var follower in rejoin.Followers)
+                        follower.Connection.Tell(new SubscribeRefused(id, ErrorCodes.RoomLimit, why));
                     break;
             }
             return true;
@@ -186,9 +374,41 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
 
     internal static string RoomActorName(string bullPenId) => "room-" + Uri.EscapeDataString(bullPenId);
 
+    /// <summary>Stale rooms purged per round of the retention sweep.</summary>
+    private const int SweepPage = 500;
+
     private sealed record ForgetWholeBudgets
     {
         public static readonly ForgetWholeBudgets Instance = new();
+    }
+
+    private sealed record RestartRoom(string BullPenId);
+
+    private sealed record SweepRetention
+    {
+        public static readonly SweepRetention Instance = new();
+    }
+
+    private sealed record StaleRooms(IReadOnlyList<string> BullPenIds);
+
+    private sealed record Purged(IReadOnlyList<string> BullPenIds, Exception? Failure, bool MorePages = false);
+
+    /// <summary>A room whose store failed: the followers it handed back and what they have seen.</summary>
+    private sealed class FailedRoom
+    {
+        public List<Follower> Followers { get; } = [];
+        public long? Seq { get; set; }
+        public string? Epoch { get; set; }
+        public int Failures { get; set; }
+        /// <summary>A new incarnation was started for the followers and has not rejoined them yet.</summary>
+        public bool Restarting { get; set; }
+
+        public void Keep(IReadOnlyList<Follower> followers, long seq, string epoch)
+        {
+            Followers.AddRange(followers);
+            Seq ??= seq;
+            Epoch ??= epoch;
+        }
     }
 }
 

@@ -23,6 +23,26 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
     /// <summary>Rooms one connection may create by subscribing, per minute (<c>limits.new-rooms-per-minute</c>); 0: no budget.</summary>
     public int NewRoomsPerMinute { get; init; }
 
+    /// <summary>Whether rooms persist their events and snapshots (<c>persistence.provider</c> is not <c>memory</c>; see <see cref="TradeRoomSettings.FromConfig"/>).</summary>
+    public bool Durable { get; init; }
+
+    /// <summary>A durable room saves a snapshot every this many events (<c>persistence.snapshot-every</c>).</summary>
+    public int SnapshotEvery { get; init; } = int.MaxValue;
+
+    /// <summary>How long the registry waits before starting again a room whose store failed (<c>persistence.restart-backoff.min</c>), doubling per failure up to <see cref="StoreMaxBackoff"/>.</summary>
+    public TimeSpan StoreMinBackoff { get; init; }
+
+    public TimeSpan StoreMaxBackoff { get; init; }
+
+    /// <summary>The rooms' database, for retention (null with the memory provider); set by <see cref="TradeRoomSettings.FromConfig"/>.</summary>
+    public Storage.RoomStore? Store { get; init; }
+
+    /// <summary>A room whose last event is older than this has its data deleted (<c>rooms.retention</c>).</summary>
+    public TimeSpan Retention { get; init; }
+
+    /// <summary>How often the registry looks for such rooms (<c>rooms.retention-sweep-interval</c>).</summary>
+    public TimeSpan RetentionSweepInterval { get; init; }
+
     /// <param name="traderoom">The <c>traderoom</c> section.</param>
     public static RoomSettings FromConfig(Config traderoom)
     {
@@ -36,6 +56,11 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
             MaxRooms = rooms.GetInt("max-rooms"),
             EmptyRoomTimeout = rooms.GetTimeSpan("empty-room-timeout"),
             NewRoomsPerMinute = traderoom.GetInt("limits.new-rooms-per-minute"),
+            SnapshotEvery = traderoom.GetInt("persistence.snapshot-every"),
+            StoreMinBackoff = traderoom.GetTimeSpan("persistence.restart-backoff.min"),
+            StoreMaxBackoff = traderoom.GetTimeSpan("persistence.restart-backoff.max"),
+            Retention = traderoom.GetTimeSpan("rooms.retention"),
+            RetentionSweepInterval = traderoom.GetTimeSpan("rooms.retention-sweep-interval"),
         };
     }
 

@@ -25,28 +25,76 @@ public sealed class RoomState
         Epoch = NewEpoch();
     }
 
+    /// <summary>The state a snapshot holds, taken at event <paramref name="seq"/>.</summary>
+    public RoomState(string bullPenId, RoomSettings settings, RoomSnapshot snapshot, long seq)
+    {
+        BullPenId = bullPenId;
+        _settings = settings;
+        Epoch = snapshot.Epoch;
+        Seq = seq;
+        _leaderboard = snapshot.Leaderboard;
+        _room = snapshot.Room;
+        foreach (var member in snapshot.Members)
+            _members[member] = true;
+        foreach (var h in snapshot.History)
+            _history.Enqueue((new RoomEvent(bullPenId, h.Seq, h.Type, h.VisibleTo, h.Frame), h.AtMs));
+    }
+
     public string BullPenId { get; }
 
-    /// <summary>This incarnation's id: a resume position is only valid with the epoch it was taken in.</summary>
-    public string Epoch { get; }
+    /// <summary>
+    /// The room's incarnation: a resume position is only valid with the epoch it was taken in. Chosen when the room
+    /// is first created and stored with its first event, so it stays the same across restarts.
+    /// </summary>
+    public string Epoch { get; private set; }
 
-    /// <summary>The last event's number (0 before any).</summary>
+    /// <summary>The last event's number (0 before any); with a journal, its sequence number.</summary>
     public long Seq { get; private set; }
 
     public int HistoryCount => _history.Count;
 
     /// <summary>Numbers <paramref name="e"/>, serializes it once, keeps it in history and folds it into the state.</summary>
-    public RoomEvent Apply(RoutedEvent e, long nowMs)
+    public RoomEvent Apply(RoutedEvent e, long nowMs) => Apply(Record(e, nowMs));
+
+    /// <summary>
+    /// <paramref name="e"/> as the journal keeps it; nothing changes until it is applied. The first event of a room
+    /// carries the room's epoch, so the epoch is stored before anyone can have seen an event of it.
+    /// </summary>
+    public StoredEvent Record(RoutedEvent e, long nowMs) =>
+        new(e.Type, e.Data, e.UserId, e.IsPrivate, nowMs, Seq == 0 ? Epoch : null);
+
+    /// <summary>Numbers a stored event (the next seq), serializes it once, keeps it in history and folds it into the state.</summary>
+    public RoomEvent Apply(StoredEvent e)
     {
         // Nothing changes until everything that can throw has run: a room resumed after a fault has no gap in seq.
         var seq = Seq + 1;
         var delivery = new RoomEvent(BullPenId, seq, e.Type, e.IsPrivate ? e.UserId : null, ServerFrames.Event(e.Type, BullPenId, seq, e.Data),
             Monitoring.TradeRoomMetrics.Now());
-        UpdateState(e);
+        UpdateState(e.Type, e.Data, e.UserId);
+        if (e.Epoch is not null)
+            Epoch = e.Epoch;
         Seq = seq;
-        _history.Enqueue((delivery, nowMs));
-        Trim(nowMs);
+        _history.Enqueue((delivery, e.AtMs));
+        Trim(e.AtMs);
         return delivery;
+    }
+
+    /// <summary>
+    /// Takes <paramref name="epoch"/> as this room's, when no event has numbered anything in the current one: a room
+    /// that lost its store before its first event was stored keeps the epoch its subscribers saw.
+    /// </summary>
+    public void AdoptEpoch(string epoch)
+    {
+        if (Seq == 0)
+            Epoch = epoch;
+    }
+
+    /// <summary>What recovery needs to rebuild this state without the events before <see cref="Seq"/>: the state and the resume history.</summary>
+    public RoomSnapshot ToSnapshot(long nowMs)
+    {
+        Trim(nowMs);
+        return new RoomSnapshot(Epoch, _leaderboard, _room, _members.Keys.ToArray(),
+            _history.Select(h => new HistoryEntry(h.Event.Seq, h.Event.Type, h.Event.VisibleTo, h.AtMs, h.Event.Frame)).ToArray());
     }
 
     /// <summary>
@@ -86,28 +134,28 @@ public sealed class RoomState
         return _stateJson = buffer.WrittenSpan.ToArray();
     }
 
-    private void UpdateState(RoutedEvent e)
+    private void UpdateState(string type, byte[] data, string? userId)
     {
-        switch (e.Type)
+        switch (type)
         {
             case EventTypes.LeaderboardUpdate or EventTypes.SnapshotCreated:
-                _leaderboard = e.Data;
+                _leaderboard = data;
                 break;
             case EventTypes.RoomStateChanged:
-                _room = e.Data;
+                _room = data;
                 break;
             case EventTypes.RoomStarted:
-                _room = WithStatus(e.Data, "active");
+                _room = WithStatus(data, "active");
                 break;
             case EventTypes.RoomEnded:
-                _room = WithStatus(e.Data, "ended");
+                _room = WithStatus(data, "ended");
                 break;
-            case EventTypes.MemberJoined when e.UserId is not null:
-                if (!_members.TryAdd(e.UserId, true))
+            case EventTypes.MemberJoined when userId is not null:
+                if (!_members.TryAdd(userId, true))
                     return;
                 break;
-            case EventTypes.MemberLeft when e.UserId is not null:
-                if (!_members.Remove(e.UserId))
+            case EventTypes.MemberLeft when userId is not null:
+                if (!_members.Remove(userId))
                     return;
                 break;
             default:

@@ -125,7 +125,7 @@ internal static class PublishEndpoints
     }
 
     private static IResult Rejection(PublishRejected rejected, string at) =>
-        ApiErrors.Error(rejected.Code is ErrorCodes.Timeout or ErrorCodes.RoomLimit ? 503 : 400, rejected.Code, at + rejected.Message);
+        ApiErrors.Error(rejected.Code is ErrorCodes.Timeout or ErrorCodes.RoomLimit or ErrorCodes.StorageUnavailable ? 503 : 400, rejected.Code, at + rejected.Message);
 
     private readonly record struct Body(JsonDocument? Document, IResult? Error);
 

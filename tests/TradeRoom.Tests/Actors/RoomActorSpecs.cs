@@ -23,8 +23,11 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     private static RoutedEvent Public(string json = "{}", string type = "leaderboard_update") => new(Room, type, Data(json), null, false);
 
     /// <summary>A room whose parent is <paramref name="parent"/>, so RoomIdle / PassivationCancelled land there.</summary>
-    private IActorRef RoomUnder(TestProbe parent, TimeSpan idle) =>
-        parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle }));
+    private IActorRef RoomUnder(TestProbe parent, TimeSpan idle)
+    {
+        parent.IgnoreMessages<RoomReady>(); // the registry's cue that the room has recovered: no registry here
+        return parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle }));
+    }
 
     private IActorRef NewRoom(TimeSpan? idle = null) => RoomUnder(CreateTestProbe(), idle ?? LongIdle);
 

@@ -409,6 +409,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     public void Dead_subscriber_leaves_the_per_user_index_so_its_private_events_go_nowhere_and_the_room_can_passivate()
     {
         var parent = CreateTestProbe();
+        parent.IgnoreMessages<RoomReady>();
         var room = parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = ShortIdle }));
         var alice = Subscriber(room, "alice");
         Watch(alice.Ref);

@@ -109,7 +109,8 @@ public class ChurnTests(ITestOutputHelper output)
             after = await server.HealthAsync();
             actorsAfter = Descendants(guardian);
             var settled = after.Connections == before.Connections && after.Rooms == before.Rooms
-                          && actorsAfter.Count == actorsBefore.Count && !connections.Children.Any();
+                          && actorsAfter.Count(a => !a.StartsWith("/user/StreamSupervisor-", StringComparison.Ordinal)) == actorsBefore.Count
+                          && !connections.Children.Any();
             if (settled || DateTime.UtcNow > deadline)
                 break;
             await Task.Delay(50);
@@ -119,6 +120,7 @@ public class ChurnTests(ITestOutputHelper output)
         Assert.Equal(before.Connections, after.Connections);
         Assert.Equal(before.Rooms, after.Rooms);
         Assert.Empty(connections.Children.Select(c => c.Path.ToStringWithoutAddress()));
-        Assert.Equal(actorsBefore.Order(), actorsAfter.Order());
+        // The journal's stream materializer (Akka.Persistence.Sql) may appear under /user once rooms write: it is not a room or a connection.
+        Assert.Equal(actorsBefore.Order(), actorsAfter.Where(a => !a.StartsWith("/user/StreamSupervisor-", StringComparison.Ordinal)).Order());
     }
 }

@@ -189,9 +189,9 @@ public class DeliveryGuaranteesTests
     }
 
     [Fact]
-    public async Task A_room_restarted_after_idling_has_a_new_epoch()
+    public async Task With_the_memory_provider_a_room_restarted_after_idling_has_a_new_epoch()
     {
-        await using var server = await TestServer.StartAsync("traderoom.rooms.idle-timeout = 300ms");
+        await using var server = await TestServer.StartAsync("traderoom { rooms.idle-timeout = 300ms, persistence.provider = memory }");
         await server.PublishAsync("r1", "leaderboard_update", new { version = 1 });
         string? firstEpoch;
         await using (var client = await server.ConnectAsync("alice"))

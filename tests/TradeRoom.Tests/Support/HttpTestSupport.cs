@@ -175,11 +175,14 @@ public sealed class ServerProcess : IDisposable
     [
         "WS_PORT", "API_PORT", "BIND_ADDRESS", "JWT_SECRET", "TRADEROOM_CONFIG", "TRADEROOM_DEMO",
         "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS",
+        "TRADEROOM_PERSISTENCE", "TRADEROOM_DB_FILE", "TRADEROOM_DB",
     ];
 
     private readonly BlockingCollection<string> _stdout = new();
     private readonly StringBuilder _stderr = new();
     private readonly StringBuilder _allStdout = new();
+
+    private string? _scratch;
 
     private ServerProcess(Process process) => Process = process;
 
@@ -206,9 +209,13 @@ public sealed class ServerProcess : IDisposable
             info.Environment.Remove(name);
         foreach (var (name, value) in environment)
             info.Environment[name] = value;
+        // Each server its own SQLite file (the default provider), unless the test names one (e.g. to restart on it).
+        var scratch = environment.ContainsKey("TRADEROOM_DB_FILE") ? null : TestDatabase.NewSqliteFolder();
+        if (scratch is not null)
+            info.Environment["TRADEROOM_DB_FILE"] = Path.Combine(scratch, "traderoom.db");
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var server = new ServerProcess(process);
+        var server = new ServerProcess(process) { _scratch = scratch };
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null)
@@ -296,5 +303,6 @@ public sealed class ServerProcess : IDisposable
         }
         // _stdout is left to the GC: the output callbacks may still fire while the process is torn down.
         Process.Dispose();
+        TestDatabase.Delete(_scratch);
     }
 }

@@ -18,8 +18,9 @@ public sealed class TestServer : IAsyncDisposable
 {
     public const string Secret = "integration-test-secret-0123456789-abcdef";
 
-    private TestServer(WebApplication app, int wsPort, int apiPort, TestCertificate? tls, bool https)
+    private TestServer(WebApplication app, int wsPort, int apiPort, TestCertificate? tls, bool https, string scratch)
     {
+        _scratch = scratch;
         App = app;
         WsPort = wsPort;
         ApiPort = apiPort;
@@ -28,6 +29,8 @@ public sealed class TestServer : IAsyncDisposable
         var api = new Uri($"{(https ? "https" : "http")}://127.0.0.1:{apiPort}");
         Http = https ? tls!.HttpClient(api) : new HttpClient { BaseAddress = api };
     }
+
+    private readonly string _scratch;
 
     /// <summary>The certificate the server serves TLS with, if it does; <see cref="ConnectAsync"/> and <see cref="Http"/> trust it.</summary>
     public TestCertificate? Tls { get; }
@@ -49,12 +52,15 @@ public sealed class TestServer : IAsyncDisposable
     {
         var wsPort = ports?.WsPort ?? FreePort();
         var apiPort = ports?.ApiPort ?? FreePort();
+        // Each server its own SQLite file (the default provider), which <paramref name="hocon"/> may replace.
+        var scratch = TestDatabase.NewSqliteFolder();
         var overrides = $$"""
             traderoom {
               ws-port = {{wsPort}}
               api-port = {{apiPort}}
               bind-address = "127.0.0.1"
               jwt.secret = "{{Secret}}"
+              persistence.sqlite.file = "{{Path.Combine(scratch, "traderoom.db")}}"
             }
             akka.loglevel = WARNING
             {{tls?.PemHocon}}
@@ -62,7 +68,7 @@ public sealed class TestServer : IAsyncDisposable
             """;
         var app = TradeRoomHost.Build(["--environment", environment], overrides, configure);
         await app.StartAsync();
-        return new TestServer(app, wsPort, apiPort, tls, app.Services.GetRequiredService<ServerSchemes>().Http == "https");
+        return new TestServer(app, wsPort, apiPort, tls, app.Services.GetRequiredService<ServerSchemes>().Http == "https", scratch);
     }
 
     public string UserToken(string userId) => Tokens.UserToken(userId, TimeSpan.FromMinutes(10));
@@ -117,6 +123,7 @@ public sealed class TestServer : IAsyncDisposable
         Http.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+        TestDatabase.Delete(_scratch);
     }
 
     private static readonly HashSet<int> HandedOut = [];

@@ -1,0 +1,102 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using TradeRoom.Actors.Rooms;
+
+namespace TradeRoom.Actors.Storage;
+
+/// <summary>
+/// What the server does to the rooms' database itself, beside Akka.Persistence.Sql (which owns the tables, creates
+/// them and writes and reads the events): preparing the SQLite file, and retention, that is finding the rooms whose
+/// last event is older than <c>rooms.retention</c> and deleting all their rows, so their next use starts afresh.
+/// The tables are Akka.Persistence.Sql's default mapping: <c>journal</c> and <c>snapshot</c>.
+/// </summary>
+public sealed class RoomStore(PersistenceSettings settings)
+{
+    private const string RoomPrefix = "room-";
+
+    /// <summary>
+    /// Creates the SQLite file's folder, and switches the file to write-ahead logging (kept in the file), so readers
+    /// never block the journal's writes and a commit is one append. Nothing to do for the other providers.
+    /// </summary>
+    public void Prepare()
+    {
+        if (settings.Provider != PersistenceProvider.Sqlite)
+            return;
+        Directory.CreateDirectory(Path.GetDirectoryName(settings.SqliteFile)!);
+        using var connection = new SqliteConnection(settings.ConnectionString);
+        connection.Open();
+        using var wal = connection.CreateCommand();
+        wal.CommandText = "PRAGMA journal_mode=WAL;";
+        wal.ExecuteNonQuery();
+    }
+
+    /// <summary>Up to <paramref name="limit"/> bull pens whose newest journal row (its last event) was written before <paramref name="cutoff"/>.</summary>
+    public async Task<IReadOnlyList<string>> StaleRoomsAsync(DateTime cutoff, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        if (!await JournalExistsAsync(connection, cancellationToken))
+            return []; // no room has written yet: the journal creates its tables on first use
+        await using var command = connection.CreateCommand();
+        // The journal keeps its highest row even when the rows before a snapshot are deleted, so MAX(created) is
+        // the time of the room's last event.
+        command.CommandText =
+            "SELECT persistence_id FROM journal WHERE persistence_id LIKE 'room-%' " +
+            "GROUP BY persistence_id HAVING MAX(created) < @cutoff ORDER BY persistence_id LIMIT @limit";
+        Add(command, "@cutoff", cutoff.Ticks);
+        Add(command, "@limit", limit);
+        var rooms = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            rooms.Add(reader.GetString(0)[RoomPrefix.Length..]);
+        return rooms;
+    }
+
+    /// <summary>Deletes every journal row and snapshot of <paramref name="bullPenIds"/>, in one transaction.</summary>
+    public async Task PurgeAsync(IReadOnlyList<string> bullPenIds, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var table in new[] { "journal", "snapshot" })
+        {
+            foreach (var id in bullPenIds)
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = $"DELETE FROM {table} WHERE persistence_id = @id";
+                Add(command, "@id", RoomActor.PersistenceIdOf(id));
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private async Task<bool> JournalExistsAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = settings.Provider == PersistenceProvider.Sqlite
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
+            : "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'journal'";
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
+    private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        DbConnection connection = settings.Provider switch
+        {
+            PersistenceProvider.Sqlite => new SqliteConnection(settings.ConnectionString),
+            PersistenceProvider.PostgreSql => new NpgsqlConnection(settings.ConnectionString),
+            _ => throw new InvalidOperationException("the memory provider has no database"),
+        };
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
+
+    private static void Add(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+}
