@@ -49,6 +49,7 @@ public static class TradeRoomHost
             settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
         builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<OpenSockets>();
+        builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
         builder.Services.AddSingleton(demo);
