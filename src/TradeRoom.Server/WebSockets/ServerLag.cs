@@ -29,8 +29,10 @@ internal sealed class ServerLag : IDisposable
     public static ServerLag Start()
     {
         var lag = new ServerLag(Environment.TickCount64);
-        // One-shot and re-armed after each tick, so a late tick is measured from the one before it and late ticks never pile up.
-        lag._timer = new Timer(static state => ((ServerLag)state!).OnTimer(), lag, PeriodMs, Timeout.Infinite);
+        // One-shot and re-armed after each tick, so a late tick is measured from the one before it and late ticks never
+        // pile up. Armed only once stored: a first tick that found no timer to re-arm would stop the clock for good.
+        lag._timer = new Timer(static state => ((ServerLag)state!).OnTimer(), lag, Timeout.Infinite, Timeout.Infinite);
+        lag._timer.Change(PeriodMs, Timeout.Infinite);
         return lag;
     }
 
