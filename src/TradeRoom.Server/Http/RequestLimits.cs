@@ -19,10 +19,10 @@ internal sealed record RequestLimits(int MaxRequestLineSize, int MaxHeadersSize,
     {
         var c = config.GetConfig("traderoom.http") ?? throw new StartupException("the HOCON has no traderoom.http section");
         var limits = new RequestLimits(
-            Positive(c.GetByteSize("max-request-line-size"), "max-request-line-size"),
-            Positive(c.GetByteSize("max-request-headers-size"), "max-request-headers-size"),
-            Positive(c.GetInt("max-request-header-count"), "max-request-header-count"),
-            Positive(c.GetInt("kestrel-backstop-factor"), "kestrel-backstop-factor"));
+            Positive(c, "max-request-line-size", c.GetByteSize),
+            Positive(c, "max-request-headers-size", c.GetByteSize),
+            Positive(c, "max-request-header-count", key => c.GetInt(key)),
+            Positive(c, "kestrel-backstop-factor", key => c.GetInt(key)));
 
         // Kestrel refuses to start when its request line or header limit exceeds its request buffer (the most it holds
         // of one connection's unread input), so the backstop must fit in that buffer.
@@ -40,13 +40,24 @@ internal sealed record RequestLimits(int MaxRequestLineSize, int MaxHeadersSize,
     {
         kestrel.MaxRequestLineSize = MaxRequestLineSize * BackstopFactor;
         kestrel.MaxRequestHeadersTotalSize = MaxHeadersSize * BackstopFactor;
-        kestrel.MaxRequestHeaderCount = MaxHeaderCount * BackstopFactor;
+        kestrel.MaxRequestHeaderCount = (int)Math.Min((long)MaxHeaderCount * BackstopFactor, int.MaxValue);
     }
 
-    private static int Positive(long? value, string key) =>
-        value is > 0 and <= int.MaxValue
+    private static int Positive(Config c, string key, Func<string, long?> read)
+    {
+        long? value;
+        try
+        {
+            value = read(key);
+        }
+        catch (Exception e) when (e is ConfigurationException or FormatException or OverflowException)
+        {
+            value = null;
+        }
+        return value is > 0 and <= int.MaxValue
             ? (int)value.Value
-            : throw new StartupException($"traderoom.http.{key} must be a positive number, not {value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "empty"}");
+            : throw new StartupException($"traderoom.http.{key} must be a positive number, not \"{c.GetString(key)}\"");
+    }
 }
 
 /// <summary>
