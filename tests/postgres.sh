@@ -23,7 +23,7 @@ find_bin_dir() {
   fi
   # Debian keeps the server binaries out of PATH, one folder per major version: take the newest.
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n | tail -n 1 || true)
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n 1 || true)
   if [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/initdb" ]; then
     echo "$dir"
     return 0
