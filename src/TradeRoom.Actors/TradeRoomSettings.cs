@@ -31,6 +31,7 @@ public sealed record TradeRoomSettings
     public required int MessagesPerSecond { get; init; }
     public required int MessageBurst { get; init; }
     public required int FloodCloseAfter { get; init; }
+    public required TimeSpan MaxLagCredit { get; init; }
     public required int MaxConnectionsPerUser { get; init; }
     public required ConnectionSettings Connections { get; init; }
     public required long MaxBodySize { get; init; }
@@ -88,6 +89,7 @@ public sealed record TradeRoomSettings
             MessagesPerSecond = c.GetInt("limits.messages-per-second"),
             MessageBurst = c.GetInt("limits.message-burst"),
             FloodCloseAfter = c.GetInt("limits.flood-close-after"),
+            MaxLagCredit = c.GetTimeSpan("limits.max-lag-credit"),
             MaxConnectionsPerUser = c.GetInt("limits.max-connections-per-user"),
             Connections = new ConnectionSettings(
                 c.GetTimeSpan("websocket.auth-timeout"),

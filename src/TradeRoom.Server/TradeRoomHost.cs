@@ -40,6 +40,7 @@ public static class TradeRoomHost
         var demo = DemoSettings.FromConfig(config);
         var tls = TlsSettings.FromConfig(config);
         var schemes = ServerSchemes.For(tls);
+        var requestLimits = RequestLimits.FromConfig(config);
 
         // Request-level framework logs are noise for a realtime server; its own lines say what happened.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -49,6 +50,7 @@ public static class TradeRoomHost
             settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
         builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<OpenSockets>();
+        builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
         builder.Services.AddHostedService<SocketSweeper>();
         builder.Services.AddSingleton(demo);
@@ -75,6 +77,8 @@ public static class TradeRoomHost
             kestrel.AddServerHeader = false;
             // The publish endpoints enforce traderoom.http.max-body-size themselves, with a JSON 413.
             kestrel.Limits.MaxRequestBodySize = null;
+            // Kestrel's limits on the request head become a backstop; the first middleware enforces ours with a JSON body.
+            requestLimits.ApplyBackstop(kestrel.Limits);
             Listen(kestrel, settings.BindAddress, settings.ApiPort, listen =>
             {
                 if (tls is { Http: true })
@@ -100,6 +104,7 @@ public static class TradeRoomHost
                 "Room authorization is open (traderoom.auth.rooms = open): any authenticated user can follow any bull pen. " +
                 "Set claim or callback for private or invite-only competitions (README.md, \"Room authorization\")."));
 
+        app.UseRequestLimits(requestLimits);
         app.UseDotSegmentGuard();
         app.UseDashboardFiles();
         app.UseRouting();

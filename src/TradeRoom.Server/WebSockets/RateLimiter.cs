@@ -5,11 +5,16 @@ namespace TradeRoom.Server.WebSockets;
 /// client still flooding after being refused: more than <c>floodLimit</c> refused within one second. Shared by the
 /// receive loop (one take per message) and the stream (one per control frame); both run in the one receive flow,
 /// never at once.
+/// Messages are counted when the server reads them, not when they arrived. So while the server runs late
+/// (<see cref="ServerLag"/>) the bucket may hold up to <c>burst + perSecond × lag</c> (the lag counted up to
+/// <c>maxLagCreditMs</c>): the tokens a client earned while the server was not reading are kept, and the messages
+/// that queued meanwhile are not refused. The credit only keeps what time already gave, so over any interval a client
+/// still gets at most <c>burst + perSecond × (maxLagCredit + interval)</c>; on a server that keeps up it is the plain bucket.
 /// </summary>
-internal sealed class RateLimiter(int perSecond, int burst, int floodLimit)
+internal sealed class RateLimiter(int perSecond, int burst, int floodLimit, ServerLag lag, long maxLagCreditMs, long nowMs)
 {
     private double _tokens = burst;
-    private long _lastMs = Environment.TickCount64;
+    private long _lastMs = nowMs;
     private long _refusedSinceMs;
     private int _refused;
 
@@ -17,7 +22,10 @@ internal sealed class RateLimiter(int perSecond, int burst, int floodLimit)
 
     public bool TryTake(long nowMs)
     {
-        _tokens = Math.Min(burst, _tokens + (nowMs - _lastMs) * perSecond / 1000.0);
+        var tokens = _tokens + (nowMs - _lastMs) * perSecond / 1000.0;
+        if (tokens > burst)
+            tokens = Math.Min(tokens, burst + Math.Min(lag.LagMs(nowMs), maxLagCreditMs) * perSecond / 1000.0);
+        _tokens = tokens;
         _lastMs = nowMs;
         if (_tokens >= 1)
         {

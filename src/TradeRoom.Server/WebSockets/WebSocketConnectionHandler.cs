@@ -25,6 +25,7 @@ internal sealed class WebSocketConnectionHandler(
     JwtValidator validator,
     IRequiredActor<ConnectionManager> connectionManager,
     OpenSockets openSockets,
+    ServerLag serverLag,
     ILogger<WebSocketConnectionHandler> log)
 {
     private const int InitialReceiveBuffer = 1024;
@@ -64,7 +65,8 @@ internal sealed class WebSocketConnectionHandler(
         var socket = new ClientSocket(webSocket, stream, settings, () => connection.Abort(new ConnectionAbortedException("closed by the server")));
         // Pings (any control frame) count against the same rate as messages. The WebSocket answers pings by itself, so
         // a ping flood is closed here, and the stream stops reading: no more pongs are made while the close goes out.
-        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter);
+        var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter,
+            serverLag, (long)settings.MaxLagCredit.TotalMilliseconds, Environment.TickCount64);
         stream.OnControlFrame = () =>
         {
             if (rate.TryTake(Environment.TickCount64) || !rate.Flooding)

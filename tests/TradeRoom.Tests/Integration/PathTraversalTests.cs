@@ -64,26 +64,4 @@ public class PathTraversalTests(SharedServerFixture fixture) : IClassFixture<Sha
         var response = await ApiResponse.ReadAsync(Server.Http.SendAsync(request));
         Assert.Equal(id, response.Json.GetProperty("bullPenId").GetString());
     }
-
-    /// <summary>
-    /// What Kestrel answers itself, before any of our code runs: the status codes README.md documents. Kestrel gives
-    /// these no body and offers no hook to add one (aspnet/KestrelHttpServer#2947).
-    /// </summary>
-    [Theory]
-    [InlineData("request line", 400)]
-    [InlineData("uri too long", 414)]
-    [InlineData("headers too large", 431)]
-    public async Task Requests_Kestrel_cannot_parse_get_its_documented_status(string kind, int status)
-    {
-        var request = kind switch
-        {
-            "request line" => "GET /api/health HTTP/1.1 extra\r\nHost: 127.0.0.1\r\n\r\n",
-            "uri too long" => $"GET /api/rooms/{new string('x', 9000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            _ => $"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {new string('x', 33000)}\r\n\r\n",
-        };
-
-        var response = await E2E.RawHttpAsync(Server.ApiPort, request);
-
-        Assert.Equal(status, response.Status);
-    }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using TradeRoom.Server;
+using TradeRoom.Server.Http;
 using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Integration;
@@ -188,6 +189,20 @@ public class StartupTests
         var e = Assert.Throws<StartupException>(() => ServerConfig.Load());
 
         Assert.Contains(missing, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("kestrel-backstop-factor = 64", "kestrel-backstop-factor")]   // 32 KiB of headers times 64: over Kestrel's 1 MiB request buffer
+    [InlineData("max-request-line-size = 0", "max-request-line-size")]
+    [InlineData("max-request-header-count = -1", "max-request-header-count")]
+    [InlineData("max-request-headers-size = lots", "max-request-headers-size")]
+    public void A_request_head_limit_Kestrel_cannot_take_refuses_startup_naming_the_setting(string setting, string named)
+    {
+        using var _ = CleanEnvironment();
+
+        var e = Assert.Throws<StartupException>(() => RequestLimits.FromConfig(ServerConfig.Load($"traderoom.http.{setting}")));
+
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
