@@ -15,7 +15,7 @@ namespace TradeRoom.Tests.Integration;
 /// missed (private ones only to their owner), the same state as before, and new events numbered on from 500.
 /// </summary>
 [Collection(ProcessEnvironmentCollection.Name)]
-public sealed class CrashRecoveryTests : IDisposable
+public sealed class CrashRecoveryTests(PostgresServer postgres) : IClassFixture<PostgresServer>, IDisposable
 {
     private const string Secret = "crash-recovery-secret-0123456789-abcdef";
     private const string Room = "season-final";
@@ -34,6 +34,16 @@ public sealed class CrashRecoveryTests : IDisposable
         {
             ["TRADEROOM_PERSISTENCE"] = "sqlite",
             ["TRADEROOM_DB_FILE"] = Path.Combine(_scratch, "traderoom.db"),
+        });
+
+    [Theory]
+    [InlineData("KILL")]
+    [InlineData("TERM")]
+    public async Task Postgresql_rooms_come_back_after_the_process_dies_and_clients_resume_without_gap_or_duplicate(string signal) =>
+        await RoomsSurviveAsync(signal, new Dictionary<string, string>
+        {
+            ["TRADEROOM_PERSISTENCE"] = "postgresql",
+            ["TRADEROOM_DB"] = await postgres.CreateDatabaseAsync(),
         });
 
     private async Task RoomsSurviveAsync(string signal, Dictionary<string, string> storage)
