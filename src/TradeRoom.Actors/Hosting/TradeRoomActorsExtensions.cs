@@ -21,10 +21,19 @@ public static class TradeRoomActorsExtensions
     /// </summary>
     public static AkkaConfigurationBuilder AddTradeRoomPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings persistence)
     {
+        // Memory rooms persist nothing and recover nothing, but a persistent actor still asks its plugins once as it
+        // starts: the in-memory ones answer at once (the default snapshot store would look on disk).
         if (persistence.Provider == PersistenceProvider.Memory)
-            return builder;
+            return builder.AddHocon(
+                "akka.persistence.journal.plugin = akka.persistence.journal.inmem\n" +
+                "akka.persistence.snapshot-store.plugin = akka.persistence.snapshot-store.inmem", HoconAddMode.Prepend);
         new RoomStore(persistence).Prepare();
-        return builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
+        builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
+        // The journal runs this many write transactions at once. SQLite takes one writer at a time, and a second
+        // one only sleeps on the file's lock: with one, the events of all rooms wait together and go in one batch.
+        return persistence.Writers is { } writers
+            ? builder.AddHocon($"akka.persistence.journal.sql.parallelism = {writers}", HoconAddMode.Prepend)
+            : builder;
     }
 
     public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings) =>

@@ -118,6 +118,8 @@ public sealed class RoomActor : ReceivePersistentActor
                 DeleteSnapshots(new SnapshotSelectionCriteria(seq - 1));
             if (_stopWhenSnapshotted)
                 Context.Stop(Self);
+            else if (_state.Seq - _snapshotSeq >= _settings.SnapshotEvery)
+                SaveSnapshotNow(); // events came faster than the snapshot was written: keep the journal within one interval
         });
         Command<SaveSnapshotFailure>(failed =>
         {

@@ -12,7 +12,8 @@ public enum PersistenceProvider
 /// <summary>Where rooms keep their events and snapshots: <c>traderoom.persistence</c> in the HOCON.</summary>
 /// <param name="ConnectionString">The ADO.NET connection string: built from the file for SQLite, as configured for PostgreSQL, empty for memory.</param>
 /// <param name="SqliteFile">The SQLite file's full path (SQLite only).</param>
-public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile)
+/// <param name="Writers">Write transactions the journal runs at once, when the provider sets it (SQLite: <c>sqlite.writers</c>).</param>
+public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile, int? Writers = null)
 {
     /// <summary>The linq2db provider name Akka.Persistence.Sql connects with.</summary>
     public string LinqToDbProvider => Provider switch
@@ -44,7 +45,7 @@ public sealed record PersistenceSettings(PersistenceProvider Provider, string Co
                 // A write that waits longer than this for the file's lock fails, before the journal's own call
                 // timeout gives up on it: a refused event is then surely not stored.
                 var busy = (int)Math.Ceiling(c.GetTimeSpan("sqlite.busy-timeout").TotalSeconds);
-                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path);
+                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path, c.GetInt("sqlite.writers"));
             case PersistenceProvider.PostgreSql:
                 var connectionString = c.GetString("postgresql.connection-string");
                 if (string.IsNullOrWhiteSpace(connectionString))
