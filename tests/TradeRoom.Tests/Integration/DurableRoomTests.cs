@@ -7,28 +7,22 @@ using TradeRoom.Tests.Support;
 namespace TradeRoom.Tests.Integration;
 
 /// <summary>
-/// Issue 11 against the real host on a real SQLite file: a room stopped for idleness comes back the same, an event
-/// the store refused reaches nobody and gets a 503, the room recovers by itself when the store is back, retention
-/// deletes a room's data, and the journal stays bounded over a long stream.
+/// Issue 11 against the real host on a real database, SQLite and PostgreSQL: a room stopped for idleness comes back
+/// the same, retention deletes a room's data, and the journal stays bounded over a long stream. On SQLite also: an
+/// event the store refused reaches nobody and gets a 503, and the room recovers by itself when the store is back.
 /// </summary>
-public class DurableRoomTests
+public abstract class DurableRoomTests
 {
-    private static async Task<Frame> SubscribeAsync(WsClient client, string bullPenId, long? sinceSeq = null, string? epoch = null)
+    /// <summary>A server on a fresh database of the provider, with <paramref name="hocon"/> over the test defaults.</summary>
+    protected abstract Task<TestServer> StartAsync(string? hocon = null);
+
+    /// <summary>The one value <paramref name="sql"/> selects from the server's database.</summary>
+    protected abstract Task<long> ScalarAsync(TestServer server, string sql);
+
+    protected static async Task<Frame> SubscribeAsync(WsClient client, string bullPenId, long? sinceSeq = null, string? epoch = null)
     {
         await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId, sinceSeq, epoch } });
         return await client.ReceiveTypeAsync("subscribed");
-    }
-
-    private static string DatabaseFile(TestServer server) =>
-        server.App.Services.GetRequiredService<TradeRoom.Actors.TradeRoomSettings>().Persistence.SqliteFile!;
-
-    private static async Task<long> ScalarAsync(TestServer server, string sql)
-    {
-        await using var connection = new SqliteConnection($"Data Source={DatabaseFile(server)}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static Task<int> RunningRoomsAsync(TestServer server) =>
@@ -37,7 +31,7 @@ public class DurableRoomTests
     [Fact]
     public async Task A_room_stopped_for_idleness_comes_back_with_its_epoch_seq_state_and_history()
     {
-        await using var server = await TestServer.StartAsync("traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s }");
+        await using var server = await StartAsync("traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s }");
         await server.PublishAsync("cup", "room_started", new { name = "Cup" });
         await server.PublishAsync("cup", "member_joined", new { userId = "u1" });
         await server.PublishAsync("cup", "leaderboard_update", new { entries = new[] { new { userId = "u1", rank = 1 } } });
@@ -69,9 +63,80 @@ public class DurableRoomTests
     }
 
     [Fact]
+    public async Task Retention_deletes_the_data_of_a_room_unused_for_its_time_and_its_next_use_starts_afresh()
+    {
+        await using var server = await StartAsync("""
+            traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s, retention = 3s, retention-sweep-interval = 500ms }
+            """);
+        await server.PublishAsync("old", "leaderboard_update", new { entries = Array.Empty<object>() });
+        await server.PublishAsync("old", "ranking_changed", new { n = 2 });
+        string epoch;
+        await using (var client = await server.ConnectAsync("viewer"))
+            epoch = (await SubscribeAsync(client, "old")).Data.GetProperty("epoch").GetString()!;
+        Assert.True(await ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'") > 0);
+
+        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'"),
+            rows => rows == 0, "retention deleted the room's journal", TimeSpan.FromSeconds(30));
+        Assert.Equal(0, await ScalarAsync(server, "SELECT COUNT(*) FROM snapshot WHERE persistence_id = 'room-old'"));
+
+        await using var again = await server.ConnectAsync("viewer");
+        var fresh = await SubscribeAsync(again, "old", sinceSeq: 2, epoch: epoch);
+        Assert.False(fresh.Data.GetProperty("recovered").GetBoolean());
+        Assert.NotEqual(epoch, fresh.Data.GetProperty("epoch").GetString());
+        Assert.Equal(0, fresh.Data.GetProperty("seq").GetInt64());
+        Assert.Equal("""{"leaderboard":null,"room":null,"members":[]}""", fresh.Data.GetProperty("state").GetRawText());
+    }
+
+    [Fact]
+    public async Task The_journal_stays_bounded_over_a_long_stream_and_the_room_still_resumes_from_its_snapshot()
+    {
+        await using var server = await StartAsync("traderoom.persistence.snapshot-every = 100");
+        await using var client = await server.ConnectAsync("viewer");
+        var epoch = (await SubscribeAsync(client, "long")).Data.GetProperty("epoch").GetString()!;
+        const int total = 1200;
+        for (var batch = 0; batch < total / 100; batch++)
+        {
+            var events = Enumerable.Range(0, 100).Select(i => new { bullPenId = "long", type = "ranking_changed", data = new { n = batch * 100 + i } });
+            using var response = await server.PostAsync("/api/events", JsonSerializer.Serialize(events));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        // Each snapshot lets the journal before it go: at most one snapshot interval of rows stays (plus the highest,
+        // kept to remember the sequence number), whatever the stream's length.
+        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-long'"),
+            rows => rows <= 101, "the journal trimmed to the last snapshot", TimeSpan.FromSeconds(30));
+        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM snapshot WHERE persistence_id = 'room-long'"),
+            rows => rows == 1, "one snapshot kept", TimeSpan.FromSeconds(30));
+
+        // A resume inside the history window (1,000 events) is served from the snapshot's history.
+        await using var late = await server.ConnectAsync("late");
+        var resumed = await SubscribeAsync(late, "long", sinceSeq: total - 900, epoch: epoch);
+        Assert.True(resumed.Data.GetProperty("recovered").GetBoolean(), resumed.Raw);
+        for (var seq = total - 899; seq <= total; seq++)
+            Assert.Equal(seq, (await late.ReceiveAsync()).Seq);
+    }
+}
+
+public sealed class SqliteDurableRoomTests : DurableRoomTests
+{
+    protected override Task<TestServer> StartAsync(string? hocon = null) => TestServer.StartAsync(hocon);
+
+    protected override async Task<long> ScalarAsync(TestServer server, string sql)
+    {
+        await using var connection = new SqliteConnection($"Data Source={DatabaseFile(server)}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static string DatabaseFile(TestServer server) =>
+        server.App.Services.GetRequiredService<TradeRoom.Actors.TradeRoomSettings>().Persistence.SqliteFile!;
+
+    [Fact]
     public async Task An_event_the_store_refuses_gets_503_reaches_no_client_and_the_room_recovers_with_its_followers_when_the_store_is_back()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartAsync();
         await using var client = await server.ConnectAsync("follower");
         await SubscribeAsync(client, "desk");
         Assert.Equal(1, await server.PublishAsync("desk", "ranking_changed", new { n = 1 }));
@@ -109,58 +174,30 @@ public class DurableRoomTests
         Assert.Contains("after", delivered.Raw);
         Assert.Equal("ok", (await server.GetJsonAsync("/api/health")).Json.GetProperty("status").GetString());
     }
+}
 
-    [Fact]
-    public async Task Retention_deletes_the_data_of_a_room_unused_for_its_time_and_its_next_use_starts_afresh()
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresDurableRoomTests(PostgresServer postgres) : DurableRoomTests
+{
+    private readonly Dictionary<TestServer, string> _databases = [];
+
+    protected override async Task<TestServer> StartAsync(string? hocon = null)
     {
-        await using var server = await TestServer.StartAsync("""
-            traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s, retention = 3s, retention-sweep-interval = 500ms }
+        var database = await postgres.CreateDatabaseAsync();
+        var server = await TestServer.StartAsync($$"""
+            traderoom.persistence { provider = postgresql, postgresql.connection-string = "{{database}}" }
+            {{hocon}}
             """);
-        await server.PublishAsync("old", "leaderboard_update", new { entries = Array.Empty<object>() });
-        await server.PublishAsync("old", "ranking_changed", new { n = 2 });
-        string epoch;
-        await using (var client = await server.ConnectAsync("viewer"))
-            epoch = (await SubscribeAsync(client, "old")).Data.GetProperty("epoch").GetString()!;
-        Assert.True(await ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'") > 0);
-
-        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'"),
-            rows => rows == 0, "retention deleted the room's journal", TimeSpan.FromSeconds(30));
-        Assert.Equal(0, await ScalarAsync(server, "SELECT COUNT(*) FROM snapshot WHERE persistence_id = 'room-old'"));
-
-        await using var again = await server.ConnectAsync("viewer");
-        var fresh = await SubscribeAsync(again, "old", sinceSeq: 2, epoch: epoch);
-        Assert.False(fresh.Data.GetProperty("recovered").GetBoolean());
-        Assert.NotEqual(epoch, fresh.Data.GetProperty("epoch").GetString());
-        Assert.Equal(0, fresh.Data.GetProperty("seq").GetInt64());
-        Assert.Equal("""{"leaderboard":null,"room":null,"members":[]}""", fresh.Data.GetProperty("state").GetRawText());
+        _databases[server] = database;
+        return server;
     }
 
-    [Fact]
-    public async Task The_journal_stays_bounded_over_a_long_stream_and_the_room_still_resumes_from_its_snapshot()
+    protected override async Task<long> ScalarAsync(TestServer server, string sql)
     {
-        await using var server = await TestServer.StartAsync("traderoom.persistence.snapshot-every = 100");
-        await using var client = await server.ConnectAsync("viewer");
-        var epoch = (await SubscribeAsync(client, "long")).Data.GetProperty("epoch").GetString()!;
-        const int total = 1200;
-        for (var batch = 0; batch < total / 100; batch++)
-        {
-            var events = Enumerable.Range(0, 100).Select(i => new { bullPenId = "long", type = "ranking_changed", data = new { n = batch * 100 + i } });
-            using var response = await server.PostAsync("/api/events", JsonSerializer.Serialize(events));
-            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        }
-
-        // Each snapshot lets the journal before it go: at most one snapshot interval of rows stays (plus the highest,
-        // kept to remember the sequence number), whatever the stream's length.
-        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-long'"),
-            rows => rows <= 101, "the journal trimmed to the last snapshot", TimeSpan.FromSeconds(30));
-        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM snapshot WHERE persistence_id = 'room-long'"),
-            rows => rows == 1, "one snapshot kept", TimeSpan.FromSeconds(30));
-
-        // A resume inside the history window (1,000 events) is served from the snapshot's history.
-        await using var late = await server.ConnectAsync("late");
-        var resumed = await SubscribeAsync(late, "long", sinceSeq: total - 900, epoch: epoch);
-        Assert.True(resumed.Data.GetProperty("recovered").GetBoolean(), resumed.Raw);
-        for (var seq = total - 899; seq <= total; seq++)
-            Assert.Equal(seq, (await late.ReceiveAsync()).Seq);
+        await using var connection = new Npgsql.NpgsqlConnection(_databases[server]);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }
