@@ -7,8 +7,13 @@ namespace TradeRoom.Actors.Rooms;
 
 /// <summary>
 /// The one place messages reach rooms: every <see cref="IWithBullPenId"/> message is routed here to its
-/// <see cref="RoomActor"/>, which is created on first use (a subscribe or a publish). Idle rooms are stopped on
-/// their own request; messages that arrive while a room is stopping are buffered and start a fresh room.
+/// <see cref="RoomActor"/>, which is created on first use (a subscribe or a publish). Messages that arrive while a
+/// room recovers from its store are held until it is ready (<see cref="RoomReady"/>); idle rooms are stopped on their
+/// own request, and messages that arrive while a room is stopping are held and start it again.
+/// A room whose store failed hands its followers back (<see cref="RoomFailed"/>): until it starts again after a
+/// backoff, its publishes and subscribes are refused with <c>storage_unavailable</c>, then the new incarnation takes
+/// the followers back (<see cref="Rejoin"/>). With a durable store the registry also applies retention: the data of
+/// rooms whose last event is older than <see cref="RoomSettings.Retention"/>, and that do not run, is deleted.
 /// Creating rooms is bounded twice: at most <see cref="RoomSettings.MaxRooms"/> run at once, and each connection may
 /// create at most <see cref="RoomSettings.NewRoomsPerMinute"/> by subscribing (a subscribe to a running room is free,
 /// and publishers, trusted services, only meet the cap). The registry keeps that budget because it is the one actor
