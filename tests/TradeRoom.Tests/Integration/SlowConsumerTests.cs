@@ -491,9 +491,10 @@ public class SlowConsumerTests(ITestOutputHelper output)
 
 /// <summary>
 /// A client over a raw TCP socket: the handshake by hand, then masked text frames out and a minimal frame parser
-/// in. Its receive buffer is left alone; the test decides when (if ever) it reads.
+/// in. The test decides when (if ever) it reads.
 /// </summary>
-internal sealed class RawWsClient : IDisposable
+/// <param name="receiveBuffer">The socket's receive buffer, set before connecting so the advertised window stays small; the kernel's default if null.</param>
+internal sealed class RawWsClient(int? receiveBuffer = null) : IDisposable
 {
     private readonly TcpClient _tcp = new() { NoDelay = true };
     private NetworkStream _stream = null!;
@@ -503,9 +504,14 @@ internal sealed class RawWsClient : IDisposable
 
     public long BytesRead { get; private set; }
 
+    /// <summary>The client's own port, which names the connection on the server's side.</summary>
+    public int LocalPort => ((IPEndPoint)_tcp.Client.LocalEndPoint!).Port;
+
     public async Task ConnectAsync(int port, string path)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        if (receiveBuffer is { } size)
+            _tcp.ReceiveBufferSize = size;
         await _tcp.ConnectAsync(IPAddress.Loopback, port, timeout.Token);
         _stream = _tcp.GetStream();
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
