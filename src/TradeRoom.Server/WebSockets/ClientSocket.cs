@@ -394,11 +394,12 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     /// A slow consumer's close: what it is behind on is dropped, but the write in progress was cut at a point the
     /// client has not read up to, and the close frame comes after it. The kernel takes both at once (the socket's
     /// send buffer grows for them), so they no longer wait in the server for a reader that may come back only after
-    /// the close timeout has ended the connection; see <see cref="Abort"/>.
+    /// the close timeout has ended the connection, and keeps them for the client for <c>slow-consumer-linger</c>;
+    /// see <see cref="Abort"/>.
     /// </summary>
     private void HandOverToKernel()
     {
-        var handedOver = stream.StopWaitingForReader();
+        var handedOver = stream.StopWaitingForReader(settings.SlowConsumerLinger);
         lock (_gate)
             _handedOver = handedOver;
     }
@@ -409,7 +410,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     /// slow consumer's close whose close frame the kernel took: then only our output ends, with a FIN after what the
     /// kernel holds, and the connection ends as when the client answers the close (the receive loop stops, the
     /// handler returns, the transport closes the socket). A client that reads again later still gets whole frames
-    /// and the close frame; the kernel keeps them for it as long as its orphan limits allow.
+    /// and the close frame, within <c>slow-consumer-linger</c> of the close.
     /// </summary>
     private void Abort()
     {

@@ -26,23 +26,26 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
 
     private const int MaxEvents = 2000;
 
-    [Fact]
-    public async Task A_stalled_reader_that_resumes_after_close_timeout_reads_whole_frames_then_the_4008_close()
+    private const string Budget = """
+        traderoom.websocket {
+          outbound-queue-limit = 64KiB
+          slow-consumer-hard-limit = 256KiB
+          slow-consumer-grace = 300ms
+        }
+        """;
+
+    /// <summary>
+    /// A client that subscribes to a busy room, with a small receive buffer, then reads nothing more until the server
+    /// closes it as a slow consumer. Returns the client, the server's socket inode and the number of events published.
+    /// </summary>
+    private async Task<(RawWsClient Client, string Inode, int Published)> StallUntilClosedAsync(TestServer server)
     {
-        await using var server = await TestServer.StartAsync("""
-            traderoom.websocket {
-              outbound-queue-limit = 64KiB
-              slow-consumer-hard-limit = 256KiB
-              slow-consumer-grace = 300ms
-            }
-            """);
-        var settings = server.App.Services.GetRequiredService<TradeRoomSettings>();
         var openSockets = server.App.Services.GetRequiredService<OpenSockets>();
         var integration = server.App.Services.GetRequiredService<TradeRoomIntegration>();
         var room = E2E.Room("busy");
 
         // A small receive buffer keeps the client's window small: the server's side fills up soon after it stops reading.
-        using var stalled = new RawWsClient(receiveBuffer: 4096);
+        var stalled = new RawWsClient(receiveBuffer: 4096);
         await stalled.ConnectAsync(server.WsPort, "/ws?token=" + server.UserToken("stalled"));
         await stalled.SendTextAsync(JsonSerializer.Serialize(new { type = "subscribe_room", data = new { bullPenId = room } }));
         using (var answers = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
@@ -63,8 +66,18 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
             Assert.IsType<EventPublished>(await integration.OnRankingChanged(room, new { i = published++, pad }));
             await Task.Delay(5);
         }
-        var sinceClose = Stopwatch.StartNew();
         output.WriteLine($"closed as a slow consumer after {published} events; server socket {inode}: {TcpQueues(server.WsPort, stalled.LocalPort)}");
+        return (stalled, inode, published);
+    }
+
+    [Fact]
+    public async Task A_stalled_reader_that_resumes_after_close_timeout_reads_whole_frames_then_the_4008_close()
+    {
+        await using var server = await TestServer.StartAsync(Budget);
+        var settings = server.App.Services.GetRequiredService<TradeRoomSettings>();
+        var (stalled, inode, published) = await StallUntilClosedAsync(server);
+        using var _ = stalled;
+        var sinceClose = Stopwatch.StartNew();
 
         // Closed means freed: the server's socket goes within close-timeout, though the client has read nothing.
         await Eventually.MatchAsync(() => Task.FromResult(ServerHolds(inode)), held => !held,
@@ -103,6 +116,30 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
         Assert.True(frames < published, $"the client got all {published} events; it was never behind");
         // After the close frame the connection ends in order (the kernel's FIN), nothing else follows.
         await Assert.ThrowsAsync<EndOfStreamException>(() => stalled.ReadFrameAsync(reading.Token));
+    }
+
+    [Fact]
+    public async Task A_reader_that_never_reads_again_is_given_up_by_the_kernel_after_slow_consumer_linger()
+    {
+        await using var server = await TestServer.StartAsync(Budget + """
+            traderoom.websocket { close-timeout = 1s, slow-consumer-linger = 3s }
+            """);
+        var (stalled, inode, _) = await StallUntilClosedAsync(server);
+        using var _ = stalled;
+        var sinceClose = Stopwatch.StartNew();
+
+        // The server lets go of its socket at close-timeout; the kernel still holds the frames and the close for the client…
+        await Eventually.MatchAsync(() => Task.FromResult(ServerHolds(inode)), held => !held,
+            $"the server's descriptor for socket {inode} closed", TimeSpan.FromSeconds(10));
+        var orphan = TcpQueues(server.WsPort, stalled.LocalPort);
+        output.WriteLine($"server descriptor gone {sinceClose.ElapsedMilliseconds} ms after the close; the kernel's side: {orphan}");
+        Assert.NotEqual("gone", orphan);
+
+        // …but not for ever: once the client has read nothing for slow-consumer-linger, the kernel ends the connection and
+        // frees what it held (without the limit it keeps probing a closed window for minutes: about 6 measured on loopback).
+        await Eventually.MatchAsync(() => Task.FromResult(TcpQueues(server.WsPort, stalled.LocalPort)), queues => queues == "gone",
+            "the kernel's side of the connection gone", TimeSpan.FromSeconds(60));
+        output.WriteLine($"the kernel gave up {sinceClose.ElapsedMilliseconds} ms after the close");
     }
 
     /// <summary>The inode of the server's socket of the loopback connection between the two ports (/proc/net/tcp).</summary>
