@@ -122,7 +122,7 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
     public async Task A_reader_that_never_reads_again_is_given_up_by_the_kernel_after_slow_consumer_linger()
     {
         await using var server = await TestServer.StartAsync(Budget + """
-            traderoom.websocket { close-timeout = 1s, slow-consumer-linger = 3s }
+            traderoom.websocket { close-timeout = 1s, slow-consumer-linger = 5s }
             """);
         var (stalled, inode, _) = await StallUntilClosedAsync(server);
         using var _ = stalled;

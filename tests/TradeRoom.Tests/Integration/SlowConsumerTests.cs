@@ -160,6 +160,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
               slow-consumer-hard-limit = 256KiB
               slow-consumer-grace = 300ms
               close-timeout = 30s
+              slow-consumer-linger = 30s
             }
             """);
         var integration = server.App.Services.GetRequiredService<TradeRoomIntegration>();
