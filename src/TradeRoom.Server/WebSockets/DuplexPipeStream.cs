@@ -309,9 +309,13 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
                 try
                 {
                     // At most what was there: a client that keeps sending cannot hold this thread.
-                    while (unread > 0 && socket.Receive(scratch, 0, Math.Min(unread, scratch.Length), SocketFlags.None, out var error) is var read
-                           && error == SocketError.Success && read > 0)
+                    while (unread > 0)
+                    {
+                        var read = socket.Receive(scratch, 0, Math.Min(unread, scratch.Length), SocketFlags.None, out var error);
+                        if (error != SocketError.Success || read <= 0)
+                            break;
                         unread -= read;
+                    }
                 }
                 finally
                 {

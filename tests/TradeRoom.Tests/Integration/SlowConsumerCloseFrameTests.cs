@@ -36,9 +36,10 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
 
     /// <summary>
     /// A client that subscribes to a busy room, with a small receive buffer, then reads nothing more until the server
-    /// closes it as a slow consumer. Returns the client, the server's socket inode and the number of events published.
+    /// closes it as a slow consumer. Returns the client, the server's socket inode, the number of events published and
+    /// a stopwatch started at the close.
     /// </summary>
-    private async Task<(RawWsClient Client, string Inode, int Published)> StallUntilClosedAsync(TestServer server)
+    private async Task<(RawWsClient Client, string Inode, int Published, Stopwatch SinceClose)> StallUntilClosedAsync(TestServer server)
     {
         var openSockets = server.App.Services.GetRequiredService<OpenSockets>();
         var integration = server.App.Services.GetRequiredService<TradeRoomIntegration>();
@@ -66,18 +67,54 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
             Assert.IsType<EventPublished>(await integration.OnRankingChanged(room, new { i = published++, pad }));
             await Task.Delay(5);
         }
+        var sinceClose = Stopwatch.StartNew();
         output.WriteLine($"closed as a slow consumer after {published} events; server socket {inode}: {TcpQueues(server.WsPort, stalled.LocalPort)}");
-        return (stalled, inode, published);
+        return (stalled, inode, published, sinceClose);
     }
 
     [Fact]
     public async Task A_stalled_reader_that_resumes_after_close_timeout_reads_whole_frames_then_the_4008_close()
     {
         await using var server = await TestServer.StartAsync(Budget);
-        var settings = server.App.Services.GetRequiredService<TradeRoomSettings>();
-        var (stalled, inode, published) = await StallUntilClosedAsync(server);
+        var (stalled, inode, published, sinceClose) = await StallUntilClosedAsync(server);
         using var _ = stalled;
-        var sinceClose = Stopwatch.StartNew();
+        await ResumeAfterCloseTimeoutAndReadToCloseAsync(server, stalled, inode, published, sinceClose);
+    }
+
+    [Fact]
+    public async Task A_stalled_reader_that_flooded_pings_before_stalling_still_gets_the_4008_close_after_close_timeout()
+    {
+        await using var server = await TestServer.StartAsync(Budget);
+        var (stalled, inode, published, sinceClose) = await StallUntilClosedAsync(server);
+        using var _ = stalled;
+
+        // After its close it floods pings, so the server stops reading from it (the 1008 for that comes too late: the 4008
+        // is already on its way), until its input lies unread in the server's kernel: Linux resets a connection closed
+        // with unread input, which would drop the frames the kernel holds for the client, so the server discards that
+        // input before it lets go. Only a burst that has all arrived: while more is on its way when the server lets go
+        // (a client that never stops sending), the kernel resets the connection whatever the server does.
+        long sent = 0;
+        while (ServerUnreadInput(server.WsPort, stalled.LocalPort) < 100 * 1024)
+        {
+            Assert.True(sent < 16L << 20, $"{sent} bytes of pings sent and none lies unread in the server's kernel");
+            // About what the server's transport buffers once it stops reading (1 MiB) at first, then a little at a time.
+            sent += stalled.SendPingsWhileTaken(maxBytes: sent == 0 ? 1 << 20 : 100 * 131);
+            await Eventually.MatchAsync(() => Task.FromResult(ClientUnsent(stalled.LocalPort)), unsent => unsent == 0,
+                "the client's pings all arrived at the server's kernel");
+        }
+        output.WriteLine($"the client sent {sent} bytes of pings; server side: {TcpQueues(server.WsPort, stalled.LocalPort)}");
+
+        await ResumeAfterCloseTimeoutAndReadToCloseAsync(server, stalled, inode, published, sinceClose);
+    }
+
+    /// <summary>
+    /// Right after the 4008 close: waits until the server has let go of its socket (within close-timeout), stays
+    /// stalled for <see cref="Stall"/> after the close, then reads: whole frames in order, then the close 4008, then
+    /// the end of the stream.
+    /// </summary>
+    private async Task ResumeAfterCloseTimeoutAndReadToCloseAsync(TestServer server, RawWsClient stalled, string inode, int published, Stopwatch sinceClose)
+    {
+        var settings = server.App.Services.GetRequiredService<TradeRoomSettings>();
 
         // Closed means freed: the server's socket goes within close-timeout, though the client has read nothing.
         await Eventually.MatchAsync(() => Task.FromResult(ServerHolds(inode)), held => !held,
@@ -114,8 +151,13 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
         }
         // It was behind: its queue was dropped at the close.
         Assert.True(frames < published, $"the client got all {published} events; it was never behind");
-        // After the close frame the connection ends in order (the kernel's FIN), nothing else follows.
-        await Assert.ThrowsAsync<EndOfStreamException>(() => stalled.ReadFrameAsync(reading.Token));
+        // After the close frame the connection ends in order (the kernel's FIN); only pongs, to pings the client sent
+        // before it saw the close, may come between.
+        await Assert.ThrowsAsync<EndOfStreamException>(async () =>
+        {
+            while (true)
+                Assert.Equal(0xA, (await stalled.ReadFrameAsync(reading.Token)).Opcode);
+        });
     }
 
     [Fact]
@@ -124,9 +166,8 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
         await using var server = await TestServer.StartAsync(Budget + """
             traderoom.websocket { close-timeout = 1s, slow-consumer-linger = 5s }
             """);
-        var (stalled, inode, _) = await StallUntilClosedAsync(server);
+        var (stalled, inode, _, sinceClose) = await StallUntilClosedAsync(server);
         using var _ = stalled;
-        var sinceClose = Stopwatch.StartNew();
 
         // The server lets go of its socket at close-timeout; the kernel still holds the frames and the close for the client…
         await Eventually.MatchAsync(() => Task.FromResult(ServerHolds(inode)), held => !held,
@@ -160,6 +201,24 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
         }
         return null;
     }
+
+    /// <summary>Bytes the client sent that lie in the server's kernel, not yet read by the server.</summary>
+    private static long ServerUnreadInput(int serverPort, int clientPort) =>
+        ServerSocketLine(serverPort, clientPort) is { } fields ? Hex(fields[4].Split(':')[1]) : 0;
+
+    /// <summary>Bytes the client's kernel still holds, not yet taken by the server's (the client's socket is IPv6, dual mode).</summary>
+    private static long ClientUnsent(int clientPort)
+    {
+        foreach (var line in File.ReadLines("/proc/net/tcp6").Skip(1))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (Port(fields[1]) == clientPort)
+                return Hex(fields[4].Split(':')[0]);
+        }
+        throw new InvalidOperationException($"no client socket on port {clientPort} in /proc/net/tcp6");
+    }
+
+    private static long Hex(string value) => long.Parse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
     private static int Port(string address) => int.Parse(address[(address.IndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 

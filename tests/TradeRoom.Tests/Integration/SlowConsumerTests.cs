@@ -532,6 +532,40 @@ internal sealed class RawWsClient(int? receiveBuffer = null) : IDisposable
     /// <summary>One masked text frame, as a client must send it.</summary>
     public async Task SendTextAsync(string text) => await _stream.WriteAsync(MaskedTextFrame(Encoding.UTF8.GetBytes(text)));
 
+    /// <summary>
+    /// Masked ping frames (125-byte payloads), as many as the kernel takes at once, up to <paramref name="maxBytes"/>:
+    /// it stops taking them once the server stops reading. Returns the bytes sent.
+    /// </summary>
+    public long SendPingsWhileTaken(long maxBytes)
+    {
+        var pings = new byte[100 * 131];
+        for (var i = 0; i < 100; i++)
+        {
+            var frame = pings.AsSpan(i * 131, 131);
+            frame[0] = 0x89;
+            frame[1] = 0x80 | 125;
+            RandomNumberGenerator.Fill(frame[2..]); // the mask, and a payload that is random once masked
+        }
+        var socket = _tcp.Client;
+        socket.Blocking = false;
+        long sent = 0;
+        try
+        {
+            while (sent < maxBytes)
+            {
+                var taken = socket.Send(pings, 0, pings.Length, SocketFlags.None, out var error);
+                sent += Math.Max(taken, 0);
+                if (error != SocketError.Success || taken < pings.Length)
+                    break;
+            }
+        }
+        finally
+        {
+            socket.Blocking = true;
+        }
+        return sent;
+    }
+
     /// <summary>Many text frames in one TCP write, so the server reads them back to back.</summary>
     public async Task SendTextFramesAsync(IEnumerable<byte[]> payloads) =>
         await _stream.WriteAsync(payloads.SelectMany(MaskedTextFrame).ToArray());
