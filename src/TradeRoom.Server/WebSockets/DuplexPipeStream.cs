@@ -292,9 +292,10 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
 
     /// <summary>
     /// Ends the connection's output in order: the kernel sends a FIN after what it holds, instead of the reset that
-    /// aborting the connection sends, which drops what it holds. For a socket whose close frame is in the kernel
-    /// (<see cref="StopWaitingForReader"/>), just before the connection is aborted. Unread input is discarded first:
-    /// Linux resets a connection closed with unread input. Returns false without a socket of its own.
+    /// aborting the connection sends (Kestrel's abort closes with SO_LINGER 0), which drops what it holds. For a
+    /// socket whose close frame is in the kernel (<see cref="StopWaitingForReader"/>), instead of that abort. Unread
+    /// input is discarded first: Linux resets a connection closed with unread input. Input still on its way when the
+    /// transport closes the socket resets it all the same. Returns false without a socket of its own.
     /// </summary>
     public bool EndOutputInOrder()
     {
