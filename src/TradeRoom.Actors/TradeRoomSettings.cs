@@ -27,6 +27,7 @@ public sealed record TradeRoomSettings
     public required long OutboundQueueLimit { get; init; }
     public required TimeSpan SlowConsumerGrace { get; init; }
     public required long SlowConsumerHardLimit { get; init; }
+    public required TimeSpan SlowConsumerLinger { get; init; }
     public required IReadOnlySet<string> ConflatedEventTypes { get; init; }
     public required int MessagesPerSecond { get; init; }
     public required int MessageBurst { get; init; }
@@ -85,6 +86,7 @@ public sealed record TradeRoomSettings
             OutboundQueueLimit = outboundQueueLimit,
             SlowConsumerGrace = c.GetTimeSpan("websocket.slow-consumer-grace"),
             SlowConsumerHardLimit = slowConsumerHardLimit,
+            SlowConsumerLinger = c.GetTimeSpan("websocket.slow-consumer-linger"),
             ConflatedEventTypes = c.GetStringList("websocket.conflated-event-types").ToFrozenSet(StringComparer.Ordinal),
             MessagesPerSecond = c.GetInt("limits.messages-per-second"),
             MessageBurst = c.GetInt("limits.message-burst"),

@@ -36,6 +36,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private long _queuedBytes;
     private long _overBudgetSinceMs;
     private bool _pumping;
+    private bool _handedOver;      // a slow consumer's close: the kernel takes every write (DuplexPipeStream.StopWaitingForReader)
+    private bool _closeFrameSent;  // the close frame has been written (to the kernel, on a direct socket)
     private bool _closedByClient;
     private string? _closeReason;
     private int _closeCode;
@@ -106,17 +108,23 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     public void CheckHealth(long nowMs)
     {
         bool startPump;
+        var slowConsumer = false;
         lock (_gate)
         {
             if (_closeReason is not null)
                 return;
             if (_overBudgetSinceMs != 0 && nowMs - _overBudgetSinceMs > (long)settings.SlowConsumerGrace.TotalMilliseconds)
+            {
+                slowConsumer = true;
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
+            }
             else if (nowMs - stream.LastReceivedMs > (long)settings.HeartbeatTimeout.TotalMilliseconds)
                 startPump = RequestCloseLocked(CloseCodes.HeartbeatTimeout, "heartbeat timeout", discardQueue: false);
             else
                 return;
         }
+        if (slowConsumer)
+            HandOverToKernel();
         if (startPump)
             StartPump();
     }
@@ -146,6 +154,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private bool Enqueue(byte[] frame, RoomEvent? e, bool moreComing)
     {
         bool startPump;
+        var slowConsumer = false;
         lock (_gate)
         {
             if (_closeReason is not null)
@@ -157,7 +166,10 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             PushLocked(frame, e);
             _queuedBytes += frame.Length;
             if (_queuedBytes > settings.SlowConsumerHardLimit)
+            {
+                slowConsumer = true;
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
+            }
             else
             {
                 if (_queuedBytes > settings.OutboundQueueLimit && _overBudgetSinceMs == 0)
@@ -165,6 +177,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                 startPump = ClaimPumpLocked();
             }
         }
+        if (slowConsumer)
+            HandOverToKernel();
         if (startPump)
         {
             if (moreComing)
@@ -293,10 +307,14 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                     // Frames written since the last flush (a close cut a batch short) leave with the close frame.
                     Metrics.Written(unflushedEvents, unflushed);
                     stream.Corked = false;
+                    var sent = false;
                     if (webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                    {
                         await webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
+                        sent = true;
+                    }
                     lock (_gate)
-                        _pumping = false;
+                        (_closeFrameSent, _pumping) = (sent, false);
                     return;
                 }
 
@@ -372,12 +390,39 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         }
     }
 
-    /// <summary>Ends the WebSocket and the connection under it, whatever state either is in: nothing more is sent or received.</summary>
+    /// <summary>
+    /// A slow consumer's close: what it is behind on is dropped, but the write in progress was cut at a point the
+    /// client has not read up to, and the close frame comes after it. The kernel takes both at once (the socket's
+    /// send buffer grows for them), so they no longer wait in the server for a reader that may come back only after
+    /// the close timeout has ended the connection, and keeps them for the client for <c>slow-consumer-linger</c>;
+    /// see <see cref="Abort"/>.
+    /// </summary>
+    private void HandOverToKernel()
+    {
+        var handedOver = stream.StopWaitingForReader(settings.SlowConsumerLinger);
+        lock (_gate)
+            _handedOver = handedOver;
+    }
+
+    /// <summary>
+    /// Ends the WebSocket and the connection under it, whatever state either is in: nothing more is sent or received.
+    /// Aborting the connection resets it, and the kernel drops what it still holds for the client. Except after a
+    /// slow consumer's close whose close frame the kernel took: then only our output ends, with a FIN after what the
+    /// kernel holds, and the connection ends as when the client answers the close (the receive loop stops, the
+    /// handler returns, the transport closes the socket). A client that reads again later still gets whole frames
+    /// and the close frame, within <c>slow-consumer-linger</c> of the close.
+    /// </summary>
     private void Abort()
     {
+        bool inOrder;
+        lock (_gate)
+            inOrder = _handedOver && _closeFrameSent;
+        if (inOrder)
+            inOrder = stream.EndOutputInOrder();
         if (webSocket.State != WebSocketState.Closed)
             webSocket.Abort();
-        abortConnection?.Invoke();
+        if (!inOrder)
+            abortConnection?.Invoke();
     }
 
     private static string Truncate(string reason)

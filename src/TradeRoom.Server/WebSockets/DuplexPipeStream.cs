@@ -25,6 +25,9 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
     private byte[]? _batch;      // corked writes waiting for the next uncorked one (direct sends only)
     private int _batchLength;
 
+    private int _unsent;         // bytes of a direct send the kernel has not taken yet: it waits for the client to read
+    private int _handingOver;    // 1 once no direct send may wait for the client any more (see StopWaitingForReader)
+
     private FrameHeaderTracker _frames; // a struct: no object of its own per connection
     private Action<int>? _onFrame;      // made at the first read that carries bytes
     private TaskCompletionSource? _stopped;
@@ -171,7 +174,13 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
                 ArrayPool<byte>.Shared.Return(pooled);
             return ValueTask.FromException(new IOException($"send failed: {error}", new SocketException((int)error)));
         }
-        return SendRestAsync(bytes[Math.Max(sent, 0)..], pooled, cancellationToken);
+        var rest = bytes[Math.Max(sent, 0)..];
+        // Each side of the hand-over writes with a full fence (Interlocked) before it reads the other's field, so a
+        // send that starts waiting while StopWaitingForReader runs is seen by one of them: the buffer grows for it.
+        Interlocked.Exchange(ref _unsent, rest.Length);
+        if (Volatile.Read(ref _handingOver) == 1)
+            GrowSendBuffer(rest.Length);
+        return SendRestAsync(rest, pooled, cancellationToken);
     }
 
     private async ValueTask SendRestAsync(ReadOnlyMemory<byte> rest, byte[]? pooled, CancellationToken cancellationToken)
@@ -187,8 +196,139 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe, Socket? socket = null) 
         }
         finally
         {
+            Volatile.Write(ref _unsent, 0);
             if (pooled is not null)
                 ArrayPool<byte>.Shared.Return(pooled);
+        }
+    }
+
+    /// <summary>
+    /// A slow consumer's close: from now on no direct send waits for the client to read. The socket's send buffer grows
+    /// so that the kernel takes the write in progress (whose start it already holds) and the frames after it (the
+    /// close); it delivers them when the client reads again, even after the server has let go of the socket
+    /// (<see cref="EndOutputInOrder"/>), for about <paramref name="linger"/> more (see <see cref="LimitLinger"/>).
+    /// Plaintext only: under TLS the bytes keep waiting in the transport's pipe. Returns false when nothing can be
+    /// handed over (TLS, in-memory pipes, not Linux).
+    /// </summary>
+    public bool StopWaitingForReader(TimeSpan linger)
+    {
+        if (socket is null || !OperatingSystem.IsLinux())
+            return false;
+        LimitLinger(linger);
+        Interlocked.Exchange(ref _handingOver, 1);
+        var unsent = Volatile.Read(ref _unsent);
+        if (unsent > 0)
+            GrowSendBuffer(unsent);
+        return true;
+    }
+
+    /// <summary>
+    /// Bounds how long the kernel keeps a connection whose client reads nothing, our socket closed or not: else it
+    /// keeps probing the closed window for minutes (measured: about 6 on loopback) and holds what it could not send.
+    /// TCP_USER_TIMEOUT ends it once the window has been probed for that long, counted from the first probe, which
+    /// comes after the last data the kernel could send (TCP_INFO's tcpi_last_data_sent, ms ago). So the timeout is that
+    /// age plus <paramref name="linger"/>: the kernel gives up about <paramref name="linger"/> from now, not before.
+    /// A client that reads again opens the window, and the timeout no longer applies while data flows.
+    /// </summary>
+    private void LimitLinger(TimeSpan linger)
+    {
+        const int IpProtoTcp = 6, TcpInfo = 11, TcpUserTimeout = 18, LastDataSentOffset = 44; // Linux
+        try
+        {
+            Span<byte> info = stackalloc byte[256];
+            var length = socket!.GetRawSocketOption(IpProtoTcp, TcpInfo, info);
+            if (length < LastDataSentOffset + 4)
+                return;
+            var sinceLastData = BitConverter.ToUInt32(info.Slice(LastDataSentOffset, 4));
+            var timeout = (int)Math.Min(sinceLastData + (long)linger.TotalMilliseconds, int.MaxValue);
+            socket.SetRawSocketOption(IpProtoTcp, TcpUserTimeout, BitConverter.GetBytes(timeout));
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // the kernel keeps it for as long as its own limits say
+        }
+    }
+
+    /// <summary>Room asked of the kernel beyond the bytes themselves: a close frame, a pong, and the kernel's per-packet overhead.</summary>
+    private const int SendBufferSlack = 64 * 1024;
+
+    /// <summary>Linux's cap on SO_SNDBUF for unprivileged processes (net.core.wmem_max); 0 when unknown.</summary>
+    private static readonly Lazy<long> WmemMax = new(() =>
+    {
+        try
+        {
+            return long.Parse(File.ReadAllText("/proc/sys/net/core/wmem_max").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException)
+        {
+            return 0;
+        }
+    });
+
+    /// <summary>
+    /// Grows the socket's send buffer so that the kernel takes <paramref name="bytes"/> more. Linux wakes a send that
+    /// waits for room only once the free room is at least half of what the buffer holds (sk_stream_is_writeable),
+    /// and a full buffer holds about its size: so the buffer grows to twice its size plus the bytes. That is a
+    /// limit, not an allocation: the kernel then holds what it held plus the bytes. Linux reports the size in use,
+    /// which is twice what SO_SNDBUF asks for. Past net.core.wmem_max only a process with CAP_NET_ADMIN may ask
+    /// (SO_SNDBUFFORCE); when the kernel refuses, the send keeps waiting for the reader, as it did before.
+    /// </summary>
+    private void GrowSendBuffer(int bytes)
+    {
+        const int SolSocket = 1, SoSndBufForce = 32; // Linux
+        try
+        {
+            var ask = (int)Math.Min((2L * socket!.SendBufferSize + bytes + SendBufferSlack) / 2, int.MaxValue / 2);
+            if (ask <= WmemMax.Value)
+                socket.SendBufferSize = ask;
+            else
+                socket.SetRawSocketOption(SolSocket, SoSndBufForce, BitConverter.GetBytes(ask));
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // refused, or the socket is gone: nothing more to do
+        }
+    }
+
+    /// <summary>
+    /// Ends the connection's output in order: the kernel sends a FIN after what it holds, instead of the reset that
+    /// aborting the connection sends (Kestrel's abort closes with SO_LINGER 0), which drops what it holds. For a
+    /// socket whose close frame is in the kernel (<see cref="StopWaitingForReader"/>), instead of that abort. Unread
+    /// input is discarded first: Linux resets a connection closed with unread input. Input still on its way when the
+    /// transport closes the socket resets it all the same. Returns false without a socket of its own.
+    /// </summary>
+    public bool EndOutputInOrder()
+    {
+        if (socket is null)
+            return false;
+        try
+        {
+            var unread = socket.Available;
+            if (unread > 0)
+            {
+                var scratch = ArrayPool<byte>.Shared.Rent(Math.Min(unread, 64 * 1024));
+                try
+                {
+                    // At most what was there: a client that keeps sending cannot hold this thread.
+                    while (unread > 0)
+                    {
+                        var read = socket.Receive(scratch, 0, Math.Min(unread, scratch.Length), SocketFlags.None, out var error);
+                        if (error != SocketError.Success || read <= 0)
+                            break;
+                        unread -= read;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(scratch);
+                }
+            }
+            socket.Shutdown(SocketShutdown.Send);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 

@@ -9,6 +9,9 @@ internal sealed class OpenSockets
 
     public int Count => _sockets.Count;
 
+    /// <summary>A snapshot of the sockets open now.</summary>
+    public ICollection<ClientSocket> Sockets => _sockets.Keys;
+
     public void Add(ClientSocket socket) => _sockets.TryAdd(socket, 0);
 
     public void Remove(ClientSocket socket) => _sockets.TryRemove(socket, out _);

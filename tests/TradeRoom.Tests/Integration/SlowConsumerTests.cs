@@ -160,6 +160,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
               slow-consumer-hard-limit = 256KiB
               slow-consumer-grace = 300ms
               close-timeout = 30s
+              slow-consumer-linger = 30s
             }
             """);
         var integration = server.App.Services.GetRequiredService<TradeRoomIntegration>();
@@ -491,9 +492,10 @@ public class SlowConsumerTests(ITestOutputHelper output)
 
 /// <summary>
 /// A client over a raw TCP socket: the handshake by hand, then masked text frames out and a minimal frame parser
-/// in. Its receive buffer is left alone; the test decides when (if ever) it reads.
+/// in. The test decides when (if ever) it reads.
 /// </summary>
-internal sealed class RawWsClient : IDisposable
+/// <param name="receiveBuffer">The socket's receive buffer, set before connecting so the advertised window stays small; the kernel's default if null.</param>
+internal sealed class RawWsClient(int? receiveBuffer = null) : IDisposable
 {
     private readonly TcpClient _tcp = new() { NoDelay = true };
     private NetworkStream _stream = null!;
@@ -503,9 +505,14 @@ internal sealed class RawWsClient : IDisposable
 
     public long BytesRead { get; private set; }
 
+    /// <summary>The client's own port, which names the connection on the server's side.</summary>
+    public int LocalPort => ((IPEndPoint)_tcp.Client.LocalEndPoint!).Port;
+
     public async Task ConnectAsync(int port, string path)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        if (receiveBuffer is { } size)
+            _tcp.ReceiveBufferSize = size;
         await _tcp.ConnectAsync(IPAddress.Loopback, port, timeout.Token);
         _stream = _tcp.GetStream();
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
@@ -524,6 +531,40 @@ internal sealed class RawWsClient : IDisposable
 
     /// <summary>One masked text frame, as a client must send it.</summary>
     public async Task SendTextAsync(string text) => await _stream.WriteAsync(MaskedTextFrame(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>
+    /// Masked ping frames (125-byte payloads), as many as the kernel takes at once, up to <paramref name="maxBytes"/>:
+    /// it stops taking them once the server stops reading. Returns the bytes sent.
+    /// </summary>
+    public long SendPingsWhileTaken(long maxBytes)
+    {
+        var pings = new byte[100 * 131];
+        for (var i = 0; i < 100; i++)
+        {
+            var frame = pings.AsSpan(i * 131, 131);
+            frame[0] = 0x89;
+            frame[1] = 0x80 | 125;
+            RandomNumberGenerator.Fill(frame[2..]); // the mask, and a payload that is random once masked
+        }
+        var socket = _tcp.Client;
+        socket.Blocking = false;
+        long sent = 0;
+        try
+        {
+            while (sent < maxBytes)
+            {
+                var taken = socket.Send(pings, 0, pings.Length, SocketFlags.None, out var error);
+                sent += Math.Max(taken, 0);
+                if (error != SocketError.Success || taken < pings.Length)
+                    break;
+            }
+        }
+        finally
+        {
+            socket.Blocking = true;
+        }
+        return sent;
+    }
 
     /// <summary>Many text frames in one TCP write, so the server reads them back to back.</summary>
     public async Task SendTextFramesAsync(IEnumerable<byte[]> payloads) =>
