@@ -208,7 +208,9 @@ describe("against the server", () => {
   });
 
   test("without a refresh, an expiring static token ends the client: token_expired, close 4001, no reconnect", async () => {
-    const { client, log } = make({ token: userToken("expiring", { lifetime: 1 }) });
+    // Two seconds, not one: exp is in whole seconds, so a one-second token made late in a second may have expired
+    // before its auth arrives, and connect() itself would fail.
+    const { client, log } = make({ token: userToken("expiring", { lifetime: 2 }) });
     await client.connect();
     const close = await once(client, "close", () => true, 5000);
     assert.equal(close.code, 4001);
