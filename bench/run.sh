@@ -40,6 +40,63 @@ run() {
   stop_server
 }
 
+# as_provider PROVIDER command...: the command with the rooms' store on PROVIDER (sqlite, memory, postgresql).
+as_provider() {
+  local previous=$PROVIDER
+  PROVIDER=$1
+  shift
+  "$@"
+  PROVIDER=$previous
+}
+
+# persist NAME load-tester-args...: one `--persist` step (issue 11's durable-room measurements) against the running server.
+persist() {
+  local name=$1
+  shift
+  local db=()
+  [ "$PROVIDER" = postgresql ] && db=(--db-pid "$PG_PID")
+  echo "== $name ($PROVIDER): $*"
+  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    --server-pid "$server_pid" "${db[@]}" --provider "$PROVIDER" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" || true
+  echo "$* (provider $PROVIDER)" >"$OUT/$name.args"
+}
+# publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store.
+publish() {
+  start_server "$OUT/server.log"
+  persist "$1" --persist throughput --rooms "$2" --publishers 8 --batch 100 --warmup 3 --duration 10
+  stop_server
+}
+# recovery NAME: one room with a full history (1,000 events = rooms.history-size), SIGTERM, start again, resume it from seq 0.
+recovery() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 1 --events 1000 --state "$OUT/$1.state"
+  restart_server
+  persist "$1" --persist history --state "$OUT/$1.state"
+  stop_server
+}
+# first_subscribe NAME: 1,000 rooms of 20 events, SIGTERM, start again, one client per room subscribing all at once;
+# then once more (SIGTERM, start) subscribing one after another.
+first_subscribe() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 1000 --events 20 --state "$OUT/$1.state"
+  restart_server
+  persist "$1" --persist first-subscribe --state "$OUT/$1.state"
+  restart_server
+  persist "$1-sequential" --persist first-subscribe --sequential --state "$OUT/$1.state"
+  stop_server
+}
+# disk NAME: 100 rooms of 1,000 events each (all within history-size, so all kept), SIGTERM, then measure the store.
+disk() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 100 --events 1000 --state "$OUT/$1.state"
+  stop_server
+  if [ "$PROVIDER" = postgresql ]; then
+    persist "$1" --persist disk --state "$OUT/$1.state" --pg "$PG_CONNECTION"
+  else
+    persist "$1" --persist disk --state "$OUT/$1.state" --sqlite "$SQLITE_FILE"
+  fi
+}
+
 # run_tls NAME load-tester-args...: like run, with the server on wss:// and https:// (a self-signed ECDSA P-256 certificate).
 run_tls() {
   make_certificate
@@ -58,6 +115,24 @@ for scenario in "${scenarios[@]}"; do
     fanout) run fanout "${FANOUT[@]}" ;;
     fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
     burst) run burst --connections 10000 --rooms 1 --burst 100 ;;
+    # The same with the rooms' store in memory (nothing kept) and on PostgreSQL, for comparison with the default (SQLite).
+    fanout-memory) as_provider memory run fanout-memory "${FANOUT[@]}" ;;
+    burst-memory) as_provider memory run burst-memory --connections 10000 --rooms 1 --burst 100 ;;
+    fanout-pg) as_provider postgresql run fanout-pg "${FANOUT[@]}" ;;
+    burst-pg) as_provider postgresql run burst-pg --connections 10000 --rooms 1 --burst 100 ;;
+    # Durable rooms (issue 11): publish throughput, recovery, first subscribe after a restart, disk per event.
+    publish-1room) publish publish-1room 1 ;;
+    publish-100rooms) publish publish-100rooms 100 ;;
+    publish-1room-memory) as_provider memory publish publish-1room-memory 1 ;;
+    publish-100rooms-memory) as_provider memory publish publish-100rooms-memory 100 ;;
+    publish-1room-pg) as_provider postgresql publish publish-1room-pg 1 ;;
+    publish-100rooms-pg) as_provider postgresql publish publish-100rooms-pg 100 ;;
+    recovery) recovery recovery ;;
+    recovery-pg) as_provider postgresql recovery recovery-pg ;;
+    first-subscribe) first_subscribe first-subscribe ;;
+    first-subscribe-pg) as_provider postgresql first_subscribe first-subscribe-pg ;;
+    disk) disk disk ;;
+    disk-pg) as_provider postgresql disk disk-pg ;;
     growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
@@ -70,7 +145,9 @@ for scenario in "${scenarios[@]}"; do
       echo "--connections 1000 --expect-per-connection 1000 (trivial server, one core each)" >"$OUT/selfcheck.args"
       kill "$trivial" 2>/dev/null || true
       ;;
-    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck)" >&2; exit 2 ;;
+    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
+         "fanout-pg, burst-pg, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
+       exit 2 ;;
   esac
 done
 
