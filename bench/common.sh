@@ -51,7 +51,7 @@ fresh_store() {
     postgresql)
       start_postgres
       local db="bench_$store_count"
-      psql -h 127.0.0.1 -p "$(cat "$PG_DIR/port")" -U postgres -d postgres -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+      psql -h 127.0.0.1 -p "$(cat "$PG_DIR/port")" -U postgres -d postgres -q -c "CREATE DATABASE $db" >/dev/null
       PG_CONNECTION="${PG_BASE/Database=postgres/Database=$db}"
       STORE_ENV=(TRADEROOM_PERSISTENCE=postgresql TRADEROOM_DB="$PG_CONNECTION") ;;
     *) echo "unknown PROVIDER $PROVIDER (sqlite, memory, postgresql)" >&2; exit 2 ;;

@@ -53,11 +53,12 @@ as_provider() {
 persist() {
   local name=$1
   shift
-  local db=()
-  [ "$PROVIDER" = postgresql ] && db=(--db-pid "$PG_PID")
+  local pids=()
+  [ -n "$server_pid" ] && pids=(--server-pid "$server_pid")
+  [ "$PROVIDER" = postgresql ] && pids+=(--db-pid "$PG_PID")
   echo "== $name ($PROVIDER): $*"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
-    --server-pid "$server_pid" "${db[@]}" --provider "$PROVIDER" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" || true
+    "${pids[@]}" --provider "$PROVIDER" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" || true
   echo "$* (provider $PROVIDER)" >"$OUT/$name.args"
 }
 # publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store.
@@ -66,10 +67,11 @@ publish() {
   persist "$1" --persist throughput --rooms "$2" --publishers 8 --batch 100 --warmup 3 --duration 10
   stop_server
 }
-# recovery NAME: one room with a full history (1,000 events = rooms.history-size), SIGTERM, start again, resume it from seq 0.
+# recovery NAME: two rooms with a full history (1,000 events = rooms.history-size), SIGTERM, start again, resume each
+# from seq 0 (the first recovered after the start pays for the journal's own start too, the second does not).
 recovery() {
   start_server "$OUT/server.log"
-  persist "$1-fill" --persist fill --rooms 1 --events 1000 --state "$OUT/$1.state"
+  persist "$1-fill" --persist fill --rooms 2 --events 1000 --state "$OUT/$1.state"
   restart_server
   persist "$1" --persist history --state "$OUT/$1.state"
   stop_server

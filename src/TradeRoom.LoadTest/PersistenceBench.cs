@@ -347,14 +347,16 @@ internal static class PersistenceBench
     {
         var pad = new string('x', Math.Max(0, o.EventSize - 40));
         var rooms = Enumerable.Range(0, o.Rooms).Select(r => $"kept-{r}").ToArray();
-        // Round-robin over the rooms, in requests of up to 500 events, 4 in flight.
         var all = new List<string>(o.Rooms * o.Events);
         for (var n = 0; n < o.Events; n++)
             all.AddRange(rooms);
-        var chunks = all.Chunk(500).ToArray();
+        // Requests of 100 events, 2 in flight: a request that starts many rooms waits for each to recover from the
+        // store, and 500 new rooms in one request outlast http.publish-timeout on SQLite.
+        var chunks = all.Chunk(100).ToArray();
         var clock = Stopwatch.StartNew();
         var refused = 0;
-        using (var gate = new SemaphoreSlim(4))
+        var reasons = new ConcurrentDictionary<string, int>();
+        using (var gate = new SemaphoreSlim(2))
         {
             await Task.WhenAll(chunks.Select(async chunk =>
             {
@@ -365,7 +367,10 @@ internal static class PersistenceBench
                     content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                     using var response = await http.PostAsync("/api/events", content);
                     if (response.StatusCode != HttpStatusCode.Accepted)
+                    {
                         Interlocked.Add(ref refused, chunk.Length);
+                        reasons.AddOrUpdate($"{(int)response.StatusCode} {ErrorCode(await response.Content.ReadAsStringAsync())}", 1, (_, n) => n + 1);
+                    }
                 }
                 finally
                 {
@@ -390,7 +395,7 @@ internal static class PersistenceBench
         await File.WriteAllTextAsync(o.State!, JsonSerializer.Serialize(new StateFile(marks), Web));
         var complete = marks.Count == o.Rooms && marks.All(m => m.Seq == o.Events) && refused == 0;
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"fill ({o.Provider}): {o.Events} events into each of {o.Rooms} rooms in {seconds:0.00} s ({(long)o.Rooms * o.Events / seconds:N0} events/s), {refused} refused; " +
+            $"fill ({o.Provider}): {o.Events} events into each of {o.Rooms} rooms in {seconds:0.00} s ({(long)o.Rooms * o.Events / seconds:N0} events/s), {refused} refused{string.Concat(reasons.Select(r => $" ({r.Value} requests: {r.Key})"))}; " +
             $"{marks.Count} rooms running, {(complete ? $"each at seq {o.Events}" : "NOT all at the expected seq")}"));
         return new PersistResult { Mode = "fill", Provider = o.Provider, Rooms = o.Rooms, Accepted = (long)o.Rooms * o.Events - refused, Seconds = Math.Round(seconds, 2), FillComplete = complete };
     }
@@ -402,8 +407,45 @@ internal static class PersistenceBench
 
     private static async Task<PersistResult> HistoryAsync(Options o, HttpClient http, TokenIssuer tokens, TextWriter output)
     {
-        var room = ReadState(o).Rooms.FirstOrDefault() ?? throw new LoadTestException("the state file has no room");
-        using var client = await ConnectAsync(o, tokens.UserToken("recovery-client", TimeSpan.FromHours(1)));
+        // The first room a fresh server recovers also pays for the journal's own start (connections, query
+        // compilation, JIT); the second shows what a room's recovery costs by itself. The same size, in a different order.
+        var rooms = ReadState(o).Rooms;
+        if (rooms.Count < 2)
+            throw new LoadTestException("the state file needs two rooms (the first recovered cold, the second warm)");
+        var cold = await ResumeFromZeroAsync(o, http, tokens, rooms[0]);
+        var warm = await ResumeFromZeroAsync(o, http, tokens, rooms[1]);
+        var result = new PersistResult
+        {
+            Mode = "history",
+            Provider = o.Provider,
+            Rooms = 2,
+            HistoryEvents = rooms[0].Seq,
+            Recovered = cold.Recovered && warm.Recovered,
+            Replayed = Math.Min(cold.Replayed, warm.Replayed),
+            ReplayOutOfOrder = cold.OutOfOrder + warm.OutOfOrder,
+            SubscribedMs = cold.SubscribedMs,
+            LastEventMs = cold.LastMs,
+            RoomRecoveryMs = cold.RecoveryMs,
+            WarmSubscribedMs = warm.SubscribedMs,
+            WarmLastEventMs = warm.LastMs,
+            WarmRoomRecoveryMs = warm.RecoveryMs,
+        };
+        foreach (var (label, r) in new[] { ("first room after the start", cold), ("second room", warm) })
+        {
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"recovery of a room with {r.Room.Seq} events of history ({o.Provider}), after a restart, {label}: resume from seq 0 with its epoch: " +
+                $"subscribed (recovered:{r.Recovered.ToString().ToLowerInvariant()}) after {r.SubscribedMs:0.0} ms, last replayed event (seq {r.LastSeq}) after {r.LastMs:0.0} ms; " +
+                $"{r.Replayed} events replayed, {r.OutOfOrder} out of order; server's traderoom_room_recovery_seconds for it: {r.RecoveryMs:0.0} ms"));
+        }
+        return result;
+    }
+
+    private sealed record Resume(RoomMark Room, bool Recovered, double? SubscribedMs, double? LastMs, long LastSeq, long Replayed, long OutOfOrder, double? RecoveryMs);
+
+    private static async Task<Resume> ResumeFromZeroAsync(Options o, HttpClient http, TokenIssuer tokens, RoomMark room)
+    {
+        var before = await Prometheus.ScrapeAsync(http);
+        using var client = await ConnectAsync(o, tokens.UserToken("recovery-" + room.BullPenId, TimeSpan.FromHours(1)));
         var buffer = new byte[1 << 20];
         var start = Stopwatch.GetTimestamp();
         await SendAsync(client, new { type = "subscribe_room", data = new { bullPenId = room.BullPenId, sinceSeq = 0, epoch = room.Epoch } });
@@ -435,28 +477,12 @@ internal static class PersistenceBench
                     lastMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             }
         }
-        var metrics = await Prometheus.ScrapeAsync(http);
-        var recoveryCount = Prometheus.Value(metrics, "traderoom_room_recovery_seconds_count");
-        var recoverySum = Prometheus.Value(metrics, "traderoom_room_recovery_seconds_sum");
-        var result = new PersistResult
-        {
-            Mode = "history",
-            Provider = o.Provider,
-            Rooms = 1,
-            HistoryEvents = room.Seq,
-            Recovered = recovered,
-            Replayed = replayed,
-            ReplayOutOfOrder = outOfOrder,
-            SubscribedMs = subscribedMs is { } sm ? Math.Round(sm, 1) : null,
-            LastEventMs = lastMs is { } lm ? Math.Round(lm, 1) : null,
-            RoomRecoveries = (long)recoveryCount,
-            RoomRecoveryMs = recoveryCount > 0 ? Math.Round(recoverySum / recoveryCount * 1000, 1) : null,
-        };
-        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"recovery of a room with {room.Seq} events of history ({o.Provider}), after a restart: resume from seq 0 with its epoch: " +
-            $"subscribed (recovered:{recovered.ToString().ToLowerInvariant()}) after {result.SubscribedMs:0.0} ms, last replayed event (seq {expectedSeq - 1}) after {result.LastEventMs:0.0} ms; " +
-            $"{replayed} events replayed, {outOfOrder} out of order; server's traderoom_room_recovery_seconds: {recoveryCount} recoveries, mean {result.RoomRecoveryMs:0.0} ms"));
-        return result;
+        var after = await Prometheus.ScrapeAsync(http);
+        var recovery = Prometheus.HistogramDelta(before, after, "traderoom_room_recovery_seconds");
+        return new Resume(room, recovered, Round(subscribedMs), Round(lastMs), expectedSeq - 1, replayed, outOfOrder,
+            recovery.Count > 0 ? Math.Round(recovery.Sum / recovery.Count * 1000, 1) : null);
+
+        static double? Round(double? v) => v is { } x ? Math.Round(x, 1) : null;
     }
 
     // ---- first subscribe after a restart ----
@@ -504,6 +530,8 @@ internal static class PersistenceBench
                     throw new LoadTestException($"subscribe to {rooms[i].BullPenId} refused: {doc.RootElement}");
             }
         }
+        var probe = ServerProbe.For(o.ServerPid);
+        var cpuBefore = probe?.CpuMicroseconds();
         var clock = Stopwatch.StartNew();
         if (o.Sequential)
         {
@@ -513,6 +541,7 @@ internal static class PersistenceBench
         else
             await Task.WhenAll(Enumerable.Range(0, rooms.Count).Select(i => Task.Run(() => SubscribeAsync(i))));
         var total = clock.Elapsed.TotalSeconds;
+        var cpuAfter = probe?.CpuMicroseconds();
         foreach (var c in clients)
             c.Abort();
         Array.Sort(latencies);
@@ -528,11 +557,13 @@ internal static class PersistenceBench
             SubscribeMaxMs = Math.Round(latencies[^1], 1),
             Seconds = Math.Round(total, 2),
             WrongState = wrong,
+            ServerCpuMsPerRoom = cpuBefore is { } c0 && cpuAfter is { } c1 ? Math.Round((c1 - c0) / 1000 / rooms.Count, 2) : null,
+            ServerCpuCores = cpuBefore is { } u0 && cpuAfter is { } u1 ? Math.Round((u1 - u0) / 1e6 / total, 2) : null,
         };
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"first subscribe after a restart ({o.Provider}), {rooms.Count} rooms of {result.HistoryEvents} events, one client each, {(o.Sequential ? "one after another" : "all at once")}: " +
             $"time to subscribed p50 {result.SubscribeP50Ms:0.0} ms, p99 {result.SubscribeP99Ms:0.0} ms, max {result.SubscribeMaxMs:0.0} ms; all done in {total:0.00} s; " +
-            $"{wrong} rooms came back with another seq or epoch"));
+            $"server CPU {result.ServerCpuMsPerRoom:0.00} ms per room ({result.ServerCpuCores:0.00} cores busy); {wrong} rooms came back with another seq or epoch"));
         return result;
     }
 
@@ -705,12 +736,15 @@ public sealed record PersistResult
     public long? ReplayOutOfOrder { get; init; }
     public double? SubscribedMs { get; init; }
     public double? LastEventMs { get; init; }
-    public long? RoomRecoveries { get; init; }
     public double? RoomRecoveryMs { get; init; }
+    public double? WarmSubscribedMs { get; init; }
+    public double? WarmLastEventMs { get; init; }
+    public double? WarmRoomRecoveryMs { get; init; }
     public double? SubscribeP50Ms { get; init; }
     public double? SubscribeP99Ms { get; init; }
     public double? SubscribeMaxMs { get; init; }
     public int? WrongState { get; init; }
+    public double? ServerCpuMsPerRoom { get; init; }
     public long? StoreBytes { get; init; }
     public long? LiveBytes { get; init; }
     public long? JournalRows { get; init; }
