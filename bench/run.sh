@@ -25,6 +25,11 @@ make_certificate() {
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.crt" 2>/dev/null
 }
 
+# The machine is shared: each result records the load average (1, 5, 15 min) at its end, to judge it by.
+machine_load() {
+  echo "machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+}
+
 # run NAME load-tester-args...: one scenario on a freshly started server.
 run() {
   local name=$1
@@ -36,6 +41,7 @@ run() {
   dotnet "$LOADTEST" --ws "$WS_SCHEME://127.0.0.1:$WS_PORT/ws" --api "$HTTP_SCHEME://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --metrics-url "$HTTP_SCHEME://127.0.0.1:$API_PORT/metrics" "${token[@]}" "${TESTER_TLS[@]}" \
     --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
   echo "$*" >"$OUT/$name.args"
   stop_server
 }
@@ -59,6 +65,7 @@ persist() {
   echo "== $name ($PROVIDER): $*"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
     "${pids[@]}" --provider "$PROVIDER" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
   echo "$* (provider $PROVIDER)" >"$OUT/$name.args"
 }
 # publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store.
