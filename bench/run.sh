@@ -3,6 +3,9 @@
 #   bash bench/run.sh                 all scenarios (about 6 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
+#   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (about 10 minutes)
+# Every server start gets a fresh store (bench/common.sh): the default SQLite in a new file under artifacts/bench/stores;
+# the -memory scenarios keep nothing, the -pg ones use a new database on a throwaway PostgreSQL (tests/postgres.sh).
 # Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc); openssl for fanout-tls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,7 +119,13 @@ run_tls() {
   WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
 }
 
-scenarios=("$@")
+# `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (about 10 minutes).
+DURABLE=(fanout fanout-memory fanout-pg burst burst-memory burst-pg publish-1room publish-1room-memory publish-1room-pg
+  publish-100rooms publish-100rooms-memory publish-100rooms-pg recovery recovery-pg first-subscribe first-subscribe-pg disk disk-pg)
+scenarios=()
+for scenario in "$@"; do
+  if [ "$scenario" = durable ]; then scenarios+=("${DURABLE[@]}"); else scenarios+=("$scenario"); fi
+done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout fanout-tls burst growth selfcheck)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
