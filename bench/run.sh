@@ -3,7 +3,7 @@
 #   bash bench/run.sh                 all scenarios (about 6 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
-#   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (about 10 minutes)
+#   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (8.5 minutes here)
 # Every server start gets a fresh store (bench/common.sh): the default SQLite in a new file under artifacts/bench/stores;
 # the -memory scenarios keep nothing, the -pg ones use a new database on a throwaway PostgreSQL (tests/postgres.sh).
 # Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc); openssl for fanout-tls.
@@ -119,7 +119,7 @@ run_tls() {
   WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
 }
 
-# `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (about 10 minutes).
+# `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (8.5 minutes here).
 DURABLE=(fanout fanout-memory fanout-pg burst burst-memory burst-pg publish-1room publish-1room-memory publish-1room-pg
   publish-100rooms publish-100rooms-memory publish-100rooms-pg recovery recovery-pg first-subscribe first-subscribe-pg disk disk-pg)
 scenarios=()
