@@ -3,6 +3,9 @@
 #   bash bench/run.sh                 all scenarios (about 6 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
+#   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (8.5 minutes here)
+# Every server start gets a fresh store (bench/common.sh): the default SQLite in a new file under artifacts/bench/stores;
+# the -memory scenarios keep nothing, the -pg ones use a new database on a throwaway PostgreSQL (tests/postgres.sh).
 # Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc); openssl for fanout-tls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,11 @@ make_certificate() {
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.crt" 2>/dev/null
 }
 
+# The machine is shared: each result records the load average (1, 5, 15 min) at its end, to judge it by.
+machine_load() {
+  echo "machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+}
+
 # run NAME load-tester-args...: one scenario on a freshly started server.
 run() {
   local name=$1
@@ -36,8 +44,69 @@ run() {
   dotnet "$LOADTEST" --ws "$WS_SCHEME://127.0.0.1:$WS_PORT/ws" --api "$HTTP_SCHEME://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --metrics-url "$HTTP_SCHEME://127.0.0.1:$API_PORT/metrics" "${token[@]}" "${TESTER_TLS[@]}" \
     --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
   echo "$*" >"$OUT/$name.args"
   stop_server
+}
+
+# as_provider PROVIDER command...: the command with the rooms' store on PROVIDER (sqlite, memory, postgresql).
+as_provider() {
+  local previous=$PROVIDER
+  PROVIDER=$1
+  shift
+  "$@"
+  PROVIDER=$previous
+}
+
+# persist NAME load-tester-args...: one `--persist` step (issue 11's durable-room measurements) against the running server.
+persist() {
+  local name=$1
+  shift
+  local pids=()
+  [ -n "$server_pid" ] && pids=(--server-pid "$server_pid")
+  [ "$PROVIDER" = postgresql ] && pids+=(--db-pid "$PG_PID")
+  echo "== $name ($PROVIDER): $*"
+  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    "${pids[@]}" --provider "$PROVIDER" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
+  echo "$* (provider $PROVIDER)" >"$OUT/$name.args"
+}
+# publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store.
+publish() {
+  start_server "$OUT/server.log"
+  persist "$1" --persist throughput --rooms "$2" --publishers 8 --batch 100 --warmup 3 --duration 10
+  stop_server
+}
+# recovery NAME: two rooms with a full history (1,000 events = rooms.history-size), SIGTERM, start again, resume each
+# from seq 0 (the first recovered after the start pays for the journal's own start too, the second does not).
+recovery() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 2 --events 1000 --state "$OUT/$1.state"
+  restart_server
+  persist "$1" --persist history --state "$OUT/$1.state"
+  stop_server
+}
+# first_subscribe NAME: 1,000 rooms of 20 events, SIGTERM, start again, one client per room subscribing all at once;
+# then once more (SIGTERM, start) subscribing one after another.
+first_subscribe() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 1000 --events 20 --state "$OUT/$1.state"
+  restart_server
+  persist "$1" --persist first-subscribe --state "$OUT/$1.state"
+  restart_server
+  persist "$1-sequential" --persist first-subscribe --sequential --state "$OUT/$1.state"
+  stop_server
+}
+# disk NAME: 100 rooms of 1,000 events each (all within history-size, so all kept), SIGTERM, then measure the store.
+disk() {
+  start_server "$OUT/server.log"
+  persist "$1-fill" --persist fill --rooms 100 --events 1000 --state "$OUT/$1.state"
+  stop_server
+  if [ "$PROVIDER" = postgresql ]; then
+    persist "$1" --persist disk --state "$OUT/$1.state" --pg "$PG_CONNECTION"
+  else
+    persist "$1" --persist disk --state "$OUT/$1.state" --sqlite "$SQLITE_FILE"
+  fi
 }
 
 # run_tls NAME load-tester-args...: like run, with the server on wss:// and https:// (a self-signed ECDSA P-256 certificate).
@@ -50,7 +119,13 @@ run_tls() {
   WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
 }
 
-scenarios=("$@")
+# `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (8.5 minutes here).
+DURABLE=(fanout fanout-memory fanout-pg burst burst-memory burst-pg publish-1room publish-1room-memory publish-1room-pg
+  publish-100rooms publish-100rooms-memory publish-100rooms-pg recovery recovery-pg first-subscribe first-subscribe-pg disk disk-pg)
+scenarios=()
+for scenario in "$@"; do
+  if [ "$scenario" = durable ]; then scenarios+=("${DURABLE[@]}"); else scenarios+=("$scenario"); fi
+done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout fanout-tls burst growth selfcheck)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
@@ -58,6 +133,24 @@ for scenario in "${scenarios[@]}"; do
     fanout) run fanout "${FANOUT[@]}" ;;
     fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
     burst) run burst --connections 10000 --rooms 1 --burst 100 ;;
+    # The same with the rooms' store in memory (nothing kept) and on PostgreSQL, for comparison with the default (SQLite).
+    fanout-memory) as_provider memory run fanout-memory "${FANOUT[@]}" ;;
+    burst-memory) as_provider memory run burst-memory --connections 10000 --rooms 1 --burst 100 ;;
+    fanout-pg) as_provider postgresql run fanout-pg "${FANOUT[@]}" ;;
+    burst-pg) as_provider postgresql run burst-pg --connections 10000 --rooms 1 --burst 100 ;;
+    # Durable rooms (issue 11): publish throughput, recovery, first subscribe after a restart, disk per event.
+    publish-1room) publish publish-1room 1 ;;
+    publish-100rooms) publish publish-100rooms 100 ;;
+    publish-1room-memory) as_provider memory publish publish-1room-memory 1 ;;
+    publish-100rooms-memory) as_provider memory publish publish-100rooms-memory 100 ;;
+    publish-1room-pg) as_provider postgresql publish publish-1room-pg 1 ;;
+    publish-100rooms-pg) as_provider postgresql publish publish-100rooms-pg 100 ;;
+    recovery) recovery recovery ;;
+    recovery-pg) as_provider postgresql recovery recovery-pg ;;
+    first-subscribe) first_subscribe first-subscribe ;;
+    first-subscribe-pg) as_provider postgresql first_subscribe first-subscribe-pg ;;
+    disk) disk disk ;;
+    disk-pg) as_provider postgresql disk disk-pg ;;
     growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
@@ -70,7 +163,9 @@ for scenario in "${scenarios[@]}"; do
       echo "--connections 1000 --expect-per-connection 1000 (trivial server, one core each)" >"$OUT/selfcheck.args"
       kill "$trivial" 2>/dev/null || true
       ;;
-    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck)" >&2; exit 2 ;;
+    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
+         "fanout-pg, burst-pg, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
+       exit 2 ;;
   esac
 done
 

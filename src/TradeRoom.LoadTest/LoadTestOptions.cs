@@ -53,6 +53,8 @@ public sealed record LoadTestOptions
                dotnet run -c Release --project src/TradeRoom.LoadTest -- report RESULTS_DIR OUTPUT.md
                dotnet run -c Release --project src/TradeRoom.LoadTest -- --attack rooms|idle-rooms [options]
                  (the room-creation attack of docs/benchmarks.md; `--attack rooms --help` lists its options)
+               dotnet run -c Release --project src/TradeRoom.LoadTest -- --persist throughput|fill|history|first-subscribe|disk [options]
+                 (the durable-room measurements of docs/benchmarks.md; `--persist throughput --help` lists their options)
 
           --ws URL                 WebSocket endpoint, ws:// or wss://     (ws://127.0.0.1:4001/ws)
           --api URL                HTTP(S) endpoint for publishing          (http://127.0.0.1:4000)

@@ -13,6 +13,8 @@ if (args.Length > 0 && args[0] == "trivial-server")
     await TrivialServer.RunAsync(port, frames, CancellationToken.None);
     return 0;
 }
+if (args.Contains("--persist"))
+    return await PersistenceBench.RunAsync(args, Console.Out);
 if (args.Contains("--attack"))
     return await RoomAttack.RunAsync(args, Console.Out);
 if (args.Length == 3 && args[0] == "report")
