@@ -30,7 +30,12 @@ public static class TradeRoomHost
     {
         // --demo is a switch of ours, not a key=value for ASP.NET's command-line configuration.
         var demoSwitch = args.Contains(DemoSwitch);
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args.Where(a => a != DemoSwitch).ToArray() });
+        // The settings are HOCON, read once. ASP.NET's appsettings reload would watch the content root, which holds
+        // the SQLite file (data/), and wake on every write to it.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = [.. args.Where(a => a != DemoSwitch), "--hostBuilder:reloadConfigOnChange=false"],
+        });
         var config = ServerConfig.Load(hoconOverrides, demoSwitch);
         // One set of metrics per host, in its own registry: never the process-wide default one.
         var metrics = new TradeRoomMetrics();
