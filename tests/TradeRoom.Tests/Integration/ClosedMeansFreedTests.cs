@@ -65,7 +65,7 @@ public sealed class ClosedMeansFreedTests : IDisposable
         var opening = Stopwatch.StartNew();
         _clients.AddRange(await Task.WhenAll(Enumerable.Range(0, Sockets).Select(i =>
             OpenStalledPingerAsync(server, tokens.UserToken($"stalled-{i}", TimeSpan.FromMinutes(10))))));
-        Assert.True(opening.Elapsed < TimeSpan.FromSeconds(8), $"opening took {opening.Elapsed}: longer than the heartbeat timeout allows");
+        Assert.True(opening.Elapsed < TimeSpan.FromSeconds(5), $"opening took {opening.Elapsed}: longer than the heartbeat timeout allows");
         await AssertAllHeldAsync(server, baseline);
 
         await AssertFreedAsync(server, baseline, "heartbeat timeout (4000) or flood (1008)");
@@ -80,11 +80,15 @@ public sealed class ClosedMeansFreedTests : IDisposable
         var client = await HandshakeAsync(server.WsPort, token: null, receiveBuffer: null);
         _clients.Add(client);
         await AssertAllHeldAsync(server, baseline, expected: 1);
+        // One ping 2 s in: the socket is not silent, so its heartbeat timeout comes 2 s after its auth timeout (both
+        // 6 s here), and the close it sees is the auth timeout's 4001, never whichever the sweeper met first.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        client.Send(MaskedFrame(0x89, []));
 
         // The auth timeout closes it with 4001 (after the server's pings); the client reads the close frame and says nothing back.
         client.ReceiveTimeout = 15_000;
         var (opcode, payload) = ReadFrame(client);
-        while (opcode == 0x9)
+        while (opcode is 0x9 or 0xA) // the server's pings, and the pong to ours
             (opcode, payload) = ReadFrame(client);
         Assert.Equal(0x8, opcode);
         Assert.Equal(4001, (payload[0] << 8) | payload[1]);
@@ -109,7 +113,7 @@ public sealed class ClosedMeansFreedTests : IDisposable
         _clients.Clear();
         var opening = Stopwatch.StartNew();
         _clients.AddRange(await Task.WhenAll(Enumerable.Range(0, Sockets).Select(_ => OpenStalledPingerAsync(server, token: null))));
-        Assert.True(opening.Elapsed < TimeSpan.FromSeconds(8), $"opening took {opening.Elapsed}: longer than the auth timeout allows");
+        Assert.True(opening.Elapsed < TimeSpan.FromSeconds(5), $"opening took {opening.Elapsed}: longer than the auth timeout allows");
         await AssertAllHeldAsync(server, baseline);
     }
 
@@ -126,14 +130,12 @@ public sealed class ClosedMeansFreedTests : IDisposable
     private async Task<RunningServer> StartServerAsync()
     {
         // Timeouts short enough for a test, long enough that all sockets are open before the first one times out.
-        // The heartbeat timeout is longer than the auth timeout, so a silent unauthenticated socket is closed for
-        // its auth timeout (4001), never for whichever of the two the sweeper happens to see first.
         File.WriteAllText(_configFile, """
             traderoom.websocket {
-              auth-timeout = 9s
+              auth-timeout = 6s
               close-timeout = 1s
               ping-interval = 1s
-              heartbeat-timeout = 11s
+              heartbeat-timeout = 6s
             }
             # Pings count against the message rate and a ping flood is closed (ControlFrameRateTests); here the
             # sockets must live until the timeouts, so that what is tested is a close whose writes are stuck.
@@ -187,7 +189,7 @@ public sealed class ClosedMeansFreedTests : IDisposable
 
     private static async Task AssertFreedAsync(RunningServer server, Baseline baseline, string why)
     {
-        // Timeout + close-timeout is 10 s (auth) or 12 s (heartbeat) here; allow generous slack for a busy machine, far below the ~120 s a leak held.
+        // Timeout + close-timeout is 7 s here; allow generous slack for a busy machine, far below the ~120 s a leak held.
         await Eventually.MatchAsync(() => Task.FromResult(SocketDescriptors(server.Process.Id)), n => n <= baseline.Sockets,
             $"server socket descriptors back to baseline {baseline.Sockets} after {why}", TimeSpan.FromSeconds(20));
     }
