@@ -42,6 +42,7 @@ public static class TradeRoomHost
         var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment()).WithMetrics(metrics);
         var authorizer = new RoomAuthorizer(settings.RoomAuthorization, settings.JwtSecret);
         settings = settings.WithRoomAuthorizer(authorizer);
+        PrepareStore(settings.Persistence);
         var demo = DemoSettings.FromConfig(config);
         var tls = TlsSettings.FromConfig(config);
         var schemes = ServerSchemes.For(tls);
@@ -141,6 +142,21 @@ public static class TradeRoomHost
         app.MapFallback("{*path}", (HttpContext http) =>
             ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
         return app;
+    }
+
+    /// <summary>Creates the SQLite file (and its folder) now, so that a path the server cannot write stops the start with a clear reason.</summary>
+    private static void PrepareStore(Actors.Storage.PersistenceSettings persistence)
+    {
+        try
+        {
+            new Actors.Storage.RoomStore(persistence).Prepare();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            throw new StartupException(
+                $"the rooms' SQLite file {persistence.SqliteFile} cannot be created or opened ({e.Message}); set TRADEROOM_DB_FILE " +
+                "(traderoom.persistence.sqlite.file) to a writable path");
+        }
     }
 
     private static void UseTls(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen, TlsSettings tls, TimeSpan handshakeTimeout) =>

@@ -17,7 +17,7 @@ public static class TradeRoomActorsExtensions
     /// </summary>
     /// <summary>
     /// The rooms' journal and snapshot store: Akka.Persistence.Sql on SQLite or PostgreSQL, its tables created on
-    /// first use; nothing with the memory provider (rooms then do not persist, see <see cref="Rooms.RoomSettings.Durable"/>).
+    /// first use (the SQLite file itself by <see cref="RoomStore.Prepare"/>, before); nothing with the memory provider (rooms then do not persist, see <see cref="Rooms.RoomSettings.Durable"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddTradeRoomPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings persistence)
     {
@@ -27,7 +27,6 @@ public static class TradeRoomActorsExtensions
             return builder.AddHocon(
                 "akka.persistence.journal.plugin = akka.persistence.journal.inmem\n" +
                 "akka.persistence.snapshot-store.plugin = akka.persistence.snapshot-store.inmem", HoconAddMode.Prepend);
-        new RoomStore(persistence).Prepare();
         builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
         // The journal runs this many write transactions at once. SQLite takes one writer at a time, and a second
         // one only sleeps on the file's lock: with one, the events of all rooms wait together and go in one batch.

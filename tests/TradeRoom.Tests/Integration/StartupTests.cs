@@ -19,7 +19,29 @@ public class StartupTests
     /// <summary>Every variable <see cref="ServerConfig.Load"/> reads, unset.</summary>
     private static EnvironmentScope CleanEnvironment(params (string Name, string? Value)[] set) =>
         new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null),
-            ("TRADEROOM_AUTH_ROOMS", null), ("TLS_CERT", null), ("TLS_KEY", null), ("TLS_PFX", null), ("TLS_PFX_PASSWORD", null), ("METRICS_TOKEN", null), .. set]);
+            ("TRADEROOM_AUTH_ROOMS", null), ("TLS_CERT", null), ("TLS_KEY", null), ("TLS_PFX", null), ("TLS_PFX_PASSWORD", null), ("METRICS_TOKEN", null),
+            ("TRADEROOM_PERSISTENCE", null), ("TRADEROOM_DB_FILE", null), ("TRADEROOM_DB", null), .. set]);
+
+    // ---------------------------------------------------------------- storage
+
+    [Fact]
+    public void A_sqlite_file_the_server_cannot_create_stops_startup_naming_TRADEROOM_DB_FILE()
+    {
+        using var _ = CleanEnvironment(("JWT_SECRET", GoodSecret));
+        var e = Assert.Throws<StartupException>(() => TradeRoomHost.Build([], """traderoom.persistence.sqlite.file = "/proc/no-such-folder/traderoom.db" """));
+        Assert.Contains("TRADEROOM_DB_FILE", e.Message, StringComparison.Ordinal);
+        Assert.Contains("/proc/no-such-folder/traderoom.db", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("traderoom.persistence.provider = mongodb", "sqlite (the default), postgresql or memory")]
+    [InlineData("traderoom.persistence.provider = postgresql", "TRADEROOM_DB")]
+    public void A_bad_storage_setting_stops_startup_saying_what_to_set(string hocon, string named)
+    {
+        using var _ = CleanEnvironment();
+        var e = Assert.Throws<StartupException>(() => ServerConfig.Settings(ServerConfig.Load(hocon + "\ntraderoom.jwt.secret = \"" + GoodSecret + "\""), isDevelopment: false));
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
 
     // ---------------------------------------------------------------- ServerConfig.Settings: the JWT secret
 
