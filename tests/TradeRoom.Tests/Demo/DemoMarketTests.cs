@@ -115,7 +115,7 @@ public class DemoSettingsTests
         using var _ = new EnvironmentScope(("TRADEROOM_DEMO", null), ("TRADEROOM_CONFIG", null));
 
         // "--demo" before "--environment": were it a key, it would swallow "--environment" as its value.
-        await using var app = TradeRoomHost.Build([TradeRoomHost.DemoSwitch, "--environment", "Testing"], $"traderoom.jwt.secret = \"{TestServer.Secret}\"");
+        await using var app = TradeRoomHost.Build([TradeRoomHost.DemoSwitch, "--environment", "Testing"], $"traderoom.jwt.secret = \"{TestServer.Secret}\"\ntraderoom.persistence.provider = memory");
 
         Assert.True(app.Services.GetRequiredService<DemoSettings>().Enabled);
         Assert.Equal("Testing", app.Environment.EnvironmentName);
