@@ -104,7 +104,6 @@ public sealed record TradeRoomSettings
             RoomsPageSize = c.GetInt("http.rooms-page-size"),
             Rooms = RoomSettings.FromConfig(c) with
             {
-                Durable = persistence.Provider != Storage.PersistenceProvider.Memory,
                 Store = persistence.Provider != Storage.PersistenceProvider.Memory ? new Storage.RoomStore(persistence) : null,
             },
             Persistence = persistence,

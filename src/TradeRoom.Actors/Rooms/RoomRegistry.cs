@@ -223,19 +223,30 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         }
     }
 
-    private void RefuseForStorage(IWithBullPenId message, IActorRef sender)
+    private static void RefuseForStorage(IWithBullPenId message, IActorRef sender) =>
+        Refuse(message, sender, ErrorCodes.StorageUnavailable, $"room \"{message.BullPenId}\" cannot start now: its store is unavailable; try again shortly");
+
+    /// <summary>
+    /// Answers a message its room cannot take now, each as its kind expects: a subscribe (and each follower of a
+    /// <see cref="Rejoin"/>) with <see cref="SubscribeRefused"/>, a publish with <see cref="PublishRejected"/>, both
+    /// with <paramref name="code"/>; an unsubscribe has nothing to leave and is acknowledged.
+    /// </summary>
+    private static void Refuse(IWithBullPenId message, IActorRef sender, string code, string why)
     {
-        var why = $"room \"{message.BullPenId}\" cannot start now: its store is unavailable; try again shortly";
         switch (message)
         {
             case Subscribe s:
-                s.Subscriber.Tell(new SubscribeRefused(s.BullPenId, ErrorCodes.StorageUnavailable, why));
+                s.Subscriber.Tell(new SubscribeRefused(s.BullPenId, code, why));
                 break;
             case RoutedEvent:
-                sender.Tell(new PublishRejected(message.BullPenId, ErrorCodes.StorageUnavailable, why));
+                sender.Tell(new PublishRejected(message.BullPenId, code, why));
                 break;
             case Unsubscribe u:
                 u.Subscriber.Tell(new UnsubscribeAck(u.BullPenId));
+                break;
+            case Rejoin rejoin:
+                foreach (var follower in rejoin.Followers)
+                    follower.Connection.Tell(new SubscribeRefused(rejoin.BullPenId, code, why));
                 break;
         }
     }
@@ -344,21 +355,10 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         if (_settings.MaxRooms > 0 && RunningRooms >= _settings.MaxRooms)
         {
             _settings.Metrics.RoomRefused(Monitoring.TradeRoomMetrics.RoomCap);
-            var why = $"the server runs its maximum of {_settings.MaxRooms} rooms (traderoom.rooms.max-rooms); room \"{id}\" cannot start now";
-            switch (message)
-            {
-                case Subscribe s:
-                    s.Subscriber.Tell(new SubscribeRefused(id, ErrorCodes.RoomLimit, why));
-                    break;
-                case RoutedEvent:
-                    sender.Tell(new PublishRejected(id, ErrorCodes.RoomLimit, why));
-                    break;
-                case Rejoin rejoin:
-                    _failed.Remove(id);
-                    foreach (var follower in rejoin.Followers)
-                        follower.Connection.Tell(new SubscribeRefused(id, ErrorCodes.RoomLimit, why));
-                    break;
-            }
+            if (message is Rejoin)
+                _failed.Remove(id); // its followers are refused: nobody is left waiting for the room
+            Refuse(message, sender, ErrorCodes.RoomLimit,
+                $"the server runs its maximum of {_settings.MaxRooms} rooms (traderoom.rooms.max-rooms); room \"{id}\" cannot start now");
             return true;
         }
         if (message is not Subscribe subscribe || _settings.NewRoomsPerMinute <= 0)
@@ -368,9 +368,9 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         if (!budget.TryTake(NowMs, _settings.NewRoomsPerMinute))
         {
             _settings.Metrics.RoomRefused(Monitoring.TradeRoomMetrics.RoomBudget);
-            subscribe.Subscriber.Tell(new SubscribeRefused(id, ErrorCodes.RoomLimit,
+            Refuse(subscribe, sender, ErrorCodes.RoomLimit,
                 $"room \"{id}\" is not running, and this connection has started its {_settings.NewRoomsPerMinute} new rooms for the minute " +
-                "(traderoom.limits.new-rooms-per-minute); subscribe again later, or to a room that is running"));
+                "(traderoom.limits.new-rooms-per-minute); subscribe again later, or to a room that is running");
             return true;
         }
         _budgets[subscribe.Subscriber] = budget;

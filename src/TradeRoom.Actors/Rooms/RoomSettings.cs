@@ -23,8 +23,8 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
     /// <summary>Rooms one connection may create by subscribing, per minute (<c>limits.new-rooms-per-minute</c>); 0: no budget.</summary>
     public int NewRoomsPerMinute { get; init; }
 
-    /// <summary>Whether rooms persist their events and snapshots (<c>persistence.provider</c> is not <c>memory</c>; see <see cref="TradeRoomSettings.FromConfig"/>).</summary>
-    public bool Durable { get; init; }
+    /// <summary>Whether rooms persist their events and snapshots: they have a store (<c>persistence.provider</c> is not <c>memory</c>).</summary>
+    public bool Durable => Store is not null;
 
     /// <summary>A durable room saves a snapshot every this many events (<c>persistence.snapshot-every</c>).</summary>
     public int SnapshotEvery { get; init; } = int.MaxValue;
