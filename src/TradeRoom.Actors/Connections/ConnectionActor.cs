@@ -66,7 +66,17 @@ public sealed class ConnectionActor : UntypedActor
                 OnRoomAuthorized(authorized);
                 break;
             case UnsubscribeAck ack:
+                Context.Unwatch(Sender); // the room's relay on this node (a no-op if none answered)
                 _socket.Send(ServerFrames.Unsubscribed(ack.BullPenId));
+                break;
+            case RelayStopped stopped:
+                if (_subscriptions.Contains(stopped.BullPenId))
+                {
+                    // Never silently: the client learns that this room's events stopped, and can subscribe again to resume.
+                    _subscriptions.Remove(stopped.BullPenId);
+                    _socket.Send(ServerFrames.Error(ErrorCodes.RoomUnavailable,
+                        "this room's delivery stopped on this server; subscribe again (with sinceSeq and epoch to resume)", stopped.BullPenId));
+                }
                 break;
             case AuthSucceeded auth:
                 OnAuthSucceeded(auth);
@@ -275,6 +285,8 @@ public sealed class ConnectionActor : UntypedActor
                 _ackToDrop = null;
             return;
         }
+        if (!_subscriptions.IsActive(ack.BullPenId))
+            Context.WatchWith(Sender, new RelayStopped(ack.BullPenId)); // the room's relay on this node, which delivers its events
         _subscriptions.Activate(ack.BullPenId);
         _socket.Send(ServerFrames.Subscribed(ack.BullPenId, ack.Seq, ack.Epoch, ack.Recovered, ack.State));
         if (ack.Replayed > 0)

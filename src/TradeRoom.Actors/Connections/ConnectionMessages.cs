@@ -59,3 +59,6 @@ public sealed record GetConnectionCount
 }
 
 public sealed record ConnectionCount(int Connections);
+
+/// <summary>The relay through which a connection follows <paramref name="BullPenId"/> stopped (see <see cref="ConnectionActor"/>).</summary>
+internal sealed record RelayStopped(string BullPenId);

@@ -41,6 +41,8 @@ public static class TradeRoomActorsExtensions
             var rooms = system.ActorOf(RoomRegistry.Props(settings.Rooms), "rooms");
             registry.Register<RoomRegistry>(rooms);
             registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms, settings.Rooms.PrivateEventTypes), "integration"));
-            registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(rooms, settings.Connections, settings.MaxConnectionsPerUser), "connections"));
+            var relays = system.ActorOf(RoomRelays.Props(rooms, settings.Rooms), "relays");
+            registry.Register<RoomRelays>(relays);
+            registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(relays, settings.Connections, settings.MaxConnectionsPerUser), "connections"));
         });
 }

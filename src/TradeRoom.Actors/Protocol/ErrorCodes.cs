@@ -26,6 +26,8 @@ public static class ErrorCodes
     public const string AuthorizationUnavailable = "authorization_unavailable";
     /// <summary>The room's store (its journal) cannot be written or read now: nothing unstored is delivered.</summary>
     public const string StorageUnavailable = "storage_unavailable";
+    /// <summary>The room's delivery on this server stopped (its relay here failed): the subscription ended; subscribe again to resume.</summary>
+    public const string RoomUnavailable = "room_unavailable";
 }
 
 /// <summary>WebSocket close codes the server uses (see docs/protocol.md).</summary>

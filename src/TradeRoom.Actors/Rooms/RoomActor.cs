@@ -9,11 +9,12 @@ namespace TradeRoom.Actors.Rooms;
 
 /// <summary>
 /// One bull pen. Its <see cref="RoomState"/> numbers events, serializes each once, keeps the history and the state
-/// snapshot; the actor holds the subscribers (connection actors, watched so a dead one is dropped) and hands each
-/// event's bytes to those who may see it: everyone, or for a private event only its owner's connections.
+/// snapshot. The actor holds its subscribers as the relays that serve them (<see cref="RoomRelay"/>, one per node,
+/// watched so a dead one is dropped), each with its connections, and hands each event's bytes once to every relay
+/// that may deliver it: all of them, or for a private event those serving its owner.
 /// A subscribe is answered, replayed and joined to the live stream in one turn, so nothing is lost or doubled
 /// between them. When it has had no subscribers and no messages for the idle timeout, it asks its parent
-/// (<see cref="RoomRegistry"/>) to stop it.
+/// (the <see cref="RoomRegistry"/>, or sharding's <c>Passivate</c> when sharded) to stop it.
 /// <para>
 /// With a durable store (<see cref="RoomSettings.Durable"/>) the room is event-sourced: an event is handed to the
 /// journal and becomes visible (sent to subscribers, acknowledged to its publisher) only once the journal has stored
@@ -21,15 +22,16 @@ namespace TradeRoom.Actors.Rooms;
 /// stored with its first event, and a snapshot every <see cref="RoomSettings.SnapshotEvery"/> events (and when it
 /// stops for idleness) holds its state and resume history, after which the journal before it is deleted. Writes go
 /// out with <c>PersistAsync</c>, so the room keeps taking events while earlier ones are written, and the journal
-/// batches them across rooms. When the store fails the room hands its followers to its parent and stops
-/// (<see cref="RoomFailed"/>).
+/// batches them across rooms. When the store fails the room stops (telling its local parent, <see cref="RoomFailed"/>),
+/// and its relays join it again.
 /// </para>
 /// </summary>
 public sealed class RoomActor : ReceivePersistentActor
 {
     private RoomState _state;
-    private readonly Dictionary<IActorRef, string> _subscribers = new();
-    private readonly Dictionary<string, List<IActorRef>> _subscribersByUser = new(StringComparer.Ordinal);
+    // The relays that deliver this room's events, one per node with subscribers, each with the connections it serves.
+    private readonly Dictionary<IActorRef, RelayMembers> _relays = new();
+    private int _subscribers;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TradeRoomMetrics _metrics;
     private readonly RoomSettings _settings;
@@ -59,36 +61,37 @@ public sealed class RoomActor : ReceivePersistentActor
         {
             if (_settings.Durable)
                 _metrics.RoomRecovered(_startedAt);
-            Context.Parent.Tell(new RoomReady(bullPenId));
+            if (!_settings.Sharded)
+                Context.Parent.Tell(new RoomReady(bullPenId));
             // A room no event has reached yet holds nothing worth keeping, so it goes sooner once nobody follows it:
             // subscribing to made-up ids cannot pile up idle rooms for the whole idle timeout.
             SetReceiveTimeout(_state.Seq == 0 && settings.EmptyRoomTimeout < settings.IdleTimeout ? settings.EmptyRoomTimeout : settings.IdleTimeout);
         });
 
         Command<RoutedEvent>(Publish);
-        Command<Subscribe>(OnSubscribe);
-        Command<Rejoin>(OnRejoin);
-        Command<Unsubscribe>(u =>
+        Command<RelaySubscribe>(OnSubscribe);
+        Command<RelayJoin>(OnJoin);
+        Command<RelayUnsubscribe>(u =>
         {
             _activity++;
-            RemoveSubscriber(u.Subscriber);
-            u.Subscriber.Tell(new UnsubscribeAck(_state.BullPenId));
+            RemoveSubscriber(Sender, u.Connection);
         });
-        Command<Terminated>(t => RemoveSubscriber(t.ActorRef));
+        Command<Terminated>(t => RemoveRelay(t.ActorRef));
         // Queries read the room without counting as activity, so looking at a room never keeps it alive.
-        Command<GetRoomSummary>(_ => Sender.Tell(new RoomSummary(_state.BullPenId, _subscribers.Count, _state.Seq, _state.Epoch)));
-        Command<GetRoomDetails>(_ => Sender.Tell(new RoomDetails(_state.BullPenId, _subscribers.Count, _state.Seq, _state.Epoch,
-            _state.StateJson(), _subscribersByUser.Keys.Order(StringComparer.Ordinal).ToArray())));
+        Command<GetRoomSummary>(_ => Sender.Tell(new RoomSummary(_state.BullPenId, _subscribers, _state.Seq, _state.Epoch)));
+        Command<GetRoomDetails>(_ => Sender.Tell(new RoomDetails(_state.BullPenId, _subscribers, _state.Seq, _state.Epoch,
+            _state.StateJson(), _relays.Values.SelectMany(r => r.Users.Keys).Distinct().Order(StringComparer.Ordinal).ToArray())));
         Command<ReceiveTimeout>(_ =>
         {
-            if (_subscribers.Count > 0 || _activityAtPassivation == _activity)
+            if (_subscribers > 0 || _activityAtPassivation == _activity)
                 return;
             _activityAtPassivation = _activity;
-            Context.Parent.Tell(new RoomIdle(_state.BullPenId));
+            // Sharding buffers the room's messages from here until it has stopped, then starts it again for them.
+            Context.Parent.Tell(_settings.Sharded ? new Akka.Cluster.Sharding.Passivate(StopIfIdle.Instance) : new RoomIdle(_state.BullPenId));
         });
         Command<StopIfIdle>(_ =>
         {
-            if (_subscribers.Count > 0 || _activity != _activityAtPassivation)
+            if (!_settings.Sharded && (_subscribers > 0 || _activity != _activityAtPassivation))
             {
                 Context.Parent.Tell(new PassivationCancelled(_state.BullPenId));
                 return;
@@ -162,7 +165,6 @@ public sealed class RoomActor : ReceivePersistentActor
     protected override void PostStop()
     {
         _metrics.Rooms.Dec();
-        _metrics.Subscriptions.Dec(_subscribers.Count);
         base.PostStop();
     }
 
@@ -190,15 +192,11 @@ public sealed class RoomActor : ReceivePersistentActor
         if (delivery.Seq == 1)
             SetReceiveTimeout(_settings.IdleTimeout);
         _metrics.EventPublished(delivery.Type);
-        if (delivery.VisibleTo is null)
+        foreach (var (relay, members) in _relays)
         {
-            foreach (var subscriber in _subscribers.Keys)
-                subscriber.Tell(delivery, ActorRefs.NoSender);
-        }
-        else if (_subscribersByUser.TryGetValue(delivery.VisibleTo, out var owners))
-        {
-            foreach (var owner in owners)
-                owner.Tell(delivery, ActorRefs.NoSender);
+            // A private event goes only to the relays that serve its owner.
+            if (delivery.VisibleTo is null || members.Users.ContainsKey(delivery.VisibleTo))
+                relay.Tell(delivery, ActorRefs.NoSender);
         }
         publisher.Tell(new EventPublished(_state.BullPenId, delivery.Seq));
     }
@@ -213,102 +211,120 @@ public sealed class RoomActor : ReceivePersistentActor
         SnapshotStore.Tell(new SaveSnapshot(new SnapshotMetadata(PersistenceId, _state.Seq, DateTime.UtcNow), _state.ToSnapshot(NowMs)), Self);
     }
 
-    private void OnSubscribe(Subscribe s)
+    private void OnSubscribe(RelaySubscribe s)
     {
         _activity++;
-        AddSubscriber(s.Subscriber, s.UserId);
-        var replay = s.SinceSeq is { } sinceSeq ? Replay(sinceSeq, s.Epoch, s.UserId) : null;
+        AddSubscriber(s.Relay, s.Connection, s.UserId);
+        var replay = s.SinceSeq is { } sinceSeq ? _state.TryReplay(sinceSeq, s.Epoch, NowMs)?.Where(e => e.IsVisibleTo(s.UserId)).ToList() : null;
         if (s.SinceSeq is not null)
             _metrics.ResumeAttempted(recovered: replay is not null);
-        s.Subscriber.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0));
-        if (replay is null)
-            return;
-        foreach (var missed in replay)
-            s.Subscriber.Tell(missed, ActorRefs.NoSender);
+        var ack = new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0);
+        s.Relay.Tell(new RelaySubscribed(s.Connection, ack, (IReadOnlyList<RoomEvent>?)replay ?? []));
     }
 
     /// <summary>
-    /// Followers of an incarnation that lost its store. They saw nothing after <see cref="Rejoin.Seq"/>, so each gets
-    /// what it missed since then; one whose position cannot be replayed starts over, like a failed resume.
+    /// A relay whose room stopped joins again with its connections, from the last event it got: it gets every event
+    /// since (it filters them per connection), or, if the history no longer covers that, the state to start over from.
     /// </summary>
-    private void OnRejoin(Rejoin r)
+    private void OnJoin(RelayJoin j)
     {
-        _state.AdoptEpoch(r.Epoch);
-        foreach (var follower in r.Followers)
+        _activity++;
+        // A room that failed before its first event was stored knows no epoch of its own yet: its followers' one
+        // stands, as long as they saw nothing (a room that had events and lost them must not number again under it).
+        if (j.Epoch is not null && j.SinceSeq == 0)
+            _state.AdoptEpoch(j.Epoch);
+        foreach (var member in j.Members)
+            AddSubscriber(j.Relay, member.Connection, member.UserId);
+        var replay = _state.TryReplay(j.SinceSeq, j.Epoch, NowMs)?.ToList();
+        j.Relay.Tell(new RelayJoined(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(),
+            (IReadOnlyList<RoomEvent>?)replay ?? []));
+    }
+
+    private void AddSubscriber(IActorRef relay, IActorRef connection, string userId)
+    {
+        if (!_relays.TryGetValue(relay, out var members))
         {
-            AddSubscriber(follower.Connection, follower.UserId);
-            if (Replay(r.Seq, r.Epoch, follower.UserId) is { } missed)
-            {
-                foreach (var e in missed)
-                    follower.Connection.Tell(e, ActorRefs.NoSender);
-            }
-            else
-            {
-                follower.Connection.Tell(new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, false, _state.StateJson()));
-            }
+            _relays[relay] = members = new RelayMembers();
+            Context.Watch(relay);
         }
-        Sender.Tell(new Rejoined(_state.BullPenId));
+        if (members.Add(connection, userId))
+            _subscribers++;
     }
 
-    private List<RoomEvent>? Replay(long sinceSeq, string? epoch, string userId) =>
-        _state.TryReplay(sinceSeq, epoch, NowMs)?.Where(e => e.IsVisibleTo(userId)).ToList();
-
-    private void AddSubscriber(IActorRef subscriber, string userId)
+    private void RemoveSubscriber(IActorRef relay, IActorRef connection)
     {
-        if (!_subscribers.TryAdd(subscriber, userId))
+        if (!_relays.TryGetValue(relay, out var members) || !members.Remove(connection))
             return;
-        Context.Watch(subscriber);
-        _metrics.Subscriptions.Inc();
-        if (!_subscribersByUser.TryGetValue(userId, out var connections))
-            _subscribersByUser[userId] = connections = new List<IActorRef>(1);
-        connections.Add(subscriber);
+        _subscribers--;
+        if (members.Connections.Count == 0)
+        {
+            _relays.Remove(relay);
+            Context.Unwatch(relay);
+        }
     }
 
-    private void RemoveSubscriber(IActorRef subscriber)
+    /// <summary>A relay stopped (its node left or died): its connections are gone from here.</summary>
+    private void RemoveRelay(IActorRef relay)
     {
-        if (!_subscribers.Remove(subscriber, out var userId))
-            return;
-        Context.Unwatch(subscriber);
-        _metrics.Subscriptions.Dec();
-        var connections = _subscribersByUser[userId];
-        connections.Remove(subscriber);
-        if (connections.Count == 0)
-            _subscribersByUser.Remove(userId);
+        if (_relays.Remove(relay, out var members))
+            _subscribers -= members.Connections.Count;
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        StoreFailed(TradeRoomMetrics.StorageWrite, cause, knowsPosition: true);
+        StoreFailed(TradeRoomMetrics.StorageWrite, cause);
         base.OnPersistFailure(cause, @event, sequenceNr); // logs; the room then stops
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
         // The journal refused the event but took its sequence number: numbering would drift, so start over from the store.
-        StoreFailed(TradeRoomMetrics.StorageWrite, cause, knowsPosition: true);
+        StoreFailed(TradeRoomMetrics.StorageWrite, cause);
         base.OnPersistRejected(cause, @event, sequenceNr);
         Context.Stop(Self);
     }
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        StoreFailed(TradeRoomMetrics.StorageRecovery, reason, knowsPosition: false);
+        StoreFailed(TradeRoomMetrics.StorageRecovery, reason);
         base.OnRecoveryFailure(reason, message); // logs; the room then stops
     }
 
     /// <summary>
-    /// Refuses every event still being written (none of them was delivered) and hands the followers, with what they
-    /// have seen, to the parent, which serves <c>storage_unavailable</c> for the room until it is back.
+    /// Refuses every event still being written (none of them was delivered) and tells the local parent, which serves
+    /// <c>storage_unavailable</c> for the room for a while. The room then stops; its relays join it again.
     /// </summary>
-    private void StoreFailed(string operation, Exception cause, bool knowsPosition)
+    private void StoreFailed(string operation, Exception cause)
     {
         _metrics.StorageFailed(operation, $"the rooms' store failed ({operation}): {cause.Message}");
         var why = $"room \"{_state.BullPenId}\" could not store the event: its store is unavailable ({cause.Message})";
         while (_writing.TryDequeue(out var writing))
             writing.Publisher.Tell(new PublishRejected(_state.BullPenId, ErrorCodes.StorageUnavailable, why));
-        var followers = _subscribers.Select(s => new Follower(s.Key, s.Value)).ToArray();
-        Context.Parent.Tell(knowsPosition
-            ? new RoomFailed(_state.BullPenId, followers, _state.Seq, _state.Epoch)
-            : new RoomFailed(_state.BullPenId, followers, null, null));
+        if (!_settings.Sharded)
+            Context.Parent.Tell(new RoomFailed(_state.BullPenId));
+    }
+
+    /// <summary>The connections one relay serves here, and how many of them each user has (for private events).</summary>
+    private sealed class RelayMembers
+    {
+        public Dictionary<IActorRef, string> Connections { get; } = new();
+        public Dictionary<string, int> Users { get; } = new(StringComparer.Ordinal);
+
+        public bool Add(IActorRef connection, string userId)
+        {
+            if (!Connections.TryAdd(connection, userId))
+                return false;
+            Users[userId] = Users.GetValueOrDefault(userId) + 1;
+            return true;
+        }
+
+        public bool Remove(IActorRef connection)
+        {
+            if (!Connections.Remove(connection, out var userId))
+                return false;
+            if (--Users[userId] == 0)
+                Users.Remove(userId);
+            return true;
+        }
     }
 }

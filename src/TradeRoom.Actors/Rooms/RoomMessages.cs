@@ -108,22 +108,12 @@ internal sealed record StopIfIdle
 /// <summary>The room became busy again between asking to stop and being told to: routing resumes.</summary>
 internal sealed record PassivationCancelled(string BullPenId);
 
-/// <summary>A connection following a room, as a room that lost its store hands it back to the registry.</summary>
-internal sealed record Follower(IActorRef Connection, string UserId);
-
 /// <summary>
-/// A room's store failed (a write or its recovery): the room stops, and its parent keeps its followers and serves
-/// <c>storage_unavailable</c> for it until a new incarnation, started after a backoff, has recovered and taken them
-/// back (<see cref="Rejoin"/>). <paramref name="Seq"/> and <paramref name="Epoch"/> are what its followers have seen
-/// (null when the room failed while recovering, before it knew).
+/// A room's store failed (a write or its recovery) and it stops. Its local parent then serves
+/// <c>storage_unavailable</c> for it until a backoff has passed; the room's relays, which watch it, join it again
+/// (<see cref="RelayJoin"/>) and are refused until then. Under sharding the room just stops.
 /// </summary>
-internal sealed record RoomFailed(string BullPenId, IReadOnlyList<Follower> Followers, long? Seq, string? Epoch);
-
-/// <summary>
-/// The registry gives a recovered room the followers of the incarnation that failed. They were told nothing, so they
-/// are added silently and get what they missed after <paramref name="Seq"/>; the room answers <see cref="Rejoined"/>.
-/// </summary>
-internal sealed record Rejoin(string BullPenId, IReadOnlyList<Follower> Followers, long Seq, string Epoch) : IWithBullPenId;
+internal sealed record RoomFailed(string BullPenId);
 
 /// <summary>
 /// A room has recovered (from its snapshot and journal, or at once with the memory provider): the registry, which
@@ -132,4 +122,41 @@ internal sealed record Rejoin(string BullPenId, IReadOnlyList<Follower> Follower
 /// </summary>
 internal sealed record RoomReady(string BullPenId);
 
-internal sealed record Rejoined(string BullPenId);
+// ---- Between a room and the relays that deliver its events on each node (see RoomRelay). ----
+
+/// <summary>
+/// A relay asks its room to add <paramref name="Connection"/> (of <paramref name="UserId"/>), with a resume position
+/// or none. The room answers the relay with <see cref="RelaySubscribed"/> in the same turn as it starts sending the
+/// relay its events (if it did not already), so the ack, the replay and the live events reach the relay in order.
+/// </summary>
+public sealed record RelaySubscribe(string BullPenId, IActorRef Relay, IActorRef Connection, string UserId, long? SinceSeq, string? Epoch)
+    : IWithBullPenId;
+
+/// <summary>The room's answer to <see cref="RelaySubscribe"/>: the relay hands <paramref name="Ack"/>, then <paramref name="Replay"/>, to the connection.</summary>
+/// <param name="Replay">The missed events the connection's user may see (empty unless <see cref="SubscribeAck.Recovered"/>).</param>
+public sealed record RelaySubscribed(IActorRef Connection, SubscribeAck Ack, IReadOnlyList<RoomEvent> Replay);
+
+/// <summary>
+/// The relay dropped <paramref name="Connection"/>. Told to the room's own ref, never routed: it must not start a
+/// room that is not running.
+/// </summary>
+public sealed record RelayUnsubscribe(string BullPenId, IActorRef Connection);
+
+/// <summary>
+/// A relay whose room stopped (failed, moved to another node, restarted) joins it again with all its connections,
+/// from the last event it got. Answered with <see cref="RelayJoined"/>, or <see cref="RelayRefused"/>.
+/// </summary>
+public sealed record RelayJoin(string BullPenId, IActorRef Relay, IReadOnlyList<RelayMember> Members, long SinceSeq, string? Epoch)
+    : IWithBullPenId;
+
+public sealed record RelayMember(IActorRef Connection, string UserId);
+
+/// <param name="Recovered">Whether <paramref name="Replay"/> holds every event after the relay's position (all of them, private ones too:
+/// the relay filters per connection). If not, the room's history no longer covers it, and each connection starts over from <paramref name="State"/>.</param>
+public sealed record RelayJoined(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State, IReadOnlyList<RoomEvent> Replay);
+
+/// <summary>
+/// The room cannot take a <see cref="RelaySubscribe"/> (then <paramref name="Connection"/> is the one refused) or a
+/// <see cref="RelayJoin"/> (<paramref name="Connection"/> null: the relay tries again after a backoff).
+/// </summary>
+public sealed record RelayRefused(string BullPenId, IActorRef? Connection, string Code, string Message);

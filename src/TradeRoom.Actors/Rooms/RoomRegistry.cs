@@ -10,15 +10,15 @@ namespace TradeRoom.Actors.Rooms;
 /// <see cref="RoomActor"/>, which is created on first use (a subscribe or a publish). Messages that arrive while a
 /// room recovers from its store are held until it is ready (<see cref="RoomReady"/>); idle rooms are stopped on their
 /// own request, and messages that arrive while a room is stopping are held and start it again.
-/// A room whose store failed hands its followers back (<see cref="RoomFailed"/>): until it starts again after a
-/// backoff, its publishes and subscribes are refused with <c>storage_unavailable</c>, then the new incarnation takes
-/// the followers back (<see cref="Rejoin"/>). With a durable store the registry also applies retention: the data of
-/// rooms whose last event is older than <see cref="RoomSettings.Retention"/>, and that do not run, is deleted.
+/// A room whose store failed says so (<see cref="RoomFailed"/>) and stops: until a backoff has passed, its publishes,
+/// subscribes and relays' joins are refused with <c>storage_unavailable</c>; then the next of them starts it again.
+/// With a durable store the registry also applies retention: the data of rooms whose last event is older than
+/// <see cref="RoomSettings.Retention"/>, and that do not run, is deleted.
 /// Creating rooms is bounded twice: at most <see cref="RoomSettings.MaxRooms"/> run at once, and each connection may
 /// create at most <see cref="RoomSettings.NewRoomsPerMinute"/> by subscribing (a subscribe to a running room is free,
 /// and publishers, trusted services, only meet the cap). The registry keeps that budget because it is the one actor
 /// that knows whether a room runs.
-/// Later this registry can be swapped for a cluster shard region behind the same messages.
+/// In cluster mode a shard region takes its place behind the same registry key and the same messages.
 /// </summary>
 public sealed class RoomRegistry : ReceiveActor, IWithTimers
 {
@@ -28,7 +28,7 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
     private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _stopping = new(StringComparer.Ordinal);
     // Rooms started and still recovering, with the messages held for them until they are ready (RoomReady).
     private readonly Dictionary<string, List<(IWithBullPenId Message, IActorRef Sender)>> _starting = new(StringComparer.Ordinal);
-    // Rooms whose store failed, waiting out their backoff before they start again.
+    // Rooms whose store failed, with their failures so far and whether they are waiting out their backoff.
     private readonly Dictionary<string, FailedRoom> _failed = new(StringComparer.Ordinal);
     private bool _sweeping;
     // Only connections that created a room recently: an entry goes once its budget is whole again.
@@ -80,36 +80,22 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
                 _log.Warning("Room {BullPenId} stopped unexpectedly", TextRules.ForLog(id));
                 _rooms.Remove(id);
                 RefuseStarting(id);
-                if (_failed.TryGetValue(id, out var failed))
-                    ScheduleRestart(id, failed);
             }
         });
         Receive<RoomReady>(r =>
         {
             if (!_rooms.TryGetValue(r.BullPenId, out var room) || !room.Equals(Sender) || !_starting.Remove(r.BullPenId, out var held))
                 return;
+            // Recovered: its store works again, so the next failure starts the backoff over.
+            _failed.Remove(r.BullPenId);
             foreach (var (message, sender) in held)
                 room.Tell(message, sender);
         });
         Receive<RoomFailed>(OnRoomFailed);
-        Receive<RestartRoom>(r =>
+        Receive<BackoffOver>(r =>
         {
-            if (!_failed.TryGetValue(r.BullPenId, out var failed) || failed.Restarting)
-                return;
-            if (failed.Followers.Count == 0)
-            {
-                // Nobody waits for it: the next subscribe or publish starts it.
-                _failed.Remove(r.BullPenId);
-                return;
-            }
-            failed.Restarting = true;
-            Route(new Rejoin(r.BullPenId, failed.Followers.ToArray(), failed.Seq ?? 0, failed.Epoch ?? ""), Self);
-        });
-        Receive<Rejoined>(r =>
-        {
-            if (_failed.Remove(r.BullPenId, out var failed))
-                _log.Info("Room {BullPenId} is back after its store failed; its {Followers} followers rejoined it",
-                    TextRules.ForLog(r.BullPenId), failed.Followers.Count);
+            if (_failed.TryGetValue(r.BullPenId, out var failed))
+                failed.WaitingOut = false; // the next message for the room starts it again
         });
         Receive<SweepRetention>(_ => Sweep());
         Receive<StaleRooms>(OnStaleRooms);
@@ -176,19 +162,13 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
             buffer.Add((message, sender));
             return;
         }
-        if (_failed.TryGetValue(id, out var failed) && !failed.Restarting)
+        if (_failed.TryGetValue(id, out var failed) && failed.WaitingOut)
         {
-            ServeFailed(failed, message, sender);
+            RefuseForStorage(message, sender);
             return;
         }
         if (!_rooms.TryGetValue(id, out var room))
         {
-            if (message is Unsubscribe unsubscribe)
-            {
-                // No room, so nothing to leave: answer for it rather than start a room to say so.
-                unsubscribe.Subscriber.Tell(new UnsubscribeAck(id));
-                return;
-            }
             if (RefuseNewRoom(message, sender))
                 return;
             room = Context.ActorOf(RoomActor.Props(id, _settings), RoomActorName(id));
@@ -202,72 +182,40 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         room.Tell(message, sender);
     }
 
-    /// <summary>
-    /// A message for a room whose store failed, during its backoff: publishes and subscribes are refused with
-    /// <c>storage_unavailable</c> (nothing unstored is delivered); a follower that leaves is let go.
-    /// </summary>
-    private void ServeFailed(FailedRoom failed, IWithBullPenId message, IActorRef sender)
-    {
-        switch (message)
-        {
-            case Unsubscribe u:
-                failed.Followers.RemoveAll(f => f.Connection.Equals(u.Subscriber));
-                u.Subscriber.Tell(new UnsubscribeAck(u.BullPenId));
-                break;
-            case Rejoin r:
-                failed.Followers.AddRange(r.Followers);
-                break;
-            default:
-                RefuseForStorage(message, sender);
-                break;
-        }
-    }
-
     private static void RefuseForStorage(IWithBullPenId message, IActorRef sender) =>
         Refuse(message, sender, ErrorCodes.StorageUnavailable, $"room \"{message.BullPenId}\" cannot start now: its store is unavailable; try again shortly");
 
     /// <summary>
-    /// Answers a message its room cannot take now, each as its kind expects: a subscribe (and each follower of a
-    /// <see cref="Rejoin"/>) with <see cref="SubscribeRefused"/>, a publish with <see cref="PublishRejected"/>, both
-    /// with <paramref name="code"/>; an unsubscribe has nothing to leave and is acknowledged.
+    /// Answers a message its room cannot take now, each as its kind expects, with <paramref name="code"/>: a relay's
+    /// subscribe or join with <see cref="RelayRefused"/> (the relay tells the connection, or tries again later), a
+    /// publish with <see cref="PublishRejected"/>.
     /// </summary>
     private static void Refuse(IWithBullPenId message, IActorRef sender, string code, string why)
     {
         switch (message)
         {
-            case Subscribe s:
-                s.Subscriber.Tell(new SubscribeRefused(s.BullPenId, code, why));
+            case RelaySubscribe s:
+                s.Relay.Tell(new RelayRefused(s.BullPenId, s.Connection, code, why));
+                break;
+            case RelayJoin j:
+                j.Relay.Tell(new RelayRefused(j.BullPenId, null, code, why));
                 break;
             case RoutedEvent:
                 sender.Tell(new PublishRejected(message.BullPenId, code, why));
                 break;
-            case Unsubscribe u:
-                u.Subscriber.Tell(new UnsubscribeAck(u.BullPenId));
-                break;
-            case Rejoin rejoin:
-                foreach (var follower in rejoin.Followers)
-                    follower.Connection.Tell(new SubscribeRefused(rejoin.BullPenId, code, why));
-                break;
         }
     }
 
-    /// <summary>
-    /// A room stopped before it was ready: the messages held for it are answered. The followers of a
-    /// <see cref="Rejoin"/> wait on with the failed room, which starts again after its backoff.
-    /// </summary>
+    /// <summary>A room stopped before it was ready: the messages held for it are answered.</summary>
     private void RefuseStarting(string id)
     {
         if (!_starting.Remove(id, out var held))
             return;
         foreach (var (message, sender) in held)
-        {
-            if (message is not Rejoin rejoin)
-                RefuseForStorage(message, sender);
-            else if (!_failed.TryGetValue(id, out var failed) || !failed.Restarting)
-                FailedRoomOf(id).Keep(rejoin.Followers, rejoin.Seq, rejoin.Epoch); // not already in the list: keep them
-        }
+            RefuseForStorage(message, sender);
     }
 
+    /// <summary>Refuses the room's messages for a backoff that doubles with each failure, from <c>persistence.restart-backoff.min</c> to its max.</summary>
     private void OnRoomFailed(RoomFailed f)
     {
         var id = f.BullPenId;
@@ -276,35 +224,14 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
             _rooms.Remove(id);
             RefuseStarting(id);
         }
-        else if (room is not null && f.Seq is { } seq)
-        {
-            // Its Terminated came first, and a new incarnation already runs: it takes the followers now.
-            Route(new Rejoin(id, f.Followers, seq, f.Epoch!), Self);
-            return;
-        }
-        var failed = FailedRoomOf(id);
-        failed.Followers.AddRange(f.Followers);
-        if (f.Seq is not null)
-            (failed.Seq, failed.Epoch) = (f.Seq, f.Epoch);
-        ScheduleRestart(id, failed);
-    }
-
-    private FailedRoom FailedRoomOf(string id)
-    {
         if (!_failed.TryGetValue(id, out var failed))
             _failed[id] = failed = new FailedRoom();
-        return failed;
-    }
-
-    /// <summary>Starts the room again after a backoff that doubles with each failure, from <c>persistence.restart-backoff.min</c> to its max.</summary>
-    private void ScheduleRestart(string id, FailedRoom failed)
-    {
-        failed.Restarting = false;
+        failed.WaitingOut = true;
         var backoff = TimeSpan.FromTicks(Math.Min(_settings.StoreMaxBackoff.Ticks, _settings.StoreMinBackoff.Ticks << Math.Min(failed.Failures, 20)));
         failed.Failures++;
-        _log.Warning("Room {BullPenId} lost its store (failure {Failures}); it starts again in {Backoff}, and until then its publishes " +
-            "and subscribes get storage_unavailable", TextRules.ForLog(id), failed.Failures, backoff);
-        Timers.StartSingleTimer("restart-" + id, new RestartRoom(id), backoff);
+        _log.Warning("Room {BullPenId} lost its store (failure {Failures}); for {Backoff} its publishes and subscribes get " +
+            "storage_unavailable, then it starts again", TextRules.ForLog(id), failed.Failures, backoff);
+        Timers.StartSingleTimer("backoff-" + id, new BackoffOver(id), backoff);
     }
 
     /// <summary>Looks for rooms whose last event is older than <c>rooms.retention</c> (one page at a time).</summary>
@@ -355,15 +282,13 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         if (_settings.MaxRooms > 0 && RunningRooms >= _settings.MaxRooms)
         {
             _settings.Metrics.RoomRefused(Monitoring.TradeRoomMetrics.RoomCap);
-            if (message is Rejoin)
-                _failed.Remove(id); // its followers are refused: nobody is left waiting for the room
             Refuse(message, sender, ErrorCodes.RoomLimit,
                 $"the server runs its maximum of {_settings.MaxRooms} rooms (traderoom.rooms.max-rooms); room \"{id}\" cannot start now");
             return true;
         }
-        if (message is not Subscribe subscribe || _settings.NewRoomsPerMinute <= 0)
+        if (message is not RelaySubscribe subscribe || _settings.NewRoomsPerMinute <= 0)
             return false;
-        if (!_budgets.TryGetValue(subscribe.Subscriber, out var budget))
+        if (!_budgets.TryGetValue(subscribe.Connection, out var budget))
             budget = NewRoomBudget.Whole(_settings.NewRoomsPerMinute, NowMs);
         if (!budget.TryTake(NowMs, _settings.NewRoomsPerMinute))
         {
@@ -373,7 +298,7 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
                 "(traderoom.limits.new-rooms-per-minute); subscribe again later, or to a room that is running");
             return true;
         }
-        _budgets[subscribe.Subscriber] = budget;
+        _budgets[subscribe.Connection] = budget;
         return false;
     }
 
@@ -387,7 +312,7 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
         public static readonly ForgetWholeBudgets Instance = new();
     }
 
-    private sealed record RestartRoom(string BullPenId);
+    private sealed record BackoffOver(string BullPenId);
 
     private sealed record SweepRetention
     {
@@ -398,22 +323,11 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
 
     private sealed record Purged(IReadOnlyList<string> BullPenIds, Exception? Failure, bool MorePages = false);
 
-    /// <summary>A room whose store failed: the followers it handed back and what they have seen.</summary>
+    /// <summary>A room whose store failed: how many times in a row, and whether its backoff is still running.</summary>
     private sealed class FailedRoom
     {
-        public List<Follower> Followers { get; } = [];
-        public long? Seq { get; set; }
-        public string? Epoch { get; set; }
         public int Failures { get; set; }
-        /// <summary>A new incarnation was started for the followers and has not rejoined them yet.</summary>
-        public bool Restarting { get; set; }
-
-        public void Keep(IReadOnlyList<Follower> followers, long seq, string epoch)
-        {
-            Followers.AddRange(followers);
-            Seq ??= seq;
-            Epoch ??= epoch;
-        }
+        public bool WaitingOut { get; set; }
     }
 }
 

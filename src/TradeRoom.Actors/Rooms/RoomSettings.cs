@@ -34,6 +34,12 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
 
     public TimeSpan StoreMaxBackoff { get; init; }
 
+    /// <summary>How long a relay waits for its room to answer a join before it asks again (<c>rooms.rejoin-timeout</c>).</summary>
+    public TimeSpan RejoinTimeout { get; init; }
+
+    /// <summary>Whether rooms run as cluster-sharded entities (cluster mode) rather than as children of the local <see cref="RoomRegistry"/>.</summary>
+    public bool Sharded { get; init; }
+
     /// <summary>The rooms' database, for retention (null with the memory provider); set by <see cref="TradeRoomSettings.FromConfig"/>.</summary>
     public Storage.RoomStore? Store { get; init; }
 
@@ -55,6 +61,7 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
         {
             MaxRooms = rooms.GetInt("max-rooms"),
             EmptyRoomTimeout = rooms.GetTimeSpan("empty-room-timeout"),
+            RejoinTimeout = rooms.GetTimeSpan("rejoin-timeout"),
             NewRoomsPerMinute = traderoom.GetInt("limits.new-rooms-per-minute"),
             SnapshotEvery = traderoom.GetInt("persistence.snapshot-every"),
             StoreMinBackoff = traderoom.GetTimeSpan("persistence.restart-backoff.min"),

@@ -1,0 +1,287 @@
+using Akka.Actor;
+using Akka.Event;
+using TradeRoom.Actors.Monitoring;
+using TradeRoom.Actors.Protocol;
+
+namespace TradeRoom.Actors.Rooms;
+
+/// <summary>
+/// One room's delivery on this node: it holds the node's connections that follow the room, and the room sends it
+/// each event once, whatever the number of connections here (across nodes: once per node, not once per subscriber).
+/// Connections talk to it as they would to a room (<see cref="Subscribe"/>, <see cref="Unsubscribe"/>, then
+/// <see cref="SubscribeAck"/>, <see cref="RoomEvent"/>s, <see cref="UnsubscribeAck"/>, <see cref="SubscribeRefused"/>);
+/// it talks to the room through the rooms' route (the local <see cref="RoomRegistry"/> or the shard region).
+/// <para>
+/// It watches its room. When the room stops while connections follow it (its store failed, it moved to another
+/// node, its node died), the relay joins it again (<see cref="RelayJoin"/>) with the last seq it got and the room's
+/// epoch, and hands its connections exactly the events they missed: no gap, no duplicate. Refused or unanswered, it
+/// tries again after a backoff (<c>persistence.restart-backoff</c>).
+/// </para>
+/// <para>
+/// A connection's subscribe is answered only by the room's own answer (<see cref="RelaySubscribed"/>), which the room
+/// sends in the turn that adds it, so no event published in between misses it.
+/// </para>
+/// </summary>
+public sealed class RoomRelay : ReceiveActor, IWithTimers
+{
+    private readonly string _bullPenId;
+    private readonly IActorRef _rooms;
+    private readonly RoomSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    // Connections the room has added, by user (for private events), and the subscribes the room has yet to answer.
+    private readonly Dictionary<IActorRef, string> _members = new();
+    private readonly Dictionary<string, List<IActorRef>> _membersByUser = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, Pending> _pending = new();
+    // The room as last heard from (null until it first answers), and the last event it sent here.
+    private IActorRef? _room;
+    private long _seq;
+    private string? _epoch;
+    private bool _rejoining;
+    private int _joinFailures;
+    // Subscribes and unsubscribes received from the parent: it stops an empty relay only if it sent nothing more.
+    private long _received;
+
+    public RoomRelay(string bullPenId, IActorRef rooms, RoomSettings settings)
+    {
+        _bullPenId = bullPenId;
+        _rooms = rooms;
+        _settings = settings;
+
+        Receive<RoomEvent>(Deliver);
+        Receive<Subscribe>(OnSubscribe);
+        Receive<Unsubscribe>(u =>
+        {
+            _received++;
+            Drop(u.Subscriber);
+            u.Subscriber.Tell(new UnsubscribeAck(_bullPenId));
+            ReportIfEmpty();
+        });
+        Receive<RelaySubscribed>(OnSubscribed);
+        Receive<RelayRefused>(OnRefused);
+        Receive<RelayJoined>(OnJoined);
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef.Equals(_room))
+                OnRoomStopped();
+            else
+            {
+                Drop(t.ActorRef);
+                ReportIfEmpty();
+            }
+        });
+        Receive<JoinAgain>(_ => Join());
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(string bullPenId, IActorRef rooms, RoomSettings settings) =>
+        Akka.Actor.Props.Create(() => new RoomRelay(bullPenId, rooms, settings));
+
+    protected override void PostStop() => _settings.Metrics.Subscriptions.Dec(_members.Count);
+
+    private void OnSubscribe(Subscribe s)
+    {
+        _received++;
+        if (!_members.ContainsKey(s.Subscriber) && !_pending.ContainsKey(s.Subscriber))
+            Context.Watch(s.Subscriber);
+        if (_pending.TryGetValue(s.Subscriber, out var pending))
+            (pending.Latest, pending.Count) = (s, pending.Count + 1);
+        else
+            _pending[s.Subscriber] = new Pending(s);
+        _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+    }
+
+    private void OnSubscribed(RelaySubscribed answer)
+    {
+        var connection = answer.Connection;
+        if (!TakePending(connection, out var subscribe))
+        {
+            // It left while the room answered, and the room may have added it after hearing so: it forgets it now.
+            Sender.Tell(new RelayUnsubscribe(_bullPenId, connection));
+            return;
+        }
+        WatchRoom(Sender);
+        if (!_rejoining)
+            Timers.Cancel(JoinAgain.Instance);
+        var ack = answer.Ack;
+        // The room sends this relay its events from its answer on: before, from other connections' answers.
+        _seq = Math.Max(_seq, ack.Seq);
+        _epoch = ack.Epoch;
+        AddMember(connection, subscribe.UserId);
+        connection.Tell(ack, Self);
+        foreach (var missed in answer.Replay)
+            connection.Tell(missed, ActorRefs.NoSender);
+    }
+
+    private void OnRefused(RelayRefused refused)
+    {
+        if (refused.Connection is null)
+        {
+            _log.Info("Relay of room {BullPenId} could not join it again ({Code}); it tries again", TextRules.ForLog(_bullPenId), refused.Code);
+            ScheduleJoin();
+            return;
+        }
+        if (!TakePending(refused.Connection, out _))
+            return;
+        if (!_members.ContainsKey(refused.Connection) && !_pending.ContainsKey(refused.Connection))
+            Context.Unwatch(refused.Connection);
+        refused.Connection.Tell(new SubscribeRefused(_bullPenId, refused.Code, refused.Message));
+        ReportIfEmpty();
+    }
+
+    private void Deliver(RoomEvent e)
+    {
+        _seq = Math.Max(_seq, e.Seq);
+        if (e.VisibleTo is null)
+        {
+            foreach (var connection in _members.Keys)
+                connection.Tell(e, ActorRefs.NoSender);
+        }
+        else if (_membersByUser.TryGetValue(e.VisibleTo, out var owners))
+        {
+            foreach (var owner in owners)
+                owner.Tell(e, ActorRefs.NoSender);
+        }
+    }
+
+    private void OnRoomStopped()
+    {
+        _room = null;
+        if (_members.Count == 0 && _pending.Count == 0)
+            return;
+        _log.Info("Room {BullPenId} stopped while {Connections} connections here follow it; joining it again from seq {Seq}",
+            TextRules.ForLog(_bullPenId), _members.Count + _pending.Count, _seq);
+        Join();
+    }
+
+    /// <summary>
+    /// Joins the room again with every member, and asks again for the pending subscribes: the stopped room may
+    /// never have answered them.
+    /// </summary>
+    private void Join()
+    {
+        if (_room is not null)
+            return;
+        _rejoining = _members.Count > 0;
+        if (_rejoining)
+            _rooms.Tell(new RelayJoin(_bullPenId, Self, _members.Select(m => new RelayMember(m.Key, m.Value)).ToArray(), _seq, _epoch));
+        foreach (var pending in _pending.Values)
+        {
+            var s = pending.Latest;
+            pending.Count = 1; // one answer is enough now: the others were lost with the room
+            _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+        }
+        // Unanswered (the room failed again while recovering, or its node is unreachable): try again.
+        Timers.StartSingleTimer(JoinAgain.Instance, JoinAgain.Instance, _settings.RejoinTimeout);
+    }
+
+    private void OnJoined(RelayJoined joined)
+    {
+        if (!_rejoining)
+            return;
+        _rejoining = false;
+        _joinFailures = 0;
+        Timers.Cancel(JoinAgain.Instance);
+        WatchRoom(Sender);
+        if (joined.Recovered)
+        {
+            foreach (var missed in joined.Replay)
+            {
+                if (missed.Seq > _seq)
+                    Deliver(missed);
+            }
+        }
+        else
+        {
+            // The room's history no longer covers what this node's connections last saw: each starts over.
+            _log.Warning("Room {BullPenId} came back without the events after seq {Seq}; its connections here start over from seq {Head}",
+                TextRules.ForLog(_bullPenId), _seq, joined.Seq);
+            foreach (var (connection, _) in _members)
+                connection.Tell(new SubscribeAck(_bullPenId, joined.Seq, joined.Epoch, false, joined.State), Self);
+        }
+        _seq = Math.Max(_seq, joined.Seq);
+        _epoch = joined.Epoch;
+    }
+
+    /// <summary>Counts down one answer for <paramref name="connection"/>'s subscribes; false if none was due.</summary>
+    private bool TakePending(IActorRef connection, out Subscribe subscribe)
+    {
+        subscribe = null!;
+        if (!_pending.TryGetValue(connection, out var pending))
+            return false;
+        subscribe = pending.Latest;
+        if (--pending.Count == 0)
+            _pending.Remove(connection);
+        return true;
+    }
+
+    private void ScheduleJoin()
+    {
+        var backoff = TimeSpan.FromTicks(Math.Min(_settings.StoreMaxBackoff.Ticks, _settings.StoreMinBackoff.Ticks << Math.Min(_joinFailures, 20)));
+        _joinFailures++;
+        _room = null;
+        Timers.StartSingleTimer(JoinAgain.Instance, JoinAgain.Instance, backoff);
+    }
+
+    private void WatchRoom(IActorRef room)
+    {
+        if (room.Equals(_room))
+            return;
+        if (_room is not null)
+            Context.Unwatch(_room);
+        _room = room;
+        Context.Watch(room);
+    }
+
+    private void AddMember(IActorRef connection, string userId)
+    {
+        if (!_members.TryAdd(connection, userId))
+            return;
+        _settings.Metrics.Subscriptions.Inc();
+        if (!_membersByUser.TryGetValue(userId, out var connections))
+            _membersByUser[userId] = connections = new List<IActorRef>(1);
+        connections.Add(connection);
+    }
+
+    /// <summary>Forgets <paramref name="connection"/>, and tells the room (if it knows it) to forget it too.</summary>
+    private void Drop(IActorRef connection)
+    {
+        var pending = _pending.Remove(connection);
+        if (_members.Remove(connection, out var userId))
+        {
+            _settings.Metrics.Subscriptions.Dec();
+            var connections = _membersByUser[userId];
+            connections.Remove(connection);
+            if (connections.Count == 0)
+                _membersByUser.Remove(userId);
+        }
+        else if (!pending)
+        {
+            return;
+        }
+        Context.Unwatch(connection);
+        // Straight to the room's own ref: routed, it could start a room that is not running.
+        _room?.Tell(new RelayUnsubscribe(_bullPenId, connection));
+    }
+
+    private void ReportIfEmpty()
+    {
+        if (_members.Count == 0 && _pending.Count == 0)
+            Context.Parent.Tell(new RelayEmpty(_bullPenId, _received));
+    }
+
+    /// <summary>Subscribes of one connection the room has yet to answer: how many, and the latest (asked again after a rejoin).</summary>
+    private sealed class Pending(Subscribe latest)
+    {
+        public Subscribe Latest { get; set; } = latest;
+        public int Count { get; set; } = 1;
+    }
+
+    private sealed record JoinAgain
+    {
+        public static readonly JoinAgain Instance = new();
+    }
+}
+
+/// <summary>A relay has no connection left: its parent stops it if it has sent it nothing since (<paramref name="Received"/> messages).</summary>
+internal sealed record RelayEmpty(string BullPenId, long Received);
