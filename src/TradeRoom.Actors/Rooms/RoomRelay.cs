@@ -31,7 +31,8 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
     // Connections the room has added, by user (for private events), and the subscribes the room has yet to answer.
     private readonly Dictionary<IActorRef, string> _members = new();
     private readonly Dictionary<string, List<IActorRef>> _membersByUser = new(StringComparer.Ordinal);
-    private readonly Dictionary<IActorRef, Pending> _pending = new();
+    // Per connection, its requests waiting for the room's answer, in order: subscribes, and (null) unsubscribes behind them.
+    private readonly Dictionary<IActorRef, Queue<Subscribe?>> _pending = new();
     // The room as last heard from (null until it first answers), and the last event it sent here.
     private IActorRef? _room;
     private long _seq;
@@ -49,13 +50,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
 
         Receive<RoomEvent>(Deliver);
         Receive<Subscribe>(OnSubscribe);
-        Receive<Unsubscribe>(u =>
-        {
-            _received++;
-            Drop(u.Subscriber);
-            u.Subscriber.Tell(new UnsubscribeAck(_bullPenId));
-            ReportIfEmpty();
-        });
+        Receive<Unsubscribe>(OnUnsubscribe);
         Receive<RelaySubscribed>(OnSubscribed);
         Receive<RelayRefused>(OnRefused);
         Receive<RelayJoined>(OnJoined);
@@ -65,7 +60,9 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
                 OnRoomStopped();
             else
             {
+                _pending.Remove(t.ActorRef);
                 Drop(t.ActorRef);
+                Context.Unwatch(t.ActorRef);
                 ReportIfEmpty();
             }
         });
@@ -84,11 +81,30 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         _received++;
         if (!_members.ContainsKey(s.Subscriber) && !_pending.ContainsKey(s.Subscriber))
             Context.Watch(s.Subscriber);
-        if (_pending.TryGetValue(s.Subscriber, out var pending))
-            (pending.Latest, pending.Count) = (s, pending.Count + 1);
-        else
-            _pending[s.Subscriber] = new Pending(s);
+        if (!_pending.TryGetValue(s.Subscriber, out var requests))
+            _pending[s.Subscriber] = requests = new Queue<Subscribe?>(1);
+        requests.Enqueue(s);
         _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+    }
+
+    /// <summary>Leaves at once, or, behind a subscribe the room has yet to answer, right after that answer: every request is answered, in order.</summary>
+    private void OnUnsubscribe(Unsubscribe u)
+    {
+        _received++;
+        if (_pending.TryGetValue(u.Subscriber, out var requests))
+        {
+            requests.Enqueue(null);
+            return;
+        }
+        Leave(u.Subscriber);
+        ReportIfEmpty();
+    }
+
+    private void Leave(IActorRef connection)
+    {
+        Drop(connection);
+        UnwatchIfDone(connection);
+        connection.Tell(new UnsubscribeAck(_bullPenId));
     }
 
     private void OnSubscribed(RelaySubscribed answer)
@@ -96,7 +112,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         var connection = answer.Connection;
         if (!TakePending(connection, out var subscribe))
         {
-            // It left while the room answered, and the room may have added it after hearing so: it forgets it now.
+            // It died while the room answered, and the room may have added it after hearing so: it forgets it now.
             Sender.Tell(new RelayUnsubscribe(_bullPenId, connection));
             return;
         }
@@ -111,6 +127,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         connection.Tell(ack, Self);
         foreach (var missed in answer.Replay)
             connection.Tell(missed, ActorRefs.NoSender);
+        LeaveIfAsked(connection);
     }
 
     private void OnRefused(RelayRefused refused)
@@ -123,9 +140,25 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         }
         if (!TakePending(refused.Connection, out _))
             return;
-        if (!_members.ContainsKey(refused.Connection) && !_pending.ContainsKey(refused.Connection))
-            Context.Unwatch(refused.Connection);
         refused.Connection.Tell(new SubscribeRefused(_bullPenId, refused.Code, refused.Message));
+        LeaveIfAsked(refused.Connection);
+    }
+
+    /// <summary>Carries out the unsubscribes that waited for the answer just given, then stops if nothing is left.</summary>
+    private void LeaveIfAsked(IActorRef connection)
+    {
+        if (_pending.TryGetValue(connection, out var requests))
+        {
+            while (requests.TryPeek(out var next) && next is null)
+            {
+                requests.Dequeue();
+                Drop(connection);
+                connection.Tell(new UnsubscribeAck(_bullPenId));
+            }
+            if (requests.Count == 0)
+                _pending.Remove(connection);
+        }
+        UnwatchIfDone(connection);
         ReportIfEmpty();
     }
 
@@ -165,11 +198,13 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         _rejoining = _members.Count > 0;
         if (_rejoining)
             _rooms.Tell(new RelayJoin(_bullPenId, Self, _members.Select(m => new RelayMember(m.Key, m.Value)).ToArray(), _seq, _epoch));
-        foreach (var pending in _pending.Values)
+        foreach (var requests in _pending.Values)
         {
-            var s = pending.Latest;
-            pending.Count = 1; // one answer is enough now: the others were lost with the room
-            _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+            foreach (var s in requests)
+            {
+                if (s is not null)
+                    _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+            }
         }
         // Unanswered (the room failed again while recovering, or its node is unreachable): try again.
         Timers.StartSingleTimer(JoinAgain.Instance, JoinAgain.Instance, _settings.RejoinTimeout);
@@ -203,14 +238,14 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         _epoch = joined.Epoch;
     }
 
-    /// <summary>Counts down one answer for <paramref name="connection"/>'s subscribes; false if none was due.</summary>
+    /// <summary>The request the room just answered for <paramref name="connection"/> (its oldest one); false if none was due.</summary>
     private bool TakePending(IActorRef connection, out Subscribe subscribe)
     {
         subscribe = null!;
-        if (!_pending.TryGetValue(connection, out var pending))
+        if (!_pending.TryGetValue(connection, out var requests) || !requests.TryDequeue(out var oldest))
             return false;
-        subscribe = pending.Latest;
-        if (--pending.Count == 0)
+        subscribe = oldest!; // unsubscribes are carried out as soon as they reach the head of the queue
+        if (requests.Count == 0)
             _pending.Remove(connection);
         return true;
     }
@@ -243,38 +278,31 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         connections.Add(connection);
     }
 
-    /// <summary>Forgets <paramref name="connection"/>, and tells the room (if it knows it) to forget it too.</summary>
+    /// <summary>Forgets <paramref name="connection"/> as a member, and tells the room to forget it too.</summary>
     private void Drop(IActorRef connection)
     {
-        var pending = _pending.Remove(connection);
-        if (_members.Remove(connection, out var userId))
-        {
-            _settings.Metrics.Subscriptions.Dec();
-            var connections = _membersByUser[userId];
-            connections.Remove(connection);
-            if (connections.Count == 0)
-                _membersByUser.Remove(userId);
-        }
-        else if (!pending)
-        {
+        if (!_members.Remove(connection, out var userId))
             return;
-        }
-        Context.Unwatch(connection);
+        _settings.Metrics.Subscriptions.Dec();
+        var connections = _membersByUser[userId];
+        connections.Remove(connection);
+        if (connections.Count == 0)
+            _membersByUser.Remove(userId);
         // Straight to the room's own ref: routed, it could start a room that is not running.
         _room?.Tell(new RelayUnsubscribe(_bullPenId, connection));
+    }
+
+    /// <summary>Stops watching <paramref name="connection"/> once it is neither a member nor waiting for an answer.</summary>
+    private void UnwatchIfDone(IActorRef connection)
+    {
+        if (!_members.ContainsKey(connection) && !_pending.ContainsKey(connection))
+            Context.Unwatch(connection);
     }
 
     private void ReportIfEmpty()
     {
         if (_members.Count == 0 && _pending.Count == 0)
             Context.Parent.Tell(new RelayEmpty(_bullPenId, _received));
-    }
-
-    /// <summary>Subscribes of one connection the room has yet to answer: how many, and the latest (asked again after a rejoin).</summary>
-    private sealed class Pending(Subscribe latest)
-    {
-        public Subscribe Latest { get; set; } = latest;
-        public int Count { get; set; } = 1;
     }
 
     private sealed record JoinAgain
