@@ -5,6 +5,8 @@ using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 public class IntegrationActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
@@ -35,7 +37,7 @@ public class IntegrationActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xuni
     [Fact]
     public void Valid_event_through_a_real_registry_answers_EventPublished_and_reaches_subscribers()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(RoomSettings.Default));
+        var registry = RoomFronts.Registry(Sys, RoomSettings.Default);
         var integration = Sys.ActorOf(IntegrationActor.Props(registry, PrivateTypes));
         var subscriber = CreateTestProbe();
         registry.Tell(new Subscribe("r1", subscriber.Ref, "u1"));

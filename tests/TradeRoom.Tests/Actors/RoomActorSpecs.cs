@@ -6,6 +6,8 @@ using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
@@ -26,7 +28,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     private IActorRef RoomUnder(TestProbe parent, TimeSpan idle)
     {
         parent.IgnoreMessages<RoomReady>(); // the registry's cue that the room has recovered: no registry here
-        return parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle }));
+        return RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle })));
     }
 
     private IActorRef NewRoom(TimeSpan? idle = null) => RoomUnder(CreateTestProbe(), idle ?? LongIdle);

@@ -7,6 +7,8 @@ using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 /// <summary>
@@ -21,7 +23,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     private static readonly TimeSpan ShortIdle = TimeSpan.FromMilliseconds(300);
 
     private IActorRef NewRoom(RoomSettings? settings = null) =>
-        CreateTestProbe().ChildActorOf(RoomActor.Props(Room, settings ?? RoomSettings.Default));
+        RoomFronts.For(Sys, CreateTestProbe().ChildActorOf(RoomActor.Props(Room, settings ?? RoomSettings.Default)));
 
     /// <summary>The event exactly as <see cref="IntegrationActor"/> would route it (validated with the default private types).</summary>
     private static RoutedEvent Routed(string type, object data)
@@ -410,7 +412,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     {
         var parent = CreateTestProbe();
         parent.IgnoreMessages<RoomReady>();
-        var room = parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = ShortIdle }));
+        var room = RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = ShortIdle })));
         var alice = Subscriber(room, "alice");
         Watch(alice.Ref);
         Sys.Stop(alice.Ref);
@@ -457,7 +459,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Room_started_with_a_duplicate_key_is_either_rejected_or_published_and_delivered()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(RoomSettings.Default));
+        var registry = RoomFronts.Registry(Sys, RoomSettings.Default);
         var integration = Sys.ActorOf(IntegrationActor.Props(registry, RoomSettings.Default.PrivateEventTypes));
         var subscriber = CreateTestProbe();
         registry.Tell(new Subscribe(Room, subscriber.Ref, "alice"));

@@ -6,6 +6,8 @@ using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 /// <summary>
@@ -18,7 +20,7 @@ public class RoomFaultSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     private const string Room = "bp-fault";
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(300);
 
-    private IActorRef NewRegistry() => Sys.ActorOf(RoomRegistry.Props(RoomSettings.Default));
+    private IActorRef NewRegistry() => RoomFronts.Registry(Sys, RoomSettings.Default);
 
     /// <summary>A valid event, as <see cref="IntegrationActor"/> would route it.</summary>
     private static RoutedEvent Routed(string type, object data)

@@ -5,6 +5,8 @@ using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 /// <summary>How the registry bounds rooms: the server-wide cap and each connection's budget of rooms it may start by subscribing.</summary>
@@ -24,7 +26,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void At_the_cap_a_publish_to_a_new_room_is_rejected_with_room_limit_and_running_rooms_still_take_events()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(maxRooms: 2)));
+        var registry = RoomFronts.Registry(Sys, Settings(maxRooms: 2));
         registry.Tell(Event("a"));
         ExpectMsg<EventPublished>();
         registry.Tell(Event("b"));
@@ -43,7 +45,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void At_the_cap_a_subscribe_to_a_new_room_is_refused_with_room_limit_naming_the_room()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(maxRooms: 1)));
+        var registry = RoomFronts.Registry(Sys, Settings(maxRooms: 1));
         var connection = CreateTestProbe();
         registry.Tell(new Subscribe("a", connection.Ref, "u1"));
         connection.ExpectMsg<SubscribeAck>();
@@ -58,7 +60,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void A_connection_starts_at_most_its_budget_of_rooms_by_subscribing_while_running_rooms_cost_nothing()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(newRoomsPerMinute: 3)));
+        var registry = RoomFronts.Registry(Sys, Settings(newRoomsPerMinute: 3));
         registry.Tell(Event("running"));
         ExpectMsg<EventPublished>();
         var attacker = CreateTestProbe();
@@ -85,7 +87,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void Publishers_are_not_bound_by_the_connection_budget()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(newRoomsPerMinute: 1)));
+        var registry = RoomFronts.Registry(Sys, Settings(newRoomsPerMinute: 1));
 
         for (var i = 0; i < 20; i++)
         {
@@ -100,7 +102,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     public void A_room_no_event_reached_stops_after_the_empty_room_timeout_once_nobody_follows_it()
     {
         var settings = RoomSettings.Default with { EmptyRoomTimeout = TimeSpan.FromMilliseconds(300) };
-        var registry = Sys.ActorOf(RoomRegistry.Props(settings));
+        var registry = RoomFronts.Registry(Sys, settings);
         var connection = CreateTestProbe();
         registry.Tell(new Subscribe("made-up", connection.Ref, "u1"));
         connection.ExpectMsg<SubscribeAck>();
@@ -119,7 +121,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void Rooms_are_listed_a_page_at_a_time_in_id_order_each_exactly_once()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings()));
+        var registry = RoomFronts.Registry(Sys, Settings());
         var ids = Enumerable.Range(0, 25).Select(i => $"room-{i:D3}").ToArray();
         foreach (var id in ids.Reverse())
         {

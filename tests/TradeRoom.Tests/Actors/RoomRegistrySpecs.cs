@@ -5,6 +5,8 @@ using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
@@ -43,7 +45,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void A_new_registry_has_no_rooms()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
 
         Assert.Equal(0, RoomCount(registry));
     }
@@ -51,7 +53,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void First_subscribe_creates_the_room()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var probe = CreateTestProbe();
 
         registry.Tell(new Subscribe("a", probe.Ref, "u1"));
@@ -64,7 +66,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void First_event_creates_the_room_and_gets_seq_one()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
 
         Assert.Equal(1, Publish(registry, "a"));
         Assert.Equal(1, RoomCount(registry));
@@ -73,7 +75,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Rooms_count_their_seqs_independently()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
 
         Assert.Equal(1, Publish(registry, "a"));
         Assert.Equal(2, Publish(registry, "a"));
@@ -86,7 +88,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Events_reach_only_the_subscribers_of_their_room()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var inA = Subscribed(registry, "a");
         var inB = Subscribed(registry, "b");
 
@@ -105,7 +107,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [InlineData("12345")]
     public void Ids_that_are_not_plain_actor_names_still_get_their_own_room(string id)
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var probe = Subscribed(registry, id);
 
         Assert.Equal(1, Publish(registry, id));
@@ -118,7 +120,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Ids_that_escape_alike_are_still_different_rooms()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
 
         Assert.Equal(1, Publish(registry, "a b"));
         Assert.Equal(1, Publish(registry, "a%20b"));
@@ -128,7 +130,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Unsubscribe_from_an_unknown_room_is_acknowledged_without_creating_it()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var probe = CreateTestProbe();
 
         registry.Tell(new Unsubscribe("nowhere", probe.Ref));
@@ -140,7 +142,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Unsubscribe_through_the_registry_stops_delivery()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var probe = Subscribed(registry, "a");
 
         registry.Tell(new Unsubscribe("a", probe.Ref));
@@ -153,7 +155,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Idle_room_without_subscribers_is_stopped_and_a_later_event_starts_it_afresh()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(ShortIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(ShortIdle));
         Assert.Equal(1, Publish(registry, "a"));
         Assert.Equal(2, Publish(registry, "a"));
         Assert.Equal(1, RoomCount(registry));
@@ -167,7 +169,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Room_restarted_after_idling_has_a_new_epoch_so_an_old_position_is_not_recovered()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(ShortIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(ShortIdle));
         var first = CreateTestProbe();
         registry.Tell(new Subscribe("a", first.Ref, "u1"));
         var before = first.ExpectMsg<SubscribeAck>();
@@ -190,7 +192,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Idle_room_with_a_subscriber_keeps_running()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(ShortIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(ShortIdle));
         var probe = Subscribed(registry, "a");
 
         ExpectNoMsg(TimeSpan.FromMilliseconds(1200));
@@ -203,7 +205,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Room_whose_only_subscriber_died_is_stopped_after_the_idle_time()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(ShortIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(ShortIdle));
         var probe = Subscribed(registry, "a");
         Watch(probe.Ref);
 
@@ -219,7 +221,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
         // A RoutedEvent without data (never built by IntegrationActor, which validates first) makes the room throw
         // (ArgumentException from Utf8JsonWriter.WriteRawValue) while building the frame; RoomRegistry's strategy
         // resumes it rather than restarting it, so subscribers and seq survive.
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         var probe = Subscribed(registry, "a");
         Assert.Equal(1, Publish(registry, "a"));
         probe.ExpectMsg<RoomEvent>();
@@ -236,7 +238,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Event_that_makes_the_room_throw_uses_no_seq()
     {
-        var registry = Sys.ActorOf(RoomRegistry.Props(Settings(LongIdle)));
+        var registry = RoomFronts.Registry(Sys, Settings(LongIdle));
         Assert.Equal(1, Publish(registry, "a"));
 
         EventFilter.Exception<ArgumentException>().ExpectOne(() => registry.Tell(new RoutedEvent("a", "ranking_changed", null!, null, false)));

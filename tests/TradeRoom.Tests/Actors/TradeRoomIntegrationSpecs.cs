@@ -8,6 +8,8 @@ using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using Xunit.Abstractions;
 
+using TradeRoom.Tests.Support;
+
 namespace TradeRoom.Tests.Actors;
 
 public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
@@ -21,7 +23,7 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
 
     public TradeRoomIntegrationSpecs(ITestOutputHelper output) : base(output: output)
     {
-        _registry = Sys.ActorOf(RoomRegistry.Props(RoomSettings.Default));
+        _registry = RoomFronts.Registry(Sys, RoomSettings.Default);
         _facade = new TradeRoomIntegration(Sys.ActorOf(IntegrationActor.Props(_registry, PrivateTypes)), PrivateTypes, TimeSpan.FromSeconds(3));
     }
 
