@@ -108,6 +108,7 @@ public sealed record TradeRoomSettings
             Rooms = RoomSettings.FromConfig(c) with
             {
                 Store = persistence.Provider != Storage.PersistenceProvider.Memory ? new Storage.RoomStore(persistence) : null,
+                Sharded = c.GetBoolean("cluster.enabled"),
             },
             Persistence = persistence,
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),

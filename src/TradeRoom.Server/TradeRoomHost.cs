@@ -129,7 +129,7 @@ public static class TradeRoomHost
         app.UseDashboardFiles();
         app.UseRouting();
 
-        app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections, ActorSystem system) =>
+        app.MapGet("/api/health", async (IRequiredActor<RoomDirectory> rooms, IRequiredActor<ConnectionManager> connections, ActorSystem system) =>
         {
             var roomCount = await rooms.ActorRef.Ask<RoomCount>(GetRoomCount.Instance, TimeSpan.FromSeconds(5));
             var connectionCount = await connections.ActorRef.Ask<ConnectionCount>(GetConnectionCount.Instance, TimeSpan.FromSeconds(5));

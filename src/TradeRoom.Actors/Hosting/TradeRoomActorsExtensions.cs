@@ -1,4 +1,6 @@
 using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Sharding;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Hosting;
 using TradeRoom.Actors.Storage;
@@ -10,11 +12,6 @@ namespace TradeRoom.Actors.Hosting;
 
 public static class TradeRoomActorsExtensions
 {
-    /// <summary>
-    /// Starts the server's actors and registers them in the <see cref="ActorRegistry"/> under their own types:
-    /// <see cref="RoomRegistry"/> (the one route to rooms), <see cref="IntegrationActor"/> (where events enter) and
-    /// <see cref="ConnectionManager"/> (parent of connections).
-    /// </summary>
     /// <summary>
     /// The rooms' journal and snapshot store: Akka.Persistence.Sql on SQLite or PostgreSQL, its tables created on
     /// first use (the SQLite file itself by <see cref="RoomStore.Prepare"/>, before); nothing with the memory provider (rooms then do not persist, see <see cref="Rooms.RoomSettings.Durable"/>).
@@ -35,14 +32,57 @@ public static class TradeRoomActorsExtensions
             : builder;
     }
 
-    public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings) =>
-        builder.WithActors((system, registry) =>
+    /// <summary>
+    /// Starts the server's actors and registers them in the <see cref="ActorRegistry"/>. Rooms are reached through
+    /// one key, <see cref="RoomRegistry"/>: the local registry (parent of this process's rooms), or in cluster mode the
+    /// shard region of the <see cref="RoomActor"/> entities; whatever routes to rooms sends the same messages either
+    /// way. <see cref="RoomRelays"/> (this node's relays, which connections subscribe through),
+    /// <see cref="IntegrationActor"/> (where events enter) and <see cref="ConnectionManager"/> (parent of connections)
+    /// go under their own types.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings)
+    {
+        var roomSettings = settings.Rooms;
+        if (roomSettings.Sharded)
         {
-            var rooms = system.ActorOf(RoomRegistry.Props(settings.Rooms), "rooms");
-            registry.Register<RoomRegistry>(rooms);
-            registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms, settings.Rooms.PrivateEventTypes), "integration"));
-            var relays = system.ActorOf(RoomRelays.Props(rooms, settings.Rooms), "relays");
+            // Before the shard region: its rooms tell the directory they run.
+            builder.WithActors((system, registry) =>
+                registry.Register<RoomDirectory>(system.ActorOf(RoomDirectory.Props(settings.QueryTimeout), RoomDirectory.Name)));
+            builder.WithShardRegion<RoomRegistry>("rooms",
+                (_, registry) => id => RoomActor.Props(id, roomSettings, registry.Get<RoomDirectory>()),
+                new RoomMessageExtractor(roomSettings.Shards),
+                new ShardOptions
+                {
+                    Role = Cluster.ClusterSettings.ServerRole,
+                    // Rooms stop themselves when idle (sharding's Passivate), after a snapshot.
+                    ShouldPassivateIdleEntities = false,
+                    // A room handed to another node first finishes the writes in flight and acknowledges them.
+                    HandOffStopMessage = StopIfIdle.Instance,
+                });
+        }
+        return builder.WithActors((system, registry) =>
+        {
+            IActorRef rooms;
+            if (roomSettings.Sharded)
+            {
+                rooms = registry.Get<RoomRegistry>();
+            }
+            else
+            {
+                rooms = system.ActorOf(RoomRegistry.Props(roomSettings), "rooms");
+                registry.Register<RoomRegistry>(rooms);
+                registry.Register<RoomDirectory>(rooms); // the registry knows every room of the process
+            }
+            registry.Register<IntegrationActor>(system.ActorOf(IntegrationActor.Props(rooms, roomSettings.PrivateEventTypes), "integration"));
+            var relays = system.ActorOf(RoomRelays.Props(rooms, roomSettings), "relays");
             registry.Register<RoomRelays>(relays);
             registry.Register<ConnectionManager>(system.ActorOf(ConnectionManager.Props(relays, settings.Connections, settings.MaxConnectionsPerUser), "connections"));
         });
+    }
+}
+
+/// <summary>Routes every <see cref="IWithBullPenId"/> message to its room's entity, the room's id hashed over <c>rooms.shards</c> shards.</summary>
+internal sealed class RoomMessageExtractor(int shards) : HashCodeMessageExtractor(shards)
+{
+    public override string? EntityId(object message) => (message as IWithBullPenId)?.BullPenId;
 }

@@ -44,8 +44,12 @@ public sealed class RoomActor : ReceivePersistentActor
     private long _activity;
     private long _activityAtPassivation = -1;
 
-    public RoomActor(string bullPenId, RoomSettings settings)
+    // Cluster mode: this node's room directory, told that the room runs here (room queries ask it).
+    private readonly IActorRef? _directory;
+
+    public RoomActor(string bullPenId, RoomSettings settings, IActorRef? directory = null)
     {
+        _directory = directory;
         _state = new RoomState(bullPenId, settings);
         _metrics = settings.Metrics;
         _settings = settings;
@@ -147,8 +151,8 @@ public sealed class RoomActor : ReceivePersistentActor
     /// <summary>The memory provider keeps nothing, so there is nothing to recover.</summary>
     public override Recovery Recovery => _settings.Durable ? Recovery.Default : Recovery.None;
 
-    public static Props Props(string bullPenId, RoomSettings settings) =>
-        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, settings));
+    public static Props Props(string bullPenId, RoomSettings settings, IActorRef? directory = null) =>
+        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, settings, directory));
 
     /// <summary>The persistence id of a bull pen's journal and snapshots.</summary>
     public static string PersistenceIdOf(string bullPenId) => "room-" + bullPenId;
@@ -159,6 +163,7 @@ public sealed class RoomActor : ReceivePersistentActor
     protected override void PreStart()
     {
         _metrics.Rooms.Inc();
+        _directory?.Tell(new RoomStarted(_state.BullPenId));
         base.PreStart();
     }
 

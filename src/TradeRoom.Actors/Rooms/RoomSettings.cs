@@ -40,6 +40,9 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
     /// <summary>Whether rooms run as cluster-sharded entities (cluster mode) rather than as children of the local <see cref="RoomRegistry"/>.</summary>
     public bool Sharded { get; init; }
 
+    /// <summary>How many shards the rooms are spread over in cluster mode (<c>rooms.shards</c>); the same on every node.</summary>
+    public int Shards { get; init; }
+
     /// <summary>The rooms' database, for retention (null with the memory provider); set by <see cref="TradeRoomSettings.FromConfig"/>.</summary>
     public Storage.RoomStore? Store { get; init; }
 
@@ -62,6 +65,7 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
             MaxRooms = rooms.GetInt("max-rooms"),
             EmptyRoomTimeout = rooms.GetTimeSpan("empty-room-timeout"),
             RejoinTimeout = rooms.GetTimeSpan("rejoin-timeout"),
+            Shards = rooms.GetInt("shards"),
             NewRoomsPerMinute = traderoom.GetInt("limits.new-rooms-per-minute"),
             SnapshotEvery = traderoom.GetInt("persistence.snapshot-every"),
             StoreMinBackoff = traderoom.GetTimeSpan("persistence.restart-backoff.min"),

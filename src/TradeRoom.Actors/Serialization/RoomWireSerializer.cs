@@ -37,6 +37,9 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
         RoomNotFound => "noroom",
         GetRoomCount => "count?",
         RoomCount => "count",
+        GetLocalRooms => "local-rooms?",
+        GetLocalRoomDetails => "local-room?",
+        GetLocalRoomCount => "local-count?",
         _ => throw new ArgumentException($"{nameof(RoomWireSerializer)} cannot serialize {o.GetType()}"),
     };
 
@@ -140,6 +143,15 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 case RoomCount c:
                     w.Write(c.Rooms);
                     break;
+                case GetLocalRooms q:
+                    w.Write(q.Limit);
+                    WriteNullable(w, q.After);
+                    break;
+                case GetLocalRoomDetails q:
+                    w.Write(q.BullPenId);
+                    break;
+                case GetLocalRoomCount:
+                    break;
                 default:
                     throw new ArgumentException($"{nameof(RoomWireSerializer)} cannot serialize {obj.GetType()}");
             }
@@ -204,6 +216,12 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 return GetRoomCount.Instance;
             case "count":
                 return new RoomCount(r.ReadInt32());
+            case "local-rooms?":
+                return new GetLocalRooms(r.ReadInt32(), ReadNullable(r));
+            case "local-room?":
+                return new GetLocalRoomDetails(r.ReadString());
+            case "local-count?":
+                return GetLocalRoomCount.Instance;
             default:
                 throw new SerializationException($"{nameof(RoomWireSerializer)} does not know the manifest \"{manifest}\"");
         }

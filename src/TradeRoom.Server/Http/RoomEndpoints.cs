@@ -22,7 +22,7 @@ internal static class RoomEndpoints
     }
 
     private static async Task<IResult> ListAsync(HttpContext http, JwtValidator validator, TradeRoomSettings settings,
-        IRequiredActor<RoomRegistry> rooms)
+        IRequiredActor<RoomDirectory> rooms)
     {
         if (await ServiceAuth.CheckAsync(http, validator) is { } denied)
             return denied;
@@ -48,7 +48,7 @@ internal static class RoomEndpoints
     }
 
     private static async Task<IResult> GetAsync(string bullPenId, HttpContext http, JwtValidator validator, TradeRoomSettings settings,
-        IRequiredActor<RoomRegistry> rooms)
+        IRequiredActor<RoomDirectory> rooms)
     {
         if (await ServiceAuth.CheckAsync(http, validator) is { } denied)
             return denied;

@@ -287,9 +287,11 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
         room.Tell(new Subscribe(Room, resumed.Ref, "alice", 1, first.Epoch));
         room.Tell(Routed("leaderboard_update", new { n = 4 }));
 
+        // The subscribe goes through this node's relay, so the publish may reach the room first: either way the
+        // replay and the live events after the ack are exactly 2, 3, 4.
         var ack = resumed.ExpectMsg<SubscribeAck>();
         Assert.True(ack.Recovered);
-        Assert.Equal(3, ack.Seq);
+        Assert.InRange(ack.Seq, 3, 4);
         Assert.Equal([2L, 3L, 4L], Seqs(resumed, 3));
         resumed.ExpectNoMsg(Short);
     }
