@@ -47,9 +47,13 @@ public sealed class RoomActor : ReceivePersistentActor
     // Cluster mode: this node's room directory, told that the room runs here (room queries ask it).
     private readonly IActorRef? _directory;
 
+    // Cluster mode: the address of this node, which room queries report.
+    private readonly string? _node;
+
     public RoomActor(string bullPenId, RoomSettings settings, IActorRef? directory = null)
     {
         _directory = directory;
+        _node = settings.Sharded ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString() : null;
         _state = new RoomState(bullPenId, settings);
         _metrics = settings.Metrics;
         _settings = settings;
@@ -82,9 +86,9 @@ public sealed class RoomActor : ReceivePersistentActor
         });
         Command<Terminated>(t => RemoveRelay(t.ActorRef));
         // Queries read the room without counting as activity, so looking at a room never keeps it alive.
-        Command<GetRoomSummary>(_ => Sender.Tell(new RoomSummary(_state.BullPenId, _subscribers, _state.Seq, _state.Epoch)));
+        Command<GetRoomSummary>(_ => Sender.Tell(new RoomSummary(_state.BullPenId, _subscribers, _state.Seq, _state.Epoch, _node)));
         Command<GetRoomDetails>(_ => Sender.Tell(new RoomDetails(_state.BullPenId, _subscribers, _state.Seq, _state.Epoch,
-            _state.StateJson(), _relays.Values.SelectMany(r => r.Users.Keys).Distinct().Order(StringComparer.Ordinal).ToArray())));
+            _state.StateJson(), _relays.Values.SelectMany(r => r.Users.Keys).Distinct().Order(StringComparer.Ordinal).ToArray(), _node)));
         Command<ReceiveTimeout>(_ =>
         {
             if (_subscribers > 0 || _activityAtPassivation == _activity)

@@ -69,7 +69,8 @@ public sealed record RoomCount(int Rooms);
 /// </summary>
 public sealed record GetRooms(int Limit, string? After = null);
 
-public sealed record RoomSummary(string BullPenId, int Subscribers, long Seq, string Epoch);
+/// <param name="Node">Cluster mode: the address of the node the room runs on (null in single-node mode).</param>
+public sealed record RoomSummary(string BullPenId, int Subscribers, long Seq, string Epoch, string? Node = null);
 
 /// <param name="Rooms">Ordered by id.</param>
 /// <param name="Next">The <see cref="GetRooms.After"/> of the next page; null on the last page.</param>
@@ -84,7 +85,8 @@ public sealed record GetRoomDetails(string BullPenId) : INotInfluenceReceiveTime
 /// <param name="Subscribers">Connections subscribed.</param>
 /// <param name="State">The state snapshot <c>subscribed</c> carries, as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>
 /// <param name="Users">Distinct ids of the users subscribed, ordered.</param>
-public sealed record RoomDetails(string BullPenId, int Subscribers, long Seq, string Epoch, byte[] State, IReadOnlyList<string> Users);
+/// <param name="Node">Cluster mode: the address of the node the room runs on (null in single-node mode).</param>
+public sealed record RoomDetails(string BullPenId, int Subscribers, long Seq, string Epoch, byte[] State, IReadOnlyList<string> Users, string? Node = null);
 
 public sealed record RoomNotFound(string BullPenId);
 

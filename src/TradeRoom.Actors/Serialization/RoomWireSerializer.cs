@@ -119,6 +119,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                         w.Write(room.Subscribers);
                         w.Write(room.Seq);
                         w.Write(room.Epoch);
+                        WriteNullable(w, room.Node);
                     }
                     WriteNullable(w, list.Next);
                     break;
@@ -134,6 +135,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     w.Write(d.Users.Count);
                     foreach (var user in d.Users)
                         w.Write(user);
+                    WriteNullable(w, d.Node);
                     break;
                 case RoomNotFound n:
                     w.Write(n.BullPenId);
@@ -193,7 +195,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
             {
                 var rooms = new RoomSummary[r.ReadInt32()];
                 for (var i = 0; i < rooms.Length; i++)
-                    rooms[i] = new RoomSummary(r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadString());
+                    rooms[i] = new RoomSummary(r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadString(), ReadNullable(r));
                 return new RoomList(rooms, ReadNullable(r));
             }
             case "room?":
@@ -208,7 +210,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 var users = new string[r.ReadInt32()];
                 for (var i = 0; i < users.Length; i++)
                     users[i] = r.ReadString();
-                return new RoomDetails(id, subscribers, seq, epoch, state, users);
+                return new RoomDetails(id, subscribers, seq, epoch, state, users, ReadNullable(r));
             }
             case "noroom":
                 return new RoomNotFound(r.ReadString());

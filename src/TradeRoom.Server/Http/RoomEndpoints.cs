@@ -37,7 +37,7 @@ internal static class RoomEndpoints
             var list = await rooms.ActorRef.Ask<RoomList>(new GetRooms(limit, after), settings.QueryTimeout, http.RequestAborted);
             return Results.Json(new
             {
-                rooms = list.Rooms.Select(r => new { bullPenId = r.BullPenId, subscribers = r.Subscribers, seq = r.Seq, epoch = r.Epoch }),
+                rooms = list.Rooms.Select(r => new { bullPenId = r.BullPenId, subscribers = r.Subscribers, seq = r.Seq, epoch = r.Epoch, node = r.Node }),
                 next = list.Next,
             });
         }
@@ -66,6 +66,7 @@ internal static class RoomEndpoints
                     epoch = room.Epoch,
                     state = JsonSerializer.Deserialize<JsonElement>(room.State),
                     users = room.Users,
+                    node = room.Node,
                 }),
                 RoomNotFound => ApiErrors.Error(404, ErrorCodes.RoomNotFound,
                     $"no room \"{id}\" is running (a room starts on its first subscribe or event and stops when idle)"),

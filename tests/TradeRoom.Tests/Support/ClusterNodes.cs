@@ -210,11 +210,43 @@ public sealed class ClusterNode : IDisposable
         }
     }
 
+    /// <summary>GET with a service token (the room queries need one).</summary>
+    public async Task<ApiResponse> GetAsServiceAsync(string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _tokens.ServiceToken("cluster-test", TimeSpan.FromMinutes(10)));
+        return await ApiResponse.ReadAsync(Http.SendAsync(request));
+    }
+
     /// <summary>The <c>cluster</c> part of the node's /api/health; null while it does not answer.</summary>
     public async Task<ClusterHealth?> ClusterViewAsync()
     {
         var health = await GetAsync("/api/health");
         return health.Status == HttpStatusCode.OK ? ClusterHealth.Parse(health.Json.GetProperty("cluster")) : null;
+    }
+
+    /// <summary>
+    /// Publishes one event through this node's HTTP API with a service token: the HTTP status and, when accepted
+    /// (202), the event's seq; a connection refused or reset (the node going) is a 503 without a seq.
+    /// </summary>
+    public async Task<(HttpStatusCode Status, long? Seq, string Body)> PublishAsync(string bullPenId, string type, object data)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/rooms/{Uri.EscapeDataString(bullPenId)}/events")
+        {
+            Content = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { type, data }), System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _tokens.ServiceToken("cluster-test", TimeSpan.FromMinutes(10)));
+        try
+        {
+            using var response = await Http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            long? seq = response.StatusCode == HttpStatusCode.Accepted ? System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("seq").GetInt64() : null;
+            return (response.StatusCode, seq, body);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (HttpStatusCode.ServiceUnavailable, null, e.Message);
+        }
     }
 
     /// <summary>A WebSocket client on this node, authenticated as <paramref name="userId"/>; returns it with its auth_success frame.</summary>
