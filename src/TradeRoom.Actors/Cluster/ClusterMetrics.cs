@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.Cluster;
 using Prometheus;
 
@@ -21,6 +22,18 @@ public static class ClusterMetrics
             foreach (var (status, gauge) in byStatus)
                 gauge.Set(state.Members.Count(m => m.Status == status));
             unreachable.Set(state.Unreachable.Count);
+        });
+    }
+
+    /// <summary>The room shards this node hosts, asked of its shard region at each scrape (the rooms themselves are <c>traderoom_rooms</c>).</summary>
+    public static void RegisterShards(CollectorRegistry registry, Akka.Actor.IActorRef region, TimeSpan timeout)
+    {
+        var shards = Prometheus.Metrics.WithCustomRegistry(registry)
+            .CreateGauge("traderoom_cluster_shards", "Cluster mode: room shards hosted on this node.");
+        registry.AddBeforeCollectCallback(async cancel =>
+        {
+            var state = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, timeout, cancel);
+            shards.Set(state.Shards.Count);
         });
     }
 }

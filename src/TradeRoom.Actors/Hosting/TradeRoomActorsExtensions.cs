@@ -66,6 +66,7 @@ public static class TradeRoomActorsExtensions
             if (roomSettings.Sharded)
             {
                 rooms = registry.Get<RoomRegistry>();
+                Cluster.ClusterMetrics.RegisterShards(settings.Metrics.Registry, rooms, settings.QueryTimeout);
             }
             else
             {

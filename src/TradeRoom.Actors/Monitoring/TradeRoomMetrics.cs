@@ -96,6 +96,10 @@ public sealed class TradeRoomMetrics
         _storageFailures = new[] { StorageWrite, StorageRecovery, StorageSnapshot }
             .ToFrozenDictionary(o => o, o => storageFailures.WithLabels(o), StringComparer.Ordinal);
 
+        CrossNodeEventsSent = factory.CreateCounter("traderoom_cluster_events_sent_total",
+            "Cluster mode: events this node's rooms sent to relays on other nodes (one per event per node with subscribers).");
+        CrossNodeEventsReceived = factory.CreateCounter("traderoom_cluster_events_received_total",
+            "Cluster mode: events this node's relays received from rooms on other nodes.");
         _deliveryLatency = factory.CreateHistogram("traderoom_delivery_latency_seconds",
             "Time from an event's publish (when its room numbered it) to the socket write that carried it; a replayed event counts its age.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
@@ -125,6 +129,9 @@ public sealed class TradeRoomMetrics
     }
 
     public void SnapshotSaved() => _snapshots.Inc();
+
+    public Counter CrossNodeEventsSent { get; }
+    public Counter CrossNodeEventsReceived { get; }
 
     /// <summary>A room recovered, having started at <paramref name="startedAt"/> (<see cref="Now"/>).</summary>
     public void RoomRecovered(long startedAt)

@@ -204,8 +204,11 @@ public sealed class RoomActor : ReceivePersistentActor
         foreach (var (relay, members) in _relays)
         {
             // A private event goes only to the relays that serve its owner.
-            if (delivery.VisibleTo is null || members.Users.ContainsKey(delivery.VisibleTo))
-                relay.Tell(delivery, ActorRefs.NoSender);
+            if (delivery.VisibleTo is not null && !members.Users.ContainsKey(delivery.VisibleTo))
+                continue;
+            relay.Tell(delivery, ActorRefs.NoSender);
+            if (members.OnOtherNode)
+                _metrics.CrossNodeEventsSent.Inc();
         }
         publisher.Tell(new EventPublished(_state.BullPenId, delivery.Seq));
     }
@@ -253,7 +256,7 @@ public sealed class RoomActor : ReceivePersistentActor
     {
         if (!_relays.TryGetValue(relay, out var members))
         {
-            _relays[relay] = members = new RelayMembers();
+            _relays[relay] = members = new RelayMembers(relay.Path.Address.HasGlobalScope);
             Context.Watch(relay);
         }
         if (members.Add(connection, userId))
@@ -314,8 +317,11 @@ public sealed class RoomActor : ReceivePersistentActor
     }
 
     /// <summary>The connections one relay serves here, and how many of them each user has (for private events).</summary>
-    private sealed class RelayMembers
+    /// <param name="OnOtherNode">The relay runs on another node (its address is remote), so each event to it crosses the network.</param>
+    private sealed class RelayMembers(bool OnOtherNode)
     {
+        public bool OnOtherNode { get; } = OnOtherNode;
+
         public Dictionary<IActorRef, string> Connections { get; } = new();
         public Dictionary<string, int> Users { get; } = new(StringComparer.Ordinal);
 

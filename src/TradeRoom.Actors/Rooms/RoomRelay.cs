@@ -37,6 +37,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
     private IActorRef? _room;
     private long _seq;
     private string? _epoch;
+    private bool _roomOnOtherNode;
     private bool _rejoining;
     private int _joinFailures;
     // Subscribes and unsubscribes received from the parent: it stops an empty relay only if it sent nothing more.
@@ -164,6 +165,8 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
 
     private void Deliver(RoomEvent e)
     {
+        if (_roomOnOtherNode)
+            _settings.Metrics.CrossNodeEventsReceived.Inc();
         _seq = Math.Max(_seq, e.Seq);
         if (e.VisibleTo is null)
         {
@@ -265,6 +268,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         if (_room is not null)
             Context.Unwatch(_room);
         _room = room;
+        _roomOnOtherNode = room.Path.Address.HasGlobalScope;
         Context.Watch(room);
     }
 

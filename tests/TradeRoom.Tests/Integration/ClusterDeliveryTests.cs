@@ -85,6 +85,15 @@ public sealed class ClusterDeliveryTests(PostgresServer postgres, ITestOutputHel
         output.WriteLine($"rooms hosted on: {string.Join(", ", hosts)}");
         Assert.All(hosts, h => Assert.Contains(h, cluster.Nodes.Select(n => n.Address)));
 
+        // Each event crossed the network once per other node with subscribers, never once per subscriber.
+        var scrapes = await Task.WhenAll(cluster.Nodes.Select(async n => MetricsScrape.Parse(await n.Http.GetStringAsync("/metrics"))));
+        var sent = scrapes.Sum(m => m["traderoom_cluster_events_sent_total"]);
+        Assert.Equal(sent, scrapes.Sum(m => m["traderoom_cluster_events_received_total"]));
+        // Public events to 2 other nodes each; bob's private order crosses only when his node does not host the room.
+        Assert.InRange(sent, Rooms.Length * (perRoom - 1) * 2, Rooms.Length * ((perRoom - 1) * 2 + 1));
+        Assert.Equal(Rooms.Length, scrapes.Sum(m => m["traderoom_rooms"]));
+        Assert.InRange(scrapes.Sum(m => m["traderoom_cluster_shards"]), 1, Rooms.Length);
+
         // alice leaves node 0, 5 events go out, and she resumes on node 1.
         var epoch = (await cluster[0].GetAsServiceAsync("/api/rooms/cup-a")).Json.GetProperty("epoch").GetString()!;
         await clients[0].Client.DisposeAsync();
