@@ -105,11 +105,12 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
     }
 
     [Fact]
-    public async Task A_killed_node_is_seen_unreachable_then_downed_and_removed_while_the_survivors_stay_ready()
+    public async Task A_killed_seed_is_seen_unreachable_then_downed_and_removed_while_the_survivors_stay_ready_and_rejoins_on_restart()
     {
         await using var cluster = await ClusterNodes.StartAsync(3, await postgres.CreateDatabaseAsync());
-        var killed = cluster[2];
-        var survivors = new[] { cluster[0], cluster[1] };
+        // Node 0: the seed, and the first member (the leader, as long as its address sorts first).
+        var killed = cluster[0];
+        var survivors = new[] { cluster[1], cluster[2] };
 
         using var stopPolling = new CancellationTokenSource();
         var readiness = survivors.Select(node => Task.Run(async () =>
@@ -146,5 +147,10 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         await stopPolling.CancelAsync();
         foreach (var answers in await Task.WhenAll(readiness))
             Assert.Empty(answers);
+
+        // Back on the same address, seeded by the survivors: one cluster of three again, not an island of its own.
+        await cluster.RestartAsync(killed.Index);
+        foreach (var node in cluster.Nodes)
+            Assert.Equal(3, (await node.ClusterViewAsync())!.Up.Count);
     }
 }
