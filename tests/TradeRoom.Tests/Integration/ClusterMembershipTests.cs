@@ -79,6 +79,20 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         Assert.Equal(leaving.Address, aliceAuth.Data.GetProperty("node").GetString());
 
         var closes = new[] { alice.ReceiveCloseAsync(TimeSpan.FromSeconds(30)), bob.ReceiveCloseAsync(TimeSpan.FromSeconds(30)) };
+        using var stopPolling = new CancellationTokenSource();
+        // What a load balancer polling the leaving node sees until it is gone.
+        var readiness = Task.Run(async () =>
+        {
+            var answers = new List<string>();
+            while (!stopPolling.IsCancellationRequested)
+            {
+                var ready = await leaving.GetAsync("/api/ready");
+                if (ready.Text.Length > 0)
+                    answers.Add(ready.Status == HttpStatusCode.OK ? "ready" : ready.ErrorCode);
+                await Task.Delay(20);
+            }
+            return answers;
+        });
         var watch = Stopwatch.StartNew();
         var exited = cluster.TerminateAsync(leaving.Index);
 
@@ -93,6 +107,10 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         var codes = await Task.WhenAll(closes);
         Assert.Equal(new[] { 1001, 1001 }, codes);
         Assert.Equal(0, await exited);
+        await stopPolling.CancelAsync();
+        var answers = await readiness;
+        Assert.Contains("not_ready", answers);
+        Assert.Equal("not_ready", answers[^1]);
         output.WriteLine($"SIGTERM -> first 1001: {closedAfter} ms; -> process exit: {watch.ElapsedMilliseconds} ms");
         output.WriteLine(leaving.Output);
 
@@ -105,11 +123,12 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
     }
 
     [Fact]
-    public async Task A_killed_node_is_seen_unreachable_then_downed_and_removed_while_the_survivors_stay_ready()
+    public async Task A_killed_seed_is_seen_unreachable_then_downed_and_removed_while_the_survivors_stay_ready_and_rejoins_on_restart()
     {
         await using var cluster = await ClusterNodes.StartAsync(3, await postgres.CreateDatabaseAsync());
-        var killed = cluster[2];
-        var survivors = new[] { cluster[0], cluster[1] };
+        // Node 0: the seed, and the first member (the leader, as long as its address sorts first).
+        var killed = cluster[0];
+        var survivors = new[] { cluster[1], cluster[2] };
 
         using var stopPolling = new CancellationTokenSource();
         var readiness = survivors.Select(node => Task.Run(async () =>
@@ -146,5 +165,10 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         await stopPolling.CancelAsync();
         foreach (var answers in await Task.WhenAll(readiness))
             Assert.Empty(answers);
+
+        // Back on the same address, seeded by the survivors: one cluster of three again, not an island of its own.
+        await cluster.RestartAsync(killed.Index);
+        foreach (var node in cluster.Nodes)
+            Assert.Equal(3, (await node.ClusterViewAsync())!.Up.Count);
     }
 }
