@@ -43,6 +43,9 @@ public sealed record TradeRoomSettings
     public required Storage.PersistenceSettings Persistence { get; init; }
     public required TimeSpan ShutdownTimeout { get; init; }
 
+    /// <summary>Cluster mode: on when <c>Cluster.Enabled</c>; off (one process, no remoting) by default.</summary>
+    public required Cluster.ClusterSettings Cluster { get; init; }
+
     /// <summary>The metrics every part of the server counts into (rooms and connections read them from their own settings).</summary>
     public TradeRoomMetrics Metrics => Connections.Metrics;
 
@@ -108,6 +111,7 @@ public sealed record TradeRoomSettings
             },
             Persistence = persistence,
             ShutdownTimeout = c.GetTimeSpan("shutdown-timeout"),
+            Cluster = TradeRoom.Actors.Cluster.ClusterSettings.FromConfig(c),
         };
     }
 }

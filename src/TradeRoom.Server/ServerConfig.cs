@@ -29,6 +29,8 @@ public static class ServerConfig
         ("TRADEROOM_PERSISTENCE", "traderoom.persistence.provider"),
         ("TRADEROOM_DB_FILE", "traderoom.persistence.sqlite.file"),
         ("TRADEROOM_DB", "traderoom.persistence.postgresql.connection-string"),
+        ("CLUSTER_HOSTNAME", "traderoom.cluster.hostname"),
+        ("CLUSTER_PORT", "traderoom.cluster.port"),
     ];
 
     /// <summary>
@@ -46,6 +48,13 @@ public static class ServerConfig
         {
             if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value)
                 config = ConfigurationFactory.ParseString($"{path} = {Quote(value)}").WithFallback(config);
+        }
+        if (Switch("TRADEROOM_CLUSTER", "on to run this node in cluster mode, off for one process") is { } cluster)
+            config = ConfigurationFactory.ParseString($"traderoom.cluster.enabled = {(cluster ? "on" : "off")}").WithFallback(config);
+        if (Environment.GetEnvironmentVariable("CLUSTER_SEEDS") is { Length: > 0 } seeds)
+        {
+            var list = seeds.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Quote);
+            config = ConfigurationFactory.ParseString($"traderoom.cluster.seeds = [{string.Join(", ", list)}]").WithFallback(config);
         }
 
         var extraFile = Environment.GetEnvironmentVariable("TRADEROOM_CONFIG");
@@ -104,6 +113,19 @@ public static class ServerConfig
             null or "" or "0" or "false" or "off" or "no" => false,
             "1" or "true" or "on" or "yes" => true,
             _ => throw new StartupException($"TRADEROOM_DEMO is \"{value}\"; use 1 to run the demo trade room, or leave it unset"),
+        };
+    }
+
+    /// <summary>An on/off variable: 1/true/on/yes or 0/false/off/no; null when unset or empty (the HOCON decides).</summary>
+    private static bool? Switch(string variable, string meaning)
+    {
+        var value = Environment.GetEnvironmentVariable(variable)?.Trim().ToLowerInvariant();
+        return value switch
+        {
+            null or "" => null,
+            "1" or "true" or "on" or "yes" => true,
+            "0" or "false" or "off" or "no" => false,
+            _ => throw new StartupException($"{variable} is \"{value}\"; use {meaning}"),
         };
     }
 

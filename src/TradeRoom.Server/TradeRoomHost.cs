@@ -1,17 +1,20 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Connections;
 using Akka.Actor;
 using Akka.Hosting;
 using Prometheus;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
+using TradeRoom.Actors.Cluster;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Hosting;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Server.Cluster;
 using TradeRoom.Server.Demo;
 using TradeRoom.Server.Http;
 using TradeRoom.Server.WebSockets;
@@ -66,7 +69,9 @@ public static class TradeRoomHost
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
             sp.GetRequiredService<IRequiredActor<IntegrationActor>>().ActorRef, settings.Rooms.PrivateEventTypes, settings.PublishTimeout));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout);
-        builder.Services.AddAkka("traderoom", akka =>
+        if (settings.Cluster.Enabled)
+            builder.Services.AddHostedService<ClusterShutdown>();
+        builder.Services.AddAkka(ClusterSettings.SystemName, (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
             akka.ConfigureLoggers(loggers =>
@@ -74,6 +79,12 @@ public static class TradeRoomHost
                 loggers.ClearLoggers();
                 loggers.AddLoggerFactory();
             });
+            if (settings.Cluster.Enabled)
+            {
+                akka.AddTradeRoomCluster(settings.Cluster, metrics);
+                akka.WithActors((system, _) => ClusterShutdown.CloseSocketsAfterLeaving(system, services.GetRequiredService<OpenSockets>(),
+                    services.GetRequiredService<ILoggerFactory>().CreateLogger<ClusterShutdown>()));
+            }
             akka.AddTradeRoomPersistence(settings.Persistence);
             akka.AddTradeRoomActors(settings);
         });
@@ -103,7 +114,9 @@ public static class TradeRoomHost
         var app = builder.Build();
         var started = Stopwatch.StartNew();
         var openSockets = app.Services.GetRequiredService<OpenSockets>();
-        app.Lifetime.ApplicationStopping.Register(() => openSockets.CloseAll(CloseCodes.GoingAway, "server shutting down"));
+        // In cluster mode the sockets close later, once the node has left the cluster (ClusterShutdown).
+        if (!settings.Cluster.Enabled)
+            app.Lifetime.ApplicationStopping.Register(() => openSockets.CloseAll(CloseCodes.GoingAway, "server shutting down"));
 
         if (!app.Environment.IsDevelopment() && authorizer.Mode == RoomAuthorizationMode.Open)
             app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogWarning(
@@ -115,23 +128,23 @@ public static class TradeRoomHost
         app.UseDashboardFiles();
         app.UseRouting();
 
-        app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections) =>
+        app.MapGet("/api/health", async (IRequiredActor<RoomRegistry> rooms, IRequiredActor<ConnectionManager> connections, ActorSystem system) =>
         {
             var roomCount = await rooms.ActorRef.Ask<RoomCount>(GetRoomCount.Instance, TimeSpan.FromSeconds(5));
             var connectionCount = await connections.ActorRef.Ask<ConnectionCount>(GetConnectionCount.Instance, TimeSpan.FromSeconds(5));
             // Degraded, not down: connected clients are served; publishes to rooms that cannot store get storage_unavailable.
             var problem = metrics.StorageProblem;
-            return Results.Json(new
-            {
-                status = problem is null ? "ok" : "degraded",
-                reason = problem,
-                connections = connectionCount.Connections,
-                rooms = roomCount.Rooms,
-                uptimeSeconds = (long)started.Elapsed.TotalSeconds,
-                eventsPublished = metrics.EventsPublished,
-                framesDelivered = metrics.FramesDelivered,
-            });
+            return Results.Json(new Health(
+                problem is null ? "ok" : "degraded",
+                problem,
+                connectionCount.Connections,
+                roomCount.Rooms,
+                (long)started.Elapsed.TotalSeconds,
+                metrics.EventsPublished,
+                metrics.FramesDelivered,
+                settings.Cluster.Enabled ? ClusterView.Of(Akka.Cluster.Cluster.Get(system)) : null));
         });
+        app.MapReadiness(settings, NodeName(settings));
         app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
@@ -143,6 +156,14 @@ public static class TradeRoomHost
             ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
         return app;
     }
+
+    /// <summary>The <c>/api/health</c> body; <c>cluster</c> only in cluster mode.</summary>
+    private sealed record Health(string Status, string? Reason, int Connections, int Rooms, long UptimeSeconds, long EventsPublished,
+        long FramesDelivered, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ClusterView? Cluster);
+
+    /// <summary>How clients and load balancers name this node: its cluster address, or its bind address and WebSocket port.</summary>
+    public static string NodeName(TradeRoomSettings settings) =>
+        settings.Cluster.Enabled ? settings.Cluster.SelfAddress : $"{settings.BindAddress}:{settings.WsPort}";
 
     /// <summary>Creates the SQLite file (and its folder) now, so that a path the server cannot write stops the start with a clear reason.</summary>
     private static void PrepareStore(Actors.Storage.PersistenceSettings persistence)
