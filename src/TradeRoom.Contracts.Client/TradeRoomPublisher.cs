@@ -157,7 +157,7 @@ public sealed class TradeRoomPublisher : IAsyncDisposable
             // A node's address, or already its receptionist's path.
             if (!address.EndsWith("/system/receptionist", StringComparison.Ordinal))
                 address += "/system/receptionist";
-            if (!ActorPath.TryParse(address, out var path) || path.Address.HasLocalScope)
+            if (!ActorPath.TryParse(address, out var path) || path.Address.HasLocalScope || path.Address.Port is null)
                 throw new ArgumentException($"\"{point}\" is not a node address such as akka.tcp://traderoom@127.0.0.1:4053", nameof(contactPoints));
             paths.Add(path);
         }
