@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Akka.Actor;
+using Akka.Configuration;
 using TradeRoom.Actors.Auth;
+using TradeRoom.Contracts;
 using TradeRoom.Contracts.Client;
 using TradeRoom.Tests.Support;
 
@@ -98,6 +101,30 @@ public sealed class ActorPublishingTests(ActorPublishingTests.ClusterNode node) 
         var frame = await alice.ReceiveAsync();
         Assert.Equal(("snapshot_created", 1L), (frame.Type, frame.Seq));
         Assert.Equal(pad, frame.Data.GetProperty("pad").GetString());
+    }
+
+    [Fact]
+    public async Task A_publisher_runs_in_an_actor_system_the_trade_service_already_has()
+    {
+        // The trade service's own system: remoting and the contracts' binding in its HOCON, nothing of ClusterClient's.
+        using var system = ActorSystem.Create("trade-service", ConfigurationFactory.ParseString(
+            "akka.actor.provider = remote\nakka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }\n" + ContractsConfig.Serialization));
+        await using (var publisher = TradeRoomPublisher.ForSystem(system, [node.Address]))
+        {
+            Assert.Same(system, publisher.System);
+            Assert.Equal(1, (await publisher.PublishAsync("own-system", "ranking_changed", new { from = 2, to = 1 }, TimeSpan.FromSeconds(20))).Seq);
+            Assert.Equal(2, (await publisher.PublishAsync("own-system", "ranking_changed", new { from = 1, to = 2 }, TimeSpan.FromSeconds(20))).Seq);
+        }
+        // Disposing the publisher leaves the caller's system running.
+        Assert.False(system.WhenTerminated.IsCompleted);
+    }
+
+    [Fact]
+    public void A_given_actor_system_without_the_contracts_binding_is_refused()
+    {
+        using var system = ActorSystem.Create("no-binding", ConfigurationFactory.ParseString("akka.actor.provider = remote\nakka.remote.dot-netty.tcp.port = 0"));
+        var e = Assert.Throws<ArgumentException>(() => TradeRoomPublisher.ForSystem(system, [node.Address]));
+        Assert.Contains("ContractsConfig.Serialization", e.Message);
     }
 
     [Fact]
