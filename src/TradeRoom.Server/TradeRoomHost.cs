@@ -45,6 +45,7 @@ public static class TradeRoomHost
         var settings = ServerConfig.Settings(config, builder.Environment.IsDevelopment()).WithMetrics(metrics);
         var authorizer = new RoomAuthorizer(settings.RoomAuthorization, settings.JwtSecret);
         settings = settings.WithRoomAuthorizer(authorizer);
+        settings = settings with { Connections = settings.Connections with { Node = NodeName(settings) } };
         PrepareStore(settings.Persistence);
         var demo = DemoSettings.FromConfig(config);
         var tls = TlsSettings.FromConfig(config);

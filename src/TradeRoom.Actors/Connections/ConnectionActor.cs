@@ -141,7 +141,7 @@ public sealed class ConnectionActor : UntypedActor
         _expires = auth.Expires;
         _claimedRooms = auth.Rooms;
         ScheduleExpiry();
-        _socket.Send(ServerFrames.AuthSuccess(auth.UserId));
+        _socket.Send(ServerFrames.AuthSuccess(auth.UserId, _settings.Node));
         // A refreshed token may list fewer rooms: those it no longer allows are left, each with forbidden.
         foreach (var room in _subscriptions.ToArray())
         {

@@ -15,6 +15,9 @@ public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptio
     /// <summary>Who may follow which room (see <see cref="TradeRoomSettings.WithRoomAuthorizer"/>); anyone, for actors built by hand.</summary>
     public Auth.RoomAuthorizer Authorizer { get; init; } = Auth.RoomAuthorizer.Open;
 
+    /// <summary>This server node as <c>auth_success</c> names it to clients (see <c>TradeRoomHost.NodeName</c>); empty for actors built by hand.</summary>
+    public string Node { get; init; } = "";
+
     public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
 
     public long ReplayWindow => OutboundBudget / 2;

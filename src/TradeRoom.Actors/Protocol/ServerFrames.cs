@@ -19,8 +19,16 @@ public static class ServerFrames
 
     private static readonly byte[] EmptyObject = "{}"u8.ToArray();
 
-    public static byte[] AuthSuccess(string userId) =>
-        Build(w => { Header(w, "auth_success"); w.WriteStartObject("data"); w.WriteString("userId", userId); w.WriteEndObject(); });
+    /// <param name="node">The server node the connection is on (see <see cref="Connections.ConnectionSettings.Node"/>).</param>
+    public static byte[] AuthSuccess(string userId, string node) =>
+        Build(w =>
+        {
+            Header(w, "auth_success");
+            w.WriteStartObject("data");
+            w.WriteString("userId", userId);
+            w.WriteString("node", node);
+            w.WriteEndObject();
+        });
 
     public static byte[] AuthError(string code, string message) => CodeAndMessage("auth_error", code, message);
 

@@ -45,8 +45,17 @@ internal sealed class ClusterShutdown(ActorSystem system, ILogger<ClusterShutdow
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
-        await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(cancellationToken);
-        logger.LogInformation("Coordinated shutdown done in {ElapsedMs} ms", watch.ElapsedMilliseconds);
+        try
+        {
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(cancellationToken);
+            logger.LogInformation("Coordinated shutdown done in {ElapsedMs} ms", watch.ElapsedMilliseconds);
+        }
+        catch (OperationCanceledException)
+        {
+            // Akka.Hosting's own stop awaits the same run to its end (each phase has its own timeout); the host goes on meanwhile.
+            logger.LogWarning("Coordinated shutdown still running after traderoom.shutdown-timeout ({ElapsedMs} ms); stopping the rest of the server meanwhile",
+                watch.ElapsedMilliseconds);
+        }
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -20,7 +20,43 @@ public class StartupTests
     private static EnvironmentScope CleanEnvironment(params (string Name, string? Value)[] set) =>
         new([("WS_PORT", null), ("API_PORT", null), ("BIND_ADDRESS", null), ("JWT_SECRET", null), ("TRADEROOM_CONFIG", null), ("TRADEROOM_DEMO", null),
             ("TRADEROOM_AUTH_ROOMS", null), ("TLS_CERT", null), ("TLS_KEY", null), ("TLS_PFX", null), ("TLS_PFX_PASSWORD", null), ("METRICS_TOKEN", null),
-            ("TRADEROOM_PERSISTENCE", null), ("TRADEROOM_DB_FILE", null), ("TRADEROOM_DB", null), .. set]);
+            ("TRADEROOM_PERSISTENCE", null), ("TRADEROOM_DB_FILE", null), ("TRADEROOM_DB", null),
+            ("TRADEROOM_CLUSTER", null), ("CLUSTER_HOSTNAME", null), ("CLUSTER_PORT", null), ("CLUSTER_SEEDS", null), .. set]);
+
+    // ---------------------------------------------------------------- cluster mode
+
+    [Fact]
+    public void Cluster_mode_is_off_by_default()
+    {
+        using var _ = CleanEnvironment();
+        var settings = ServerConfig.Settings(ServerConfig.Load(), isDevelopment: true);
+        Assert.False(settings.Cluster.Enabled);
+    }
+
+    [Fact]
+    public void The_cluster_variables_set_mode_address_and_seeds()
+    {
+        using var _ = CleanEnvironment(("TRADEROOM_CLUSTER", "on"), ("CLUSTER_HOSTNAME", "10.0.0.7"), ("CLUSTER_PORT", "5053"),
+            ("CLUSTER_SEEDS", "akka.tcp://traderoom@10.0.0.5:4053, akka.tcp://traderoom@10.0.0.6:4053"));
+
+        var cluster = ServerConfig.Settings(ServerConfig.Load(), isDevelopment: true).Cluster;
+
+        Assert.True(cluster.Enabled);
+        Assert.Equal("akka.tcp://traderoom@10.0.0.7:5053", cluster.SelfAddress);
+        Assert.Equal(["akka.tcp://traderoom@10.0.0.5:4053", "akka.tcp://traderoom@10.0.0.6:4053"], cluster.Seeds);
+    }
+
+    [Theory]
+    [InlineData("TRADEROOM_CLUSTER", "maybe", "TRADEROOM_CLUSTER")]
+    [InlineData("CLUSTER_SEEDS", "127.0.0.1:4053", "akka.tcp://traderoom@host:port")]
+    [InlineData("CLUSTER_SEEDS", "akka.tcp://othersystem@127.0.0.1:4053", "akka.tcp://traderoom@host:port")]
+    [InlineData("CLUSTER_PORT", "0", "CLUSTER_PORT")]
+    public void A_bad_cluster_setting_stops_startup_saying_what_to_set(string variable, string value, string named)
+    {
+        using var _ = CleanEnvironment(("TRADEROOM_CLUSTER", "on"), (variable, value));
+        var e = Assert.Throws<StartupException>(() => ServerConfig.Settings(ServerConfig.Load(), isDevelopment: true));
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
 
     // ---------------------------------------------------------------- storage
 

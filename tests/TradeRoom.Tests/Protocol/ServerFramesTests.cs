@@ -15,14 +15,15 @@ public class ServerFramesTests
     private static string[] Names(JsonElement element) => element.EnumerateObject().Select(p => p.Name).ToArray();
 
     [Fact]
-    public void AuthSuccess_is_type_and_data_with_userId()
+    public void AuthSuccess_is_type_and_data_with_userId_and_node()
     {
-        var root = Root(ServerFrames.AuthSuccess("u-1"));
+        var root = Root(ServerFrames.AuthSuccess("u-1", "akka.tcp://traderoom@10.0.0.7:4053"));
 
         Assert.Equal(["type", "data"], Names(root));
         Assert.Equal("auth_success", root.GetProperty("type").GetString());
-        Assert.Equal(["userId"], Names(root.GetProperty("data")));
+        Assert.Equal(["userId", "node"], Names(root.GetProperty("data")));
         Assert.Equal("u-1", root.GetProperty("data").GetProperty("userId").GetString());
+        Assert.Equal("akka.tcp://traderoom@10.0.0.7:4053", root.GetProperty("data").GetProperty("node").GetString());
     }
 
     [Fact]
