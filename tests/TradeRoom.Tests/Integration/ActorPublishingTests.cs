@@ -1,26 +1,23 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
-using TradeRoom.Actors.Auth;
 using TradeRoom.Contracts;
 using TradeRoom.Contracts.Client;
 using TradeRoom.Tests.Support;
+using Xunit.Abstractions;
 
 namespace TradeRoom.Tests.Integration;
 
 /// <summary>
-/// Issue 12, publishing from other processes by actor messages: the real server binary in cluster mode (one node),
+/// Issue 12, publishing from other processes by actor messages: the real server binary in cluster mode (one node, PostgreSQL),
 /// real WebSocket clients, and publishers in other processes: the sample trade service (<c>samples/TradeService</c>,
 /// its own process) and <see cref="TradeRoomPublisher"/> in this one, both through ClusterClient to the node's
 /// receptionist and its <c>/user/integration</c>.
 /// </summary>
 [Collection(ProcessEnvironmentCollection.Name)]
-public sealed class ActorPublishingTests(ActorPublishingTests.ClusterNode node) : IClassFixture<ActorPublishingTests.ClusterNode>
+public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster node) : IClassFixture<ActorPublishingTests.PublishingCluster>
 {
-    private const string Secret = "actor-publishing-secret-0123456789-abcdef";
-
     [Fact]
     public async Task The_sample_trade_service_publishes_from_its_own_process_and_clients_receive_every_event_in_order()
     {
@@ -218,66 +215,37 @@ public sealed class ActorPublishingTests(ActorPublishingTests.ClusterNode node) 
         }
     }
 
-    /// <summary>One server process in cluster mode (a cluster of one, its own seed) for the whole class.</summary>
-    public sealed class ClusterNode : IAsyncLifetime
+    /// <summary>
+    /// One server process in cluster mode for the whole class: a cluster of one (<see cref="ClusterNodes"/>, on a
+    /// PostgreSQL of its own), enough for the receptionist; the cluster-wide stream is the cluster tests' concern.
+    /// </summary>
+    public sealed class PublishingCluster(IMessageSink diagnostics) : IAsyncLifetime
     {
-        private readonly TokenIssuer _tokens = new(Secret);
-        private ServerProcess _process = null!;
-        private int _wsPort;
+        private readonly PostgresServer _postgres = new(diagnostics);
+        private ClusterNodes _cluster = null!;
 
         /// <summary>The node's cluster address: what a publisher gives as its contact point.</summary>
-        public string Address { get; private set; } = "";
+        public string Address => _cluster[0].Address;
 
         public async Task InitializeAsync()
         {
-            _wsPort = ServerProcess.FreePort();
-            var apiPort = ServerProcess.FreePort();
-            var clusterPort = ServerProcess.FreePort();
-            Address = $"akka.tcp://traderoom@127.0.0.1:{clusterPort}";
-            _process = ServerProcess.Start(new Dictionary<string, string>
-            {
-                ["ASPNETCORE_ENVIRONMENT"] = "Production",
-                ["JWT_SECRET"] = Secret,
-                ["WS_PORT"] = _wsPort.ToString(CultureInfo.InvariantCulture),
-                ["API_PORT"] = apiPort.ToString(CultureInfo.InvariantCulture),
-                ["BIND_ADDRESS"] = "127.0.0.1",
-                ["TRADEROOM_CLUSTER"] = "on",
-                ["CLUSTER_HOSTNAME"] = "127.0.0.1",
-                ["CLUSTER_PORT"] = clusterPort.ToString(CultureInfo.InvariantCulture),
-                ["CLUSTER_SEEDS"] = Address,
-            });
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
-            // Ready: the node is Up in its cluster, so the receptionist serves.
-            await Eventually.MatchAsync(async () =>
-            {
-                if (_process.Process.HasExited)
-                    throw new InvalidOperationException($"the server exited with {_process.Process.ExitCode}:\n{_process.Stderr}\n{_process.Stdout}");
-                try
-                {
-                    using var ready = await http.GetAsync("/api/ready");
-                    return ready.StatusCode == HttpStatusCode.OK;
-                }
-                catch (HttpRequestException)
-                {
-                    return false;
-                }
-            }, up => up, "server ready in cluster mode", TimeSpan.FromSeconds(60));
+            await _postgres.InitializeAsync();
+            _cluster = await ClusterNodes.StartAsync(1, await _postgres.CreateDatabaseAsync());
         }
 
         public async Task<WsClient> SubscribeAsync(string user, string room)
         {
-            var client = await WsClient.ConnectAsync(new Uri($"ws://127.0.0.1:{_wsPort}/ws"));
-            await client.SendAsync(new { type = "auth", data = new { token = _tokens.UserToken(user, TimeSpan.FromMinutes(10)) } });
-            Assert.Equal("auth_success", (await client.ReceiveAsync()).Type);
+            var (client, _) = await _cluster[0].ConnectAsync(user);
             await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = room } });
             Assert.Equal(0, (await client.ReceiveTypeAsync("subscribed")).Data.GetProperty("seq").GetInt64());
             return client;
         }
 
-        public Task DisposeAsync()
+        public async Task DisposeAsync()
         {
-            _process.Dispose();
-            return Task.CompletedTask;
+            if (_cluster is not null)
+                await _cluster.DisposeAsync();
+            await _postgres.DisposeAsync();
         }
     }
 }
