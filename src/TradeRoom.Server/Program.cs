@@ -42,3 +42,17 @@ catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketExcepti
     Console.Error.WriteLine($"TradeRoom cannot start: {e.Message.TrimEnd('.')}. Another process holds the port; set WS_PORT / API_PORT to free ones.");
     return 1;
 }
+catch (Exception e) when (RemotingFailure(e) is { } failure)
+{
+    // Akka.Hosting starts the actor system inside the host's start, so a remoting port that cannot be bound surfaces here.
+    Console.Error.WriteLine($"TradeRoom cannot start: cluster remoting on {settings.Cluster.Hostname}:{settings.Cluster.Port} failed " +
+        $"({failure.GetBaseException().Message}). Set CLUSTER_HOSTNAME / CLUSTER_PORT to an address of this machine and a free port.");
+    return 1;
+}
+
+static Akka.Remote.RemoteTransportException? RemotingFailure(Exception e) => e switch
+{
+    Akka.Remote.RemoteTransportException remoting => remoting,
+    AggregateException aggregate => aggregate.InnerExceptions.Select(RemotingFailure).FirstOrDefault(f => f is not null),
+    _ => e.InnerException is { } inner ? RemotingFailure(inner) : null,
+};

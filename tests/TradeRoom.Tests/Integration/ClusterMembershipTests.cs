@@ -79,6 +79,20 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         Assert.Equal(leaving.Address, aliceAuth.Data.GetProperty("node").GetString());
 
         var closes = new[] { alice.ReceiveCloseAsync(TimeSpan.FromSeconds(30)), bob.ReceiveCloseAsync(TimeSpan.FromSeconds(30)) };
+        using var stopPolling = new CancellationTokenSource();
+        // What a load balancer polling the leaving node sees until it is gone.
+        var readiness = Task.Run(async () =>
+        {
+            var answers = new List<string>();
+            while (!stopPolling.IsCancellationRequested)
+            {
+                var ready = await leaving.GetAsync("/api/ready");
+                if (ready.Text.Length > 0)
+                    answers.Add(ready.Status == HttpStatusCode.OK ? "ready" : ready.ErrorCode);
+                await Task.Delay(20);
+            }
+            return answers;
+        });
         var watch = Stopwatch.StartNew();
         var exited = cluster.TerminateAsync(leaving.Index);
 
@@ -93,6 +107,10 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
         var codes = await Task.WhenAll(closes);
         Assert.Equal(new[] { 1001, 1001 }, codes);
         Assert.Equal(0, await exited);
+        await stopPolling.CancelAsync();
+        var answers = await readiness;
+        Assert.Contains("not_ready", answers);
+        Assert.Equal("not_ready", answers[^1]);
         output.WriteLine($"SIGTERM -> first 1001: {closedAfter} ms; -> process exit: {watch.ElapsedMilliseconds} ms");
         output.WriteLine(leaving.Output);
 

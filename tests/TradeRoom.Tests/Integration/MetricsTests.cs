@@ -108,9 +108,9 @@ public class MetricsTests
             Assert.True(scrape["traderoom_delivery_latency_seconds_sum"] > 0);
 
             // Bytes: every frame the clients received, as sent: the auth_success frames ConnectAsync read (user ids of
-            // two characters each), then subscribed and the events.
-            var expectedBytes = received.Sum(f => Encoding.UTF8.GetByteCount(f.Raw))
-                                + clients.Length * Encoding.UTF8.GetByteCount("{\"type\":\"auth_success\",\"data\":{\"userId\":\"u1\"}}");
+            // two characters each, and the node), then subscribed and the events.
+            var authSuccess = $"{{\"type\":\"auth_success\",\"data\":{{\"userId\":\"u1\",\"node\":\"127.0.0.1:{server.WsPort}\"}}}}";
+            var expectedBytes = received.Sum(f => Encoding.UTF8.GetByteCount(f.Raw)) + clients.Length * Encoding.UTF8.GetByteCount(authSuccess);
             Assert.Equal(expectedBytes, (await server.WaitForMetricAsync(Bytes, expectedBytes))[Bytes]);
 
             var health = System.Text.Json.JsonDocument.Parse(await server.Http.GetStringAsync("/api/health")).RootElement;

@@ -310,6 +310,31 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task Server_process_whose_cluster_port_is_taken_exits_non_zero_naming_CLUSTER_PORT()
+    {
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var taken = ((IPEndPoint)holder.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var server = ServerProcess.Start(new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["JWT_SECRET"] = GoodSecret,
+            ["WS_PORT"] = ServerProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["API_PORT"] = ServerProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["BIND_ADDRESS"] = "127.0.0.1",
+            ["TRADEROOM_PERSISTENCE"] = "memory",
+            ["TRADEROOM_CLUSTER"] = "on",
+            ["CLUSTER_PORT"] = taken,
+            ["CLUSTER_SEEDS"] = $"akka.tcp://traderoom@127.0.0.1:{taken}",
+        });
+
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(30)), $"still running after 30 s; stdout:\n{server.Stdout}\nstderr:\n{server.Stderr}");
+        Assert.Equal(1, server.Process.ExitCode);
+        await Eventually.MatchAsync(() => Task.FromResult(server.Stderr), e => e.Contains("TradeRoom cannot start", StringComparison.Ordinal) && e.Contains("CLUSTER_PORT", StringComparison.Ordinal),
+            "stderr naming CLUSTER_PORT", TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task Server_process_in_Development_prints_a_working_service_token_and_on_SIGTERM_closes_sockets_with_1001_and_exits_0()
     {
         var wsPort = ServerProcess.FreePort();
