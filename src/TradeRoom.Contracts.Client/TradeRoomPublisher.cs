@@ -39,6 +39,9 @@ public sealed class TradeRoomPublisher : IAsyncDisposable
         }
         """;
 
+    /// <summary>Bytes of a remote frame kept for everything but the event's data (paths, ids, the envelope).</summary>
+    private const int EnvelopeAllowance = 16 * 1024;
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly ActorSystem _system;
@@ -56,11 +59,8 @@ public sealed class TradeRoomPublisher : IAsyncDisposable
         _maximumDataSize -= EnvelopeAllowance;
     }
 
-    /// <summary>Bytes of a remote frame kept for everything but the event's data (paths, ids, the envelope).</summary>
-    private const int EnvelopeAllowance = 16 * 1024;
-
     /// <summary>The actor system the publisher runs in (its own, or the one it was given).</summary>
-    public ActorSystem System => _system;
+    public ActorSystem ActorSystem => _system;
 
     /// <summary>
     /// Starts an actor system of its own (<see cref="DefaultHocon"/>, with <paramref name="hocon"/> over it) and a

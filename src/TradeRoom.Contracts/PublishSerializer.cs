@@ -42,31 +42,31 @@ public sealed class PublishSerializer(ExtendedActorSystem system) : SerializerWi
         switch (obj)
         {
             case PublishEvent e:
-            {
-                var bytes = new byte[1 + StringSize(e.BullPenId) + StringSize(e.Type) + BytesSize(e.Data)];
-                var at = WriteVersion(bytes);
-                at += WriteString(bytes.AsSpan(at), e.BullPenId);
-                at += WriteString(bytes.AsSpan(at), e.Type);
-                WriteBytes(bytes.AsSpan(at), e.Data);
-                return bytes;
-            }
+                {
+                    var bytes = new byte[1 + StringSize(e.BullPenId) + StringSize(e.Type) + BytesSize(e.Data)];
+                    var at = WriteVersion(bytes);
+                    at += WriteString(bytes.AsSpan(at), e.BullPenId);
+                    at += WriteString(bytes.AsSpan(at), e.Type);
+                    WriteBytes(bytes.AsSpan(at), e.Data);
+                    return bytes;
+                }
             case EventPublished p:
-            {
-                var bytes = new byte[1 + StringSize(p.BullPenId) + sizeof(long)];
-                var at = WriteVersion(bytes);
-                at += WriteString(bytes.AsSpan(at), p.BullPenId);
-                BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(at), p.Seq);
-                return bytes;
-            }
+                {
+                    var bytes = new byte[1 + StringSize(p.BullPenId) + sizeof(long)];
+                    var at = WriteVersion(bytes);
+                    at += WriteString(bytes.AsSpan(at), p.BullPenId);
+                    BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(at), p.Seq);
+                    return bytes;
+                }
             case PublishRejected r:
-            {
-                var bytes = new byte[1 + StringSize(r.BullPenId) + StringSize(r.Code) + StringSize(r.Message)];
-                var at = WriteVersion(bytes);
-                at += WriteString(bytes.AsSpan(at), r.BullPenId);
-                at += WriteString(bytes.AsSpan(at), r.Code);
-                WriteString(bytes.AsSpan(at), r.Message);
-                return bytes;
-            }
+                {
+                    var bytes = new byte[1 + StringSize(r.BullPenId) + StringSize(r.Code) + StringSize(r.Message)];
+                    var at = WriteVersion(bytes);
+                    at += WriteString(bytes.AsSpan(at), r.BullPenId);
+                    at += WriteString(bytes.AsSpan(at), r.Code);
+                    WriteString(bytes.AsSpan(at), r.Message);
+                    return bytes;
+                }
             default:
                 throw new ArgumentException($"PublishSerializer cannot serialize {obj.GetType()}");
         }

@@ -108,7 +108,7 @@ public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster 
             "akka.actor.provider = remote\nakka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }\n" + ContractsConfig.Serialization));
         await using (var publisher = TradeRoomPublisher.ForSystem(system, [node.Address]))
         {
-            Assert.Same(system, publisher.System);
+            Assert.Same(system, publisher.ActorSystem);
             Assert.Equal(1, (await publisher.PublishAsync("own-system", "ranking_changed", new { from = 2, to = 1 }, TimeSpan.FromSeconds(20))).Seq);
             Assert.Equal(2, (await publisher.PublishAsync("own-system", "ranking_changed", new { from = 1, to = 2 }, TimeSpan.FromSeconds(20))).Seq);
         }
