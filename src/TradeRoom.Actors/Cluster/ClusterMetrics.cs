@@ -13,7 +13,7 @@ public static class ClusterMetrics
     {
         var factory = Prometheus.Metrics.WithCustomRegistry(registry);
         var members = factory.CreateGauge("traderoom_cluster_members", "Cluster members as this node sees them, by status.", ["status"]);
-        var byStatus = ClusterView.Statuses.ToDictionary(s => s, s => members.WithLabels(ClusterView.StatusName(s)));
+        var byStatus = ClusterView.MemberStatuses.ToDictionary(s => s, s => members.WithLabels(ClusterView.StatusName(s)));
         var unreachable = factory.CreateGauge("traderoom_cluster_unreachable_members", "Cluster members this node's failure detector finds unreachable.");
         registry.AddBeforeCollectCallback(() =>
         {

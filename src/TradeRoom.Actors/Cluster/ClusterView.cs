@@ -11,9 +11,9 @@ public sealed record ClusterMemberView(string Address, string Status, IReadOnlyL
 /// </summary>
 public sealed record ClusterView(string Self, string Status, IReadOnlyList<ClusterMemberView> Members, IReadOnlyList<string> Unreachable)
 {
-    /// <summary>Every member status, in the order a member goes through them; its <see cref="StatusName"/> labels metrics.</summary>
-    public static readonly IReadOnlyList<MemberStatus> Statuses =
-        [MemberStatus.Joining, MemberStatus.WeaklyUp, MemberStatus.Up, MemberStatus.Leaving, MemberStatus.Exiting, MemberStatus.Down, MemberStatus.Removed];
+    /// <summary>The statuses a member in the gossip can have, in the order it goes through them (a removed member is no longer in it).</summary>
+    public static readonly IReadOnlyList<MemberStatus> MemberStatuses =
+        [MemberStatus.Joining, MemberStatus.WeaklyUp, MemberStatus.Up, MemberStatus.Leaving, MemberStatus.Exiting, MemberStatus.Down];
 
     public static ClusterView Of(Akka.Cluster.Cluster cluster)
     {
