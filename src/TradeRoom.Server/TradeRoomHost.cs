@@ -88,6 +88,8 @@ public static class TradeRoomHost
             }
             akka.AddTradeRoomPersistence(settings.Persistence);
             akka.AddTradeRoomActors(settings);
+            if (settings.Cluster.Enabled)
+                akka.AddTradeRoomPublisherReceptionist();
         });
 
         builder.WebHost.ConfigureKestrel(kestrel =>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Unicode;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Actors.Integration;
 

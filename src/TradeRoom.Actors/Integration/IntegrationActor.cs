@@ -1,5 +1,6 @@
 using Akka.Actor;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Actors.Integration;
 

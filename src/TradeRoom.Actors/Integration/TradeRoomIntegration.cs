@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Actors.Integration;
 

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
-using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Actors.Rooms;
 

@@ -35,7 +35,7 @@ public sealed record SubscribeRefused(string BullPenId, string Code, string Mess
 
 /// <summary>
 /// A validated event for one room (see <see cref="Integration.IntegrationActor"/>). The room gives it the next
-/// sequence number, serializes it once and fans it out; the sender gets <see cref="Integration.EventPublished"/>.
+/// sequence number, serializes it once and fans it out; the sender gets <see cref="Contracts.EventPublished"/>.
 /// </summary>
 /// <param name="Data">The event's <c>data</c> object as UTF-8 JSON.</param>
 /// <param name="UserId">The event's <c>data.userId</c> when it is a string.</param>

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
-using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Actors.Rooms;
 

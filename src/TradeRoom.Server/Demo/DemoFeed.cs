@@ -1,4 +1,5 @@
 using TradeRoom.Actors.Integration;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Server.Demo;
 

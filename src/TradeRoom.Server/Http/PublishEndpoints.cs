@@ -6,6 +6,7 @@ using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Server.Http;
 

@@ -3,6 +3,7 @@ using Akka.Actor;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -2,8 +2,8 @@ using System.Text;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.TestKit;
-using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.TestKit;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -6,6 +6,7 @@ using Akka.TestKit;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using TradeRoom.Server;
 using TradeRoom.Server.Demo;
 using TradeRoom.Tests.Support;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using TradeRoom.Actors.Integration;
+using TradeRoom.Contracts;
 using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Integration;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Contracts;
 using TradeRoom.Server.WebSockets;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;

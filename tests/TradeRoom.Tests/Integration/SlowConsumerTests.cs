@@ -12,6 +12,7 @@ using TradeRoom.Actors;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 using TradeRoom.Server;
 using TradeRoom.Server.WebSockets;
 using TradeRoom.Tests.Support;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Tests.Rooms;
 

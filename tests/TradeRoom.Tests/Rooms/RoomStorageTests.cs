@@ -6,6 +6,7 @@ using Akka.Serialization;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Contracts;
 
 namespace TradeRoom.Tests.Rooms;
 
