@@ -3,6 +3,7 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Hosting;
+using LinqToDB;
 using TradeRoom.Actors.Storage;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Integration;
@@ -24,13 +25,29 @@ public static class TradeRoomActorsExtensions
             return builder.AddHocon(
                 "akka.persistence.journal.plugin = akka.persistence.journal.inmem\n" +
                 "akka.persistence.snapshot-store.plugin = akka.persistence.snapshot-store.inmem", HoconAddMode.Prepend);
-        builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
+        if (SqliteDataOptions(persistence) is { } sqlite)
+            builder.WithSqlPersistence(sqlite, autoInitialize: true);
+        else
+            builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
         // The journal runs this many write transactions at once. SQLite takes one writer at a time, and a second
         // one only sleeps on the file's lock: with one, the events of all rooms wait together and go in one batch.
         return persistence.Writers is { } writers
             ? builder.AddHocon($"akka.persistence.journal.sql.parallelism = {writers}", HoconAddMode.Prepend)
             : builder;
     }
+
+    /// <summary>
+    /// How the journal and the snapshot store connect to SQLite (null for the other providers): its synchronous mode is
+    /// a per-connection setting that the file does not keep, so every connection they open sets it first
+    /// (<c>persistence.sqlite.synchronous</c>; README.md, "Storage", says what it means for durability).
+    /// </summary>
+    public static DataOptions? SqliteDataOptions(PersistenceSettings persistence) =>
+        persistence.SqliteSynchronous is { } synchronous
+            ? new DataOptions()
+                .UseConnectionString(persistence.LinqToDbProvider, persistence.ConnectionString)
+                .UseInterceptor(new SqlitePragmas($"PRAGMA synchronous={synchronous};"))
+            : null;
+
 
     /// <summary>
     /// Starts the server's actors and registers them in the <see cref="ActorRegistry"/>. Rooms are reached through

@@ -13,7 +13,9 @@ public enum PersistenceProvider
 /// <param name="ConnectionString">The ADO.NET connection string: built from the file for SQLite, as configured for PostgreSQL, empty for memory.</param>
 /// <param name="SqliteFile">The SQLite file's full path (SQLite only).</param>
 /// <param name="Writers">Write transactions the journal runs at once, when the provider sets it (SQLite: <c>sqlite.writers</c>).</param>
-public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile, int? Writers = null)
+/// <param name="SqliteSynchronous">SQLite's <c>PRAGMA synchronous</c> on every connection: <c>NORMAL</c> or <c>FULL</c> (SQLite only).</param>
+public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile, int? Writers = null,
+    string? SqliteSynchronous = null)
 {
     /// <summary>The linq2db provider name Akka.Persistence.Sql connects with.</summary>
     public string LinqToDbProvider => Provider switch
@@ -45,7 +47,14 @@ public sealed record PersistenceSettings(PersistenceProvider Provider, string Co
                 // A write that waits longer than this for the file's lock fails, before the journal's own call
                 // timeout gives up on it: a refused event is then surely not stored.
                 var busy = (int)Math.Ceiling(c.GetTimeSpan("sqlite.busy-timeout").TotalSeconds);
-                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path, c.GetInt("sqlite.writers"));
+                var synchronous = c.GetString("sqlite.synchronous") switch
+                {
+                    "normal" => "NORMAL",
+                    "full" => "FULL",
+                    var other => throw new ConfigurationException(
+                        $"traderoom.persistence.sqlite.synchronous is \"{other}\"; use normal (the default) or full"),
+                };
+                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path, c.GetInt("sqlite.writers"), synchronous);
             case PersistenceProvider.PostgreSql:
                 var connectionString = c.GetString("postgresql.connection-string");
                 if (string.IsNullOrWhiteSpace(connectionString))

@@ -72,6 +72,7 @@ public class StartupTests
     [Theory]
     [InlineData("traderoom.persistence.provider = mongodb", "sqlite (the default), postgresql or memory")]
     [InlineData("traderoom.persistence.provider = postgresql", "TRADEROOM_DB")]
+    [InlineData("traderoom.persistence.sqlite.synchronous = off", "normal (the default) or full")]
     public void A_bad_storage_setting_stops_startup_saying_what_to_set(string hocon, string named)
     {
         using var _ = CleanEnvironment();
