@@ -237,7 +237,9 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
             foreach (var (connection, _) in _members)
                 connection.Tell(new SubscribeAck(_bullPenId, joined.Seq, joined.Epoch, false, joined.State), Self);
         }
-        _seq = Math.Max(_seq, joined.Seq);
+        // Starting over may go back (a room that lost its events numbers anew in a new epoch): the next rejoin must
+        // ask from this position, not from the old epoch's higher seq.
+        _seq = joined.Recovered ? Math.Max(_seq, joined.Seq) : joined.Seq;
         _epoch = joined.Epoch;
     }
 
