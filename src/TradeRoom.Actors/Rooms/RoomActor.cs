@@ -41,6 +41,8 @@ public sealed class RoomActor : ReceivePersistentActor
     private long _snapshotSeq;
     private bool _snapshotting;
     private bool _stopWhenSnapshotted;
+    // Asked to stop (idle, or handed off): it stops once its writes in flight are done.
+    private bool _stopping;
     private long _activity;
     private long _activityAtPassivation = -1;
 
@@ -104,18 +106,9 @@ public sealed class RoomActor : ReceivePersistentActor
                 Context.Parent.Tell(new PassivationCancelled(_state.BullPenId));
                 return;
             }
-            _log.Debug("Room {BullPenId} stopped after being idle", _state.BullPenId);
-            // Idle means no event in flight: the snapshot taken now is the room's whole story.
-            if (_settings.Durable && _state.Seq > _snapshotSeq && _writing.Count == 0)
-            {
-                _stopWhenSnapshotted = true;
-                if (!_snapshotting)
-                    SaveSnapshotNow();
-            }
-            else
-            {
-                Context.Stop(Self);
-            }
+            _log.Debug("Room {BullPenId} stops (idle, or handed to another node)", _state.BullPenId);
+            _stopping = true;
+            StopWhenWritten();
         });
         Command<SaveSnapshotSuccess>(saved =>
         {
@@ -191,9 +184,32 @@ public sealed class RoomActor : ReceivePersistentActor
             var (publisher, handedAt) = _writing.Dequeue();
             _metrics.EventPersisted(handedAt);
             Deliver(_state.Apply(stored), publisher);
-            if (_state.Seq - _snapshotSeq >= _settings.SnapshotEvery && !_snapshotting)
+            if (_stopping)
+                StopWhenWritten();
+            else if (_state.Seq - _snapshotSeq >= _settings.SnapshotEvery && !_snapshotting)
                 SaveSnapshotNow();
         });
+    }
+
+    /// <summary>
+    /// Stops once no event is in flight, so every event handed to the journal is delivered and acknowledged (under
+    /// sharding a hand-off stops a busy room, and a publisher told nothing would publish again); a durable room first
+    /// saves a snapshot, which is then its whole story.
+    /// </summary>
+    private void StopWhenWritten()
+    {
+        if (_writing.Count > 0)
+            return;
+        if (_settings.Durable && _state.Seq > _snapshotSeq)
+        {
+            _stopWhenSnapshotted = true;
+            if (!_snapshotting)
+                SaveSnapshotNow();
+        }
+        else
+        {
+            Context.Stop(Self);
+        }
     }
 
     private void Deliver(RoomEvent delivery, IActorRef publisher)

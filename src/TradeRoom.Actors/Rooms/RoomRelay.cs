@@ -121,8 +121,9 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         if (!_rejoining)
             Timers.Cancel(JoinAgain.Instance);
         var ack = answer.Ack;
-        // The room sends this relay its events from its answer on: before, from other connections' answers.
-        _seq = Math.Max(_seq, ack.Seq);
+        // The room sends this relay its events from its answer on: before, from other connections' answers. A relay
+        // with no member yet, or answered by a room in another epoch, starts from the answer.
+        _seq = _members.Count == 0 || ack.Epoch != _epoch ? ack.Seq : Math.Max(_seq, ack.Seq);
         _epoch = ack.Epoch;
         AddMember(connection, subscribe.UserId);
         connection.Tell(ack, Self);
@@ -165,6 +166,8 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
 
     private void Deliver(RoomEvent e)
     {
+        if (e.Seq <= _seq)
+            return; // already handed out (a replay overlapping what came live): never twice
         if (_roomOnOtherNode)
             _settings.Metrics.CrossNodeEventsReceived.Inc();
         _seq = Math.Max(_seq, e.Seq);

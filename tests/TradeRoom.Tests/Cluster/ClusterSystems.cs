@@ -1,3 +1,4 @@
+using TradeRoom.Contracts;
 using System.Text;
 using System.Text.Json;
 using Akka.Actor;
