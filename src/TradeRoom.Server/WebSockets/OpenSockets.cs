@@ -4,7 +4,7 @@ namespace TradeRoom.Server.WebSockets;
 
 /// <summary>
 /// The sockets open right now, so that shutdown can close every one of them with 1001; and how many connections are
-/// held (opened and not yet released), so that the sweeper can tell a mass close.
+/// held (opened and not yet released), so that the sweeper can tell a wave of closes.
 /// </summary>
 internal sealed class OpenSockets
 {

@@ -7,9 +7,9 @@ namespace TradeRoom.Server.WebSockets;
 /// <summary>
 /// One timer for all sockets (rather than one per socket): a few times a second it closes sockets that have sent
 /// nothing, not even a pong, within the heartbeat timeout (4000) and those over their outbound budget for longer
-/// than the grace period (4008). After a mass close it gives the freed memory back to the OS (see <see cref="MassCloseCollection"/>).
+/// than the grace period (4008). After a wave of closes it gives the freed memory back to the OS (see <see cref="CollectAfterWaveOfCloses"/>).
 /// </summary>
-internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings settings, MassCloseCollection massClose, ILogger<SocketSweeper> log)
+internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings settings, CollectAfterCloses afterCloses, ILogger<SocketSweeper> log)
     : BackgroundService
 {
     private long _releasedAtLastTick;
@@ -24,19 +24,20 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             sockets.CheckAll(Environment.TickCount64);
-            CollectAfterMassClose(Environment.TickCount64);
+            CollectAfterWaveOfCloses(Environment.TickCount64);
         }
     }
 
     /// <summary>
     /// The GC neither runs nor gives memory back while the server is idle, so what a wave of freed connections held
-    /// (their buffers, their objects, the GC's room for them) would stay resident. A mass close: since the last
-    /// collection, at least <see cref="MassCloseCollection.MinSockets"/> connections were released, more than are
-    /// still held (so what they held is a large share of the heap), and none for a close-timeout (the wave is over:
-    /// a closing socket is freed within close-timeout). It gets one full, compacting collection that returns the free memory to the OS: a pause paid once per
-    /// wave. A busy server's ordinary churn needs as many closes as it holds connections between two such pauses.
+    /// (their buffers, up to about 1 MiB of unread input each, their objects, the GC's room for them) would stay
+    /// resident. A wave of closes: since the last collection, at least <see cref="CollectAfterCloses.MinSockets"/>
+    /// connections were released, more than are still held (so what they held is a large share of the heap), and none
+    /// for a close-timeout (the wave is over: a closing socket is freed within close-timeout). It gets one full,
+    /// compacting collection that returns the free memory to the OS: a pause paid once per wave. A busy server's
+    /// ordinary churn needs as many closes as it holds connections between two such pauses.
     /// </summary>
-    private void CollectAfterMassClose(long nowMs)
+    private void CollectAfterWaveOfCloses(long nowMs)
     {
         var released = sockets.Released;
         if (released != _releasedAtLastTick)
@@ -44,7 +45,7 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
         var quiet = nowMs - _lastReleaseMs >= (long)settings.CloseTimeout.TotalMilliseconds;
         var freed = released - _releasedAtCollection;
         var held = sockets.Held;
-        if (massClose.MinSockets == 0 || !quiet || freed < Math.Max(massClose.MinSockets, held))
+        if (afterCloses.MinSockets == 0 || !quiet || freed < Math.Max(afterCloses.MinSockets, held))
             return;
 
         _releasedAtCollection = released;
@@ -57,14 +58,14 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
     }
 }
 
-/// <summary><c>traderoom.websocket.gc-after-mass-close</c>: how many freed connections make a mass close (0: never collect).</summary>
-internal sealed record MassCloseCollection(int MinSockets)
+/// <summary><c>traderoom.websocket.gc-after-closes</c>: how many freed connections, at least, make a wave of closes (0: never collect).</summary>
+internal sealed record CollectAfterCloses(int MinSockets)
 {
-    public static MassCloseCollection FromConfig(Config config)
+    public static CollectAfterCloses FromConfig(Config config)
     {
-        var value = config.GetInt("traderoom.websocket.gc-after-mass-close");
+        var value = config.GetInt("traderoom.websocket.gc-after-closes");
         if (value < 0)
-            throw new StartupException($"traderoom.websocket.gc-after-mass-close is {value}; it must be 0 (off) or a number of connections");
-        return new MassCloseCollection(value);
+            throw new StartupException($"traderoom.websocket.gc-after-closes is {value}; it must be 0 (off) or a number of connections");
+        return new CollectAfterCloses(value);
     }
 }

@@ -9,7 +9,7 @@ namespace TradeRoom.Server.WebSockets;
 /// handed out and, once idle, gives back 5% of them every 10 s; a wave of hostile sockets that each filled their
 /// input pipe (about 1 MiB: a client that pings and never reads blocks the pong, so the receive loop stops reading)
 /// left the pool that large for many minutes after the sockets were freed. The shared pool keeps a few arrays per size
-/// and core: what a freed connection held becomes garbage, which <see cref="SocketSweeper"/> collects after a mass close.
+/// and core: what a freed connection held becomes garbage, which <see cref="SocketSweeper"/> collects after a wave of closes.
 /// </summary>
 internal sealed class TransportBuffers : IMemoryPoolFactory<byte>
 {
