@@ -62,7 +62,10 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
         builder.Services.AddSingleton<WebSocketConnectionHandler>();
+        builder.Services.AddSingleton(CollectAfterCloses.FromConfig(config));
         builder.Services.AddHostedService<SocketSweeper>();
+        // Kestrel's buffers from the shared array pool, not its own pool, which keeps the peak of a wave of sockets (TransportBuffers).
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>, TransportBuffers>();
         builder.Services.AddSingleton(demo);
         builder.Services.AddSingleton(schemes);
         if (demo.Enabled)

@@ -2,19 +2,41 @@ using System.Collections.Concurrent;
 
 namespace TradeRoom.Server.WebSockets;
 
-/// <summary>The sockets open right now, so that shutdown can close every one of them with 1001.</summary>
+/// <summary>
+/// The sockets open right now, so that shutdown can close every one of them with 1001; and how many connections are
+/// held (opened and not yet released), so that the sweeper can tell a wave of closes.
+/// </summary>
 internal sealed class OpenSockets
 {
     private readonly ConcurrentDictionary<ClientSocket, byte> _sockets = new();
+    private int _held;
+    private long _released;
 
     public int Count => _sockets.Count;
+
+    /// <summary>Connections opened and not yet released: open sockets, and removed ones whose handler is still ending.</summary>
+    public int Held => Volatile.Read(ref _held);
+
+    /// <summary>Connections released since start.</summary>
+    public long Released => Interlocked.Read(ref _released);
 
     /// <summary>A snapshot of the sockets open now.</summary>
     public ICollection<ClientSocket> Sockets => _sockets.Keys;
 
-    public void Add(ClientSocket socket) => _sockets.TryAdd(socket, 0);
+    public void Add(ClientSocket socket)
+    {
+        Interlocked.Increment(ref _held);
+        _sockets.TryAdd(socket, 0);
+    }
 
     public void Remove(ClientSocket socket) => _sockets.TryRemove(socket, out _);
+
+    /// <summary>The handler of an added socket is done with it: the connection lets go of its buffers as the handler returns.</summary>
+    public void Release()
+    {
+        Interlocked.Decrement(ref _held);
+        Interlocked.Increment(ref _released);
+    }
 
     public void CheckAll(long nowMs)
     {

@@ -115,6 +115,7 @@ internal sealed class WebSocketConnectionHandler(
             await socket.FlushAsync(settings.CloseTimeout);
             socket.Dispose();
             Closed(connection.ConnectionId, socket, webSocket, Stopwatch.GetElapsedTime(opened));
+            openSockets.Release();
         }
     }
 
