@@ -37,7 +37,10 @@ public static class ClusterHosting
                 SplitBrainResolver = new KeepMajorityOption(),
             });
         if (metrics is not null)
+        {
+            metrics.AddClusterCounters();
             builder.WithActors((system, _) => ClusterMetrics.Register(metrics.Registry, Akka.Cluster.Cluster.Get(system)));
+        }
         // After WithClustering, and prepended: these win over what it and Akka's reference config set.
         return builder.AddHocon(
             $"""

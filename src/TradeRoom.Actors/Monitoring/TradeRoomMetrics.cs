@@ -96,10 +96,6 @@ public sealed class TradeRoomMetrics
         _storageFailures = new[] { StorageWrite, StorageRecovery, StorageSnapshot }
             .ToFrozenDictionary(o => o, o => storageFailures.WithLabels(o), StringComparer.Ordinal);
 
-        CrossNodeEventsSent = factory.CreateCounter("traderoom_cluster_events_sent_total",
-            "Cluster mode: events this node's rooms sent to relays on other nodes (one per event per node with subscribers).");
-        CrossNodeEventsReceived = factory.CreateCounter("traderoom_cluster_events_received_total",
-            "Cluster mode: events this node's relays received from rooms on other nodes.");
         _deliveryLatency = factory.CreateHistogram("traderoom_delivery_latency_seconds",
             "Time from an event's publish (when its room numbered it) to the socket write that carried it; a replayed event counts its age.",
             new HistogramConfiguration { Buckets = LatencyBuckets });
@@ -130,8 +126,21 @@ public sealed class TradeRoomMetrics
 
     public void SnapshotSaved() => _snapshots.Inc();
 
-    public Counter CrossNodeEventsSent { get; }
-    public Counter CrossNodeEventsReceived { get; }
+    /// <summary>Cluster mode only (<see cref="AddClusterCounters"/>): events sent to relays on other nodes.</summary>
+    public Counter? CrossNodeEventsSent { get; private set; }
+
+    /// <summary>Cluster mode only: events this node's relays received from rooms on other nodes.</summary>
+    public Counter? CrossNodeEventsReceived { get; private set; }
+
+    /// <summary>The cross-node counters, registered in cluster mode only (single-node /metrics shows no cluster metric).</summary>
+    public void AddClusterCounters()
+    {
+        var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+        CrossNodeEventsSent = factory.CreateCounter("traderoom_cluster_events_sent_total",
+            "Cluster mode: events this node's rooms sent to relays on other nodes (one per event per node with subscribers).");
+        CrossNodeEventsReceived = factory.CreateCounter("traderoom_cluster_events_received_total",
+            "Cluster mode: events this node's relays received from rooms on other nodes.");
+    }
 
     /// <summary>A room recovered, having started at <paramref name="startedAt"/> (<see cref="Now"/>).</summary>
     public void RoomRecovered(long startedAt)

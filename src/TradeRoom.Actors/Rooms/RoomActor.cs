@@ -224,7 +224,7 @@ public sealed class RoomActor : ReceivePersistentActor
                 continue;
             relay.Tell(delivery, ActorRefs.NoSender);
             if (members.OnOtherNode)
-                _metrics.CrossNodeEventsSent.Inc();
+                _metrics.CrossNodeEventsSent?.Inc();
         }
         publisher.Tell(new EventPublished(_state.BullPenId, delivery.Seq));
     }

@@ -169,7 +169,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         if (e.Seq <= _seq)
             return; // already handed out (a replay overlapping what came live): never twice
         if (_roomOnOtherNode)
-            _settings.Metrics.CrossNodeEventsReceived.Inc();
+            _settings.Metrics.CrossNodeEventsReceived?.Inc();
         _seq = Math.Max(_seq, e.Seq);
         if (e.VisibleTo is null)
         {

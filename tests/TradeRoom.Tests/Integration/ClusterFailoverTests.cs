@@ -51,6 +51,9 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, ITestOutputHel
             var refused = 0;
             for (var n = 1; !stop.IsCancellationRequested; n++)
             {
+                // At most about 100 events a second per room: the victim's clients, away for a few seconds, must
+                // find what they missed within the room's resume history (rooms.history-size, 1000).
+                await Task.Delay(10);
                 var (status, seq, _) = await survivors[n % survivors.Length].PublishAsync(room, "leaderboard_update", new { n });
                 if (seq is { } s)
                 {

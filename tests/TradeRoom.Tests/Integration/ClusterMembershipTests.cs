@@ -149,14 +149,14 @@ public sealed class ClusterMembershipTests(PostgresServer postgres, ITestOutputH
 
         foreach (var survivor in survivors)
         {
-            var unreachable = await Eventually.MatchAsync(() => survivor.ClusterViewAsync(), v => v!.Unreachable.Contains(killed.Address),
+            var unreachable = await Eventually.MatchAsync(() => survivor.ClusterViewAsync(), v => v is not null && v.Unreachable.Contains(killed.Address),
                 $"node {survivor.Index} seeing the killed node unreachable", DownedWithin);
             output.WriteLine($"node {survivor.Index}: unreachable after {watch.ElapsedMilliseconds} ms: {unreachable}");
         }
         foreach (var survivor in survivors)
         {
             var removed = await Eventually.MatchAsync(() => survivor.ClusterViewAsync(),
-                v => v!.Members.Count == 2 && v.Unreachable.Count == 0 && v.Up.Count == 2,
+                v => v is not null && v.Members.Count == 2 && v.Unreachable.Count == 0 && v.Up.Count == 2,
                 $"node {survivor.Index} having downed and removed the killed node", DownedWithin);
             output.WriteLine($"node {survivor.Index}: removed after {watch.ElapsedMilliseconds} ms: {removed}");
             Assert.DoesNotContain(removed!.Members, m => m.Address == killed.Address);
