@@ -52,8 +52,9 @@ export function freePort() {
  * Starts the real server on free ports (or the given ones). `hocon` is written to a TRADEROOM_CONFIG file.
  * Each server keeps its rooms in a SQLite file of its own, unless `database` names one (a restarted server's,
  * `server.database`, to start again where it stopped).
- * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, database, stop(), output() }. With TRADEROOM_WS_URL set (and
- * no `own: true`), returns that server instead, and stop() leaves it running.
+ * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, node, database, stop(), output() }, where `node` is how its
+ * auth_success names it (undefined for a server you run yourself). With TRADEROOM_WS_URL set (and no `own: true`),
+ * returns that server instead, and stop() leaves it running.
  */
 export async function startServer({ wsPort, apiPort, hocon, database, own = false } = {}) {
   if (EXTERNAL && !own && !hocon) {
@@ -108,6 +109,7 @@ export async function startServer({ wsPort, apiPort, hocon, database, own = fals
     apiPort,
     wsUrl: `ws://127.0.0.1:${wsPort}/ws`,
     apiUrl: `http://127.0.0.1:${apiPort}`,
+    node: `127.0.0.1:${wsPort}`, // a single server names itself by its bind address and WebSocket port
     database,
     output: () => output,
     /** SIGTERM (graceful: sockets get 1001), then SIGKILL after 10 s. */
