@@ -61,9 +61,19 @@ export async function startServer({ wsPort, apiPort, hocon, database, own = fals
     const url = new URL(EXTERNAL.wsUrl);
     return { ...EXTERNAL, wsHost: url.hostname, wsPort: Number(url.port || 80), output: () => "", stop: async () => {} };
   }
+  // A free port can be taken by another process before the server binds it (the machine is shared): pick new ones.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOn({ wsPort: wsPort ?? await freePort(), apiPort: apiPort ?? await freePort(), hocon, database });
+    } catch (e) {
+      const portsPicked = wsPort === undefined || apiPort === undefined;
+      if (!(portsPicked && attempt < 3 && /address already in use/i.test(e.message))) throw e;
+    }
+  }
+}
+
+async function startServerOn({ wsPort, apiPort, hocon, database }) {
   const dll = serverDll();
-  wsPort ??= await freePort();
-  apiPort ??= await freePort();
   const env = { ...process.env };
   for (const name of ["TRADEROOM_CONFIG", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_ENVIRONMENT",
     "TRADEROOM_PERSISTENCE", "TRADEROOM_DB", "TRADEROOM_DB_FILE"]) delete env[name];
@@ -167,7 +177,7 @@ export async function publishBatch(server, events) {
  * Forwards 127.0.0.1:<port> to the target port. kill() destroys every open link; blackhole() stops forwarding on
  * every open link but keeps the sockets open (a dead link only an application ping can notice); `mode` decides
  * what happens to new links; cutWhen(marker) cuts a link when the server sends something; onAccept(fn) sees each
- * new link.
+ * new link. Without a target port (a server that is not started yet) new links are refused until `target` is set.
  */
 export async function startProxy(targetPort, targetHost = "127.0.0.1") {
   const links = new Set();
@@ -177,7 +187,7 @@ export async function startProxy(targetPort, targetHost = "127.0.0.1") {
   let mode = "forward";
   const server = net.createServer((client) => {
     accepted++;
-    if (mode === "refuse") {
+    if (mode === "refuse" || targetPort === undefined) {
       // What a load balancer in front of a stopped server answers.
       client.on("error", () => {});
       client.once("data", () => client.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
@@ -232,6 +242,8 @@ export async function startProxy(targetPort, targetHost = "127.0.0.1") {
     blackhole() {
       for (const link of links) link.holed = true;
     },
+    /** The server port new links go to. */
+    set target(port) { targetPort = port; },
     /** "forward" (default), "refuse" (new links get HTTP 503) or "blackhole" (new links forward nothing). */
     set mode(value) { mode = value; },
     get mode() { return mode; },

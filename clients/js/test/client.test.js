@@ -198,7 +198,7 @@ describe("against the server", () => {
     await until(() => room.subscribed, "subscribed");
     const expiresAt = Date.now() + 2000;
 
-    assert.deepEqual(await client.refreshToken(userToken("refresher", { lifetime: 3600 })), { userId: "refresher" });
+    assert.deepEqual(await client.refreshToken(userToken("refresher", { lifetime: 3600 })), { userId: "refresher", node: client.node });
     assert.deepEqual(log.auths, ["refresher", "refresher"]);
 
     // Past the first token's expiry the server would close with 4001; with the refreshed token it does not.
@@ -364,7 +364,7 @@ describe("too many connections (4009)", { skip: EXTERNAL ? "needs a server of it
       assert.equal(close.willReconnect, true);
       assert.ok(errors.includes("too_many_connections"));
       first.close();
-      assert.deepEqual(await connected, { userId: "solo" });
+      assert.deepEqual(await connected, { userId: "solo", node: server.node });
     } finally {
       first.close();
       second.close();

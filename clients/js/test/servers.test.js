@@ -110,9 +110,10 @@ describe("several server URLs", () => {
 describe("another server on the same journal", { skip: EXTERNAL ? "needs servers of its own" : false }, () => {
   test("when its server stops, the client moves to the next server, resumes with recovered:true and names the new node", async () => {
     const first = await startServer();
-    // The second server's ports are known (and in the client's list) before it runs; it starts once the first has stopped.
-    const second = { wsPort: await freePort(), apiPort: await freePort() };
-    const secondUrl = `ws://127.0.0.1:${second.wsPort}/ws`;
+    // The second server is in the client's list before it runs: its address is a proxy (which refuses links until
+    // the server is there), so that no other process can take the port meanwhile.
+    const second = await startProxy();
+    const secondUrl = second.url;
     const id = R("handover-room");
     const app = recordingClient([first.wsUrl, secondUrl], id);
     let next;
@@ -129,8 +130,9 @@ describe("another server on the same journal", { skip: EXTERNAL ? "needs servers
       await first.stop();
       const close = await left;
       assert.deepEqual([close.code, close.url, close.node, close.willReconnect], [1001, first.wsUrl, first.node, true]);
-      next = await startServer({ ...second, database: first.database });
+      next = await startServer({ database: first.database });
       await publish(next, id, "leaderboard_update", { v: 4 });
+      second.target = next.wsPort;
 
       await until(() => app.client.node === next.node && app.room.subscribed, "subscribed on the second server", 15000);
       await until(() => app.room.position === 4, "the event published while the client was away");
@@ -143,6 +145,7 @@ describe("another server on the same journal", { skip: EXTERNAL ? "needs servers
       assert.deepEqual(app.seen, [1, 2, 3, 4]);
     } finally {
       app.client.close();
+      await second.close();
       await first.stop();
       await next?.stop();
     }
