@@ -10,6 +10,13 @@ const FAST = { initialDelay: 20, maxDelay: 200, multiplier: 2 };
 /** 1..n, as the seqs a subscriber that saw every event of a room from the start must have seen. */
 const oneTo = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
+/** `promise`, or a rejection naming `what` if it does not settle within `ms`: a client that never gets in fails the test. */
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A client on `urls` following `bullPenId`, recording what an application would see. */
 function recordingClient(urls, bullPenId) {
   const client = new TradeRoomClient({ urls, token: userToken("trader-1"), reconnect: FAST, connectTimeout: 2000 });
@@ -68,7 +75,7 @@ describe("several server URLs", () => {
     const app = recordingClient([dead, a.url, b.url], id);
     apps.push(app);
 
-    const result = await app.client.connect();
+    const result = await within(app.client.connect(), 15000, "connection past the dead URL");
     const node = server.node ?? result.node;
     assert.deepEqual(result, { userId: "trader-1", node });
     assert.equal(app.client.url, a.url);
@@ -115,10 +122,11 @@ describe("another server on the same journal", { skip: EXTERNAL ? "needs servers
     const second = await startProxy();
     const secondUrl = second.url;
     const id = R("handover-room");
-    const app = recordingClient([first.wsUrl, secondUrl], id);
+    let app;
     let next;
     try {
-      await app.client.connect();
+      app = recordingClient([first.wsUrl, secondUrl], id);
+      await within(app.client.connect(), 15000, "connection");
       await until(() => app.room.subscribed, "subscribed");
       assert.equal(app.client.node, first.node);
       for (let v = 1; v <= 3; v++) await publish(first, id, "leaderboard_update", { v });
@@ -144,7 +152,7 @@ describe("another server on the same journal", { skip: EXTERNAL ? "needs servers
       assert.ok(app.subscribed.every((i) => i.epoch === app.subscribed[0].epoch), "the room kept its epoch");
       assert.deepEqual(app.seen, [1, 2, 3, 4]);
     } finally {
-      app.client.close();
+      app?.client.close();
       await second.close();
       await first.stop();
       await next?.stop();
