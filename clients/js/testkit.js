@@ -52,17 +52,28 @@ export function freePort() {
  * Starts the real server on free ports (or the given ones). `hocon` is written to a TRADEROOM_CONFIG file.
  * Each server keeps its rooms in a SQLite file of its own, unless `database` names one (a restarted server's,
  * `server.database`, to start again where it stopped).
- * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, database, stop(), output() }. With TRADEROOM_WS_URL set (and
- * no `own: true`), returns that server instead, and stop() leaves it running.
+ * Returns { wsUrl, apiUrl, wsHost, wsPort, apiPort, node, database, stop(), output() }, where `node` is how its
+ * auth_success names it (undefined for a server you run yourself). With TRADEROOM_WS_URL set (and no `own: true`),
+ * returns that server instead, and stop() leaves it running.
  */
 export async function startServer({ wsPort, apiPort, hocon, database, own = false } = {}) {
   if (EXTERNAL && !own && !hocon) {
     const url = new URL(EXTERNAL.wsUrl);
     return { ...EXTERNAL, wsHost: url.hostname, wsPort: Number(url.port || 80), output: () => "", stop: async () => {} };
   }
+  // A free port can be taken by another process before the server binds it (the machine is shared): pick new ones.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOn({ wsPort: wsPort ?? await freePort(), apiPort: apiPort ?? await freePort(), hocon, database });
+    } catch (e) {
+      const portsPicked = wsPort === undefined || apiPort === undefined;
+      if (!(portsPicked && attempt < 3 && /address already in use/i.test(e.message))) throw e;
+    }
+  }
+}
+
+async function startServerOn({ wsPort, apiPort, hocon, database }) {
   const dll = serverDll();
-  wsPort ??= await freePort();
-  apiPort ??= await freePort();
   const env = { ...process.env };
   for (const name of ["TRADEROOM_CONFIG", "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS", "DOTNET_ENVIRONMENT",
     "TRADEROOM_PERSISTENCE", "TRADEROOM_DB", "TRADEROOM_DB_FILE"]) delete env[name];
@@ -108,6 +119,7 @@ export async function startServer({ wsPort, apiPort, hocon, database, own = fals
     apiPort,
     wsUrl: `ws://127.0.0.1:${wsPort}/ws`,
     apiUrl: `http://127.0.0.1:${apiPort}`,
+    node: `127.0.0.1:${wsPort}`, // a single server names itself by its bind address and WebSocket port
     database,
     output: () => output,
     /** SIGTERM (graceful: sockets get 1001), then SIGKILL after 10 s. */
@@ -165,7 +177,7 @@ export async function publishBatch(server, events) {
  * Forwards 127.0.0.1:<port> to the target port. kill() destroys every open link; blackhole() stops forwarding on
  * every open link but keeps the sockets open (a dead link only an application ping can notice); `mode` decides
  * what happens to new links; cutWhen(marker) cuts a link when the server sends something; onAccept(fn) sees each
- * new link.
+ * new link. Without a target port (a server that is not started yet) new links are refused until `target` is set.
  */
 export async function startProxy(targetPort, targetHost = "127.0.0.1") {
   const links = new Set();
@@ -175,7 +187,7 @@ export async function startProxy(targetPort, targetHost = "127.0.0.1") {
   let mode = "forward";
   const server = net.createServer((client) => {
     accepted++;
-    if (mode === "refuse") {
+    if (mode === "refuse" || targetPort === undefined) {
       // What a load balancer in front of a stopped server answers.
       client.on("error", () => {});
       client.once("data", () => client.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
@@ -230,6 +242,8 @@ export async function startProxy(targetPort, targetHost = "127.0.0.1") {
     blackhole() {
       for (const link of links) link.holed = true;
     },
+    /** The server port new links go to. */
+    set target(port) { targetPort = port; },
     /** "forward" (default), "refuse" (new links get HTTP 503) or "blackhole" (new links forward nothing). */
     set mode(value) { mode = value; },
     get mode() { return mode; },

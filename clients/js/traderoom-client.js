@@ -1,6 +1,7 @@
 // TradeRoom JavaScript client: one small, dependency-free ES module for browsers and Node.
 // Keeps each bull pen's epoch and position, resumes after every reconnect (docs/protocol.md "Resume"),
 // reconnects with exponential backoff and full jitter, and notices dead links with an app-level ping.
+// Given several server URLs (`urls`: the nodes of a cluster), it moves to the next one on every reconnect.
 // API and reconnect policy: clients/js/README.md.
 
 /** The 14 event types of the Trade Room (docs/protocol.md). Other types are delivered too (forward compatible). */
@@ -138,11 +139,28 @@ export class Room {
   }
 }
 
+/** The server URLs of the options: `urls` (a non-empty array) or the single `url`, never both. */
+function serverUrls(options) {
+  if (options.urls !== undefined && options.url !== undefined) {
+    throw new TypeError("TradeRoomClient: give options.url or options.urls, not both");
+  }
+  const urls = options.urls !== undefined ? options.urls : [options.url];
+  if (!Array.isArray(urls) || urls.length === 0) {
+    throw new TypeError("TradeRoomClient: options.urls must be a non-empty array of WebSocket URLs");
+  }
+  for (const url of urls) {
+    const valid = (typeof url === "string" && url.length > 0) || url instanceof URL;
+    if (!valid) throw new TypeError(`TradeRoomClient: options.url${options.urls !== undefined ? "s" : ""} is required: a WebSocket URL, got ${JSON.stringify(url)}`);
+  }
+  return urls.map(String);
+}
+
 export class TradeRoomClient {
   constructor(options = {}) {
-    if (!options.url) throw new TypeError("TradeRoomClient: options.url is required");
+    this._urls = serverUrls(options);
     if (options.token == null) throw new TypeError("TradeRoomClient: options.token (a JWT or a function returning one) is required");
-    this._url = options.url;
+    this._urlIndex = 0;          // the URL of the current connection (attempt); the next one on every reconnect
+    this._node = undefined;      // auth_success's data.node on the current connection
     this._token = options.token;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._pingInterval = options.pingInterval ?? DEFAULTS.pingInterval;
@@ -179,6 +197,18 @@ export class TradeRoomClient {
   /** The authenticated user id (from the last auth_success). */
   get userId() { return this._userId; }
 
+  /**
+   * The server node the current connection is on (auth_success's `data.node`: a cluster address, or host:port on a
+   * single server); undefined while not connected, or against a server that does not name it.
+   */
+  get node() { return this._node; }
+
+  /** The server URL of the current connection, or of the attempt under way or about to start. */
+  get url() { return this._urls[this._urlIndex]; }
+
+  /** The server URLs, in the order the client tries them. */
+  get urls() { return [...this._urls]; }
+
   /** Listens to "state", "auth", "error" or "close"; returns a function that removes the listener. */
   on(event, fn) {
     return addListener(this._listeners, event, fn, "client.on(event, fn)");
@@ -187,7 +217,7 @@ export class TradeRoomClient {
   /** Opens the connection; resolves on the first auth_success, rejects if the client stops before (see README). */
   connect() {
     if (this._connecting) return this._connecting.promise;
-    if (!this._stopped) return Promise.resolve({ userId: this._userId });
+    if (!this._stopped) return Promise.resolve({ userId: this._userId, node: this._node });
     if (typeof this._WebSocket !== "function") {
       return Promise.reject(clientError("no_websocket",
         "no WebSocket implementation: pass options.WebSocket, or run Node 20 with --experimental-websocket (Node 22+ has it built in)"));
@@ -196,6 +226,7 @@ export class TradeRoomClient {
     this._clientClosed = false;
     this._fatal = null;
     this._attempt = 0;
+    this._urlIndex = 0;
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
     promise.catch(() => {}); // a caller that never awaits must not see an unhandled rejection
@@ -281,12 +312,14 @@ export class TradeRoomClient {
     this._authQueue = [];
     this._lastAuthError = null;
     this._outbox = [];
+    const url = this.url;
     let ws;
     try {
-      ws = new this._WebSocket(this._url);
+      ws = new this._WebSocket(url);
     } catch (e) {
-      // The constructor refuses the URL (or the implementation is broken): retrying cannot help.
-      this._fatal = this._emitError("invalid_url", `cannot open ${this._url}: ${e?.message ?? e}`);
+      // The constructor refuses the URL (or the implementation is broken): retrying cannot help, and a list with a
+      // malformed entry is a configuration to fix, not to work around.
+      this._fatal = this._emitError("invalid_url", `cannot open ${url}: ${e?.message ?? e}`, { url });
       this._linkLost(gen, 1006, "cannot open");
       return;
     }
@@ -397,6 +430,7 @@ export class TradeRoomClient {
     this._authed = true;
     this._scheduleAutoRefresh(this._gen, token);
     this._userId = data.userId;
+    this._node = typeof data.node === "string" && data.node.length > 0 ? data.node : undefined;
     const gen = this._gen;
     if (first) {
       this._clearTimer("connect");
@@ -406,11 +440,11 @@ export class TradeRoomClient {
       for (const room of [...this._rooms.values()]) this._reconcile(room);
       const connecting = this._connecting;
       this._connecting = null;
-      connecting?.resolve({ userId: data.userId });
+      connecting?.resolve({ userId: data.userId, node: this._node });
       this._setState("connected", { attempt: 0, delay: 0 });
     }
-    for (const w of waiters) w.resolve({ userId: data.userId });
-    if (gen === this._gen) this._emit("auth", { userId: data.userId });
+    for (const w of waiters) w.resolve({ userId: data.userId, node: this._node });
+    if (gen === this._gen) this._emit("auth", { userId: data.userId, node: this._node });
   }
 
   /** Abandons the current socket (dead link): stop listening to it, close it, and handle the loss now. */
@@ -437,6 +471,9 @@ export class TradeRoomClient {
     for (const name of ["connect", "ping", "pingDeadline", "flush", "refresh"]) this._clearTimer(name);
     this._ws = null;
     this._outbox = [];
+    const url = this.url;
+    const node = this._node;
+    this._node = undefined;
     const authError = this._lastAuthError;
     // Refreshes whose auth got no answer wait for the next connection's auth.
     for (const { waiters } of this._authQueue) this._refreshWaiters.push(...waiters);
@@ -455,8 +492,11 @@ export class TradeRoomClient {
       tokenIsFunction: typeof this._token === "function",
     });
     const willReconnect = decision === "reconnect";
+    // Every reconnect (after a drop or a failed connect) tries the next server: a node that is gone, draining or
+    // unreachable is left behind, and any node serves any room, so the resume works there as on the same one.
+    if (willReconnect) this._urlIndex = (this._urlIndex + 1) % this._urls.length;
     const current = this._gen;
-    this._emit("close", { code, reason: reason ?? "", willReconnect });
+    this._emit("close", { code, reason: reason ?? "", willReconnect, url, node });
     if (this._gen !== current || this._stopped) return; // a listener closed or restarted the client
     if (willReconnect) {
       this._scheduleReconnect();
@@ -637,7 +677,7 @@ export class TradeRoomClient {
 
   _setState(state, { attempt, delay }) {
     this._state = state;
-    this._emit("state", { state, attempt, delay });
+    this._emit("state", { state, attempt, delay, url: this.url, node: this._node });
   }
 
   _emitError(code, message, extra) {

@@ -25,16 +25,20 @@ describe("against the server", () => {
   after(async () => { await server?.stop(); });
   afterEach(() => { for (const c of clients.splice(0)) c.close(); });
 
-  test("connect resolves on auth_success with the user id; state goes connecting then connected", async () => {
+  test("connect resolves on auth_success with the user id and the node; state goes connecting then connected", async () => {
     const { client, log } = make({ token: userToken("alice") });
     assert.equal(client.state, "idle");
     const connecting = client.connect();
     assert.equal(client.connect(), connecting, "connect() while connecting returns the same promise");
     const result = await connecting;
-    assert.deepEqual(result, { userId: "alice" });
+    const node = server.node ?? client.node; // a server you run yourself names itself as it is configured
+    assert.ok(typeof node === "string" && node.length > 0, `auth_success names the node (got ${node})`);
+    assert.deepEqual(result, { userId: "alice", node });
     assert.deepEqual(log.states, ["connecting", "connected"]);
     assert.deepEqual(log.auths, ["alice"]);
     assert.equal(client.userId, "alice");
+    assert.equal(client.node, node);
+    assert.equal(client.url, server.wsUrl);
   });
 
   test("per-type callbacks get (data, frame); onEvent gets every event; a remover stops a callback", async () => {
@@ -194,7 +198,7 @@ describe("against the server", () => {
     await until(() => room.subscribed, "subscribed");
     const expiresAt = Date.now() + 2000;
 
-    assert.deepEqual(await client.refreshToken(userToken("refresher", { lifetime: 3600 })), { userId: "refresher" });
+    assert.deepEqual(await client.refreshToken(userToken("refresher", { lifetime: 3600 })), { userId: "refresher", node: client.node });
     assert.deepEqual(log.auths, ["refresher", "refresher"]);
 
     // Past the first token's expiry the server would close with 4001; with the refreshed token it does not.
@@ -289,7 +293,7 @@ describe("against the server", () => {
   test("a refused token from a token function: the function is asked again and connect resolves", async () => {
     const tokens = ["garbage", userToken("second-try")];
     const { client, log } = make({ token: () => tokens.shift() });
-    assert.deepEqual(await client.connect(), { userId: "second-try" });
+    assert.deepEqual(await client.connect(), { userId: "second-try", node: client.node });
     assert.ok(log.errors.includes("invalid_token"));
     assert.deepEqual(log.states, ["connecting", "reconnecting", "connected"]);
   });
@@ -320,7 +324,8 @@ describe("against the server", () => {
     await client.connect();
     client.close();
     assert.equal(client.state, "closed");
-    assert.deepEqual(log.closes, [{ code: 1000, reason: "client closed", willReconnect: false }]);
+    assert.deepEqual(log.closes, [{ code: 1000, reason: "client closed", willReconnect: false, url: server.wsUrl, node: server.node ?? log.closes[0]?.node }]);
+    assert.equal(client.node, undefined, "no node while not connected");
 
     const never = make({ url: `ws://127.0.0.1:${await freePort()}/ws` });
     const pending = never.client.connect();
@@ -359,7 +364,7 @@ describe("too many connections (4009)", { skip: EXTERNAL ? "needs a server of it
       assert.equal(close.willReconnect, true);
       assert.ok(errors.includes("too_many_connections"));
       first.close();
-      assert.deepEqual(await connected, { userId: "solo" });
+      assert.deepEqual(await connected, { userId: "solo", node: server.node });
     } finally {
       first.close();
       second.close();

@@ -32,21 +32,44 @@ internal static class DashboardEndpoints
     public static void MapDashboardConfig(this IEndpointRouteBuilder app, TradeRoomSettings settings, DemoSettings demo, bool development,
         ServerSchemes schemes, Akka.Configuration.Config config)
     {
-        var publicWsUrl = config.GetString("traderoom.http.public-ws-url", "");
-        if (publicWsUrl.Length > 0
-            && (!Uri.TryCreate(publicWsUrl, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("ws" or "wss")))
-            throw new StartupException($"http.public-ws-url \"{publicWsUrl}\" is not an absolute ws:// or wss:// URL");
+        var publicWsUrls = PublicWsUrls(config);
         var publicHosts = new HashSet<string>(config.GetStringList("traderoom.http.public-hosts"), StringComparer.OrdinalIgnoreCase);
         if (!settings.BindAddress.Equals("0.0.0.0", StringComparison.Ordinal) && !settings.BindAddress.Equals("::", StringComparison.Ordinal))
             publicHosts.Add(settings.BindAddress);
 
-        app.MapGet("/api/dashboard/config", (HttpContext http) => Results.Json(new
+        app.MapGet("/api/dashboard/config", (HttpContext http) =>
         {
-            // The configured public URL, or the page's host (when vouched for) on the WebSocket port (wss:// under traderoom.tls).
-            wsUrl = publicWsUrl.Length > 0 ? publicWsUrl : $"{schemes.WebSocket}://{HostForUrl(PageHost(http, publicHosts))}:{settings.WsPort}/ws",
-            development,
-            demo = new { enabled = demo.Enabled, bullPenId = demo.BullPenId },
-        }));
+            // The configured public URLs, or the page's host (when vouched for) on the WebSocket port (wss:// under traderoom.tls).
+            string[] wsUrls = publicWsUrls.Length > 0
+                ? publicWsUrls
+                : [$"{schemes.WebSocket}://{HostForUrl(PageHost(http, publicHosts))}:{settings.WsPort}/ws"];
+            return Results.Json(new
+            {
+                wsUrl = wsUrls[0],
+                wsUrls,
+                development,
+                demo = new { enabled = demo.Enabled, bullPenId = demo.BullPenId },
+            });
+        });
+    }
+
+    /// <summary>
+    /// <c>http.public-ws-url</c>: one URL, or a list of them (a cluster's nodes, which the page moves through on
+    /// reconnect); none when it is empty. Anything but absolute ws:// or wss:// URLs stops the start.
+    /// </summary>
+    private static string[] PublicWsUrls(Akka.Configuration.Config config)
+    {
+        const string Key = "traderoom.http.public-ws-url";
+        var urls = config.GetValue(Key) is { } value && value.IsArray()
+            ? config.GetStringList(Key).ToArray()
+            : [config.GetString(Key, "")];
+        urls = urls.Where(url => url.Length > 0).ToArray();
+        foreach (var url in urls)
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("ws" or "wss"))
+                throw new StartupException($"http.public-ws-url \"{url}\" is not an absolute ws:// or wss:// URL");
+        }
+        return urls;
     }
 
     /// <summary>

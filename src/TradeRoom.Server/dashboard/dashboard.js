@@ -11,6 +11,8 @@ const params = new URLSearchParams(location.search);
 
 // Until /api/dashboard/config answers: a page served over https can only open wss://.
 let config = { wsUrl: `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:4001/ws`, development: false, demo: { enabled: false, bullPenId: "demo" } };
+// All the server's WebSocket URLs (a cluster's nodes): the client moves to the next one on every reconnect.
+const wsUrls = () => (Array.isArray(config.wsUrls) && config.wsUrls.length > 0 ? config.wsUrls : [config.wsUrl]);
 let client = null;
 let room = null;
 let minted = null;          // { token, userId, expiresAt } from /api/dev/token
@@ -60,7 +62,7 @@ function log(message) {
 
 // ------------------------------------------------------------------ connection state
 
-function showState({ state, attempt, delay }) {
+function showState({ state, attempt, delay, url, node }) {
   const badge = $("conn-state");
   badge.dataset.state = state;
   let label = state;
@@ -74,7 +76,10 @@ function showState({ state, attempt, delay }) {
   }
   badge.textContent = label;
   $("conn-detail").textContent = label;
-  log(label);
+  // The node is the one this page is connected to: none while it is not.
+  $("conn-node").textContent = text(node);
+  $("conn-url").textContent = text(url);
+  log(state === "connected" ? `${label} to node ${text(node)} via ${url}` : state === "reconnecting" ? `${label}, next ${url}` : label);
 }
 
 function showSubscribed({ bullPenId, seq, epoch, recovered, state }) {
@@ -299,7 +304,7 @@ async function connect() {
   sub.textContent = "subscribing…";
 
   const current = new TradeRoomClient({
-    url: config.wsUrl,
+    urls: wsUrls(),
     token: currentToken,
     // A dashboard should be back quickly after a server restart.
     reconnect: { initialDelay: 250, maxDelay: 4000, multiplier: 2 },

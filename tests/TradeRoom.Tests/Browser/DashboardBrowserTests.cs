@@ -69,6 +69,9 @@ public class DashboardBrowserTests(ChromiumFixture chromium) : IClassFixture<Chr
             var subscription = page.Locator("#sub-state");
             await Expect(state).ToHaveAttributeAsync("data-state", "connected", Soon);
             await Expect(page.Locator("#conn-user")).ToHaveTextAsync("demo-user");
+            // The node the page is on, as auth_success names it (a single server: bind address and WebSocket port), and the URL in use.
+            await Expect(page.Locator("#conn-node")).ToHaveTextAsync($"127.0.0.1:{server.WsPort}");
+            await Expect(page.Locator("#conn-url")).ToHaveTextAsync($"ws://127.0.0.1:{server.WsPort}/ws");
             await Expect(subscription).ToHaveAttributeAsync("data-outcome", "snapshot", Soon);
             await WaitForLeaderboardToMoveAsync(page);
             await Expect(page.Locator("#room-status")).ToHaveAttributeAsync("data-status", "active", Soon);
@@ -93,12 +96,14 @@ public class DashboardBrowserTests(ChromiumFixture chromium) : IClassFixture<Chr
             await server.DisposeAsync();
             server = null;
             await Expect(state).ToHaveAttributeAsync("data-state", "reconnecting", Soon);
+            await Expect(page.Locator("#conn-node")).ToHaveTextAsync("—");
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts, "dashboard-reconnecting.png"), FullPage = true });
 
             // A new server on the same ports: a new room epoch, so the page resubscribes and applies the snapshot.
             server = await TestServer.StartAsync(DemoHocon, environment: "Development", ports: ports);
             await Expect(state).ToHaveAttributeAsync("data-state", "connected", Soon);
             await Expect(subscription).ToHaveAttributeAsync("data-count", "2", Soon);
+            await Expect(page.Locator("#conn-node")).ToHaveTextAsync($"127.0.0.1:{server.WsPort}");
             await Expect(subscription).ToHaveAttributeAsync("data-outcome", "snapshot", Soon);
             await Expect(page.Locator("#sub-epoch")).Not.ToHaveTextAsync(firstEpoch!);
             await WaitForLeaderboardToMoveAsync(page);

@@ -311,6 +311,39 @@ public class DashboardPublicUrlTests
     }
 
     [Fact]
+    public async Task A_list_of_public_ws_urls_reaches_the_page_whole_and_in_order()
+    {
+        await using var server = await TestServer.StartAsync(
+            "traderoom.http.public-ws-url = [\"wss://node-a.example.com/ws\", \"wss://node-b.example.com/ws\"]");
+
+        var response = await server.GetJsonAsync("/api/dashboard/config");
+
+        Assert.Equal<string[]>(["wss://node-a.example.com/ws", "wss://node-b.example.com/ws"],
+            response.Json.GetProperty("wsUrls").EnumerateArray().Select(url => url.GetString()!).ToArray());
+        Assert.Equal("wss://node-a.example.com/ws", response.Json.GetProperty("wsUrl").GetString());
+    }
+
+    [Fact]
+    public async Task Without_a_public_ws_url_wsUrls_holds_the_one_built_from_the_request()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var response = await server.GetJsonAsync("/api/dashboard/config");
+
+        Assert.Equal<string[]>([$"ws://127.0.0.1:{server.WsPort}/ws"],
+            response.Json.GetProperty("wsUrls").EnumerateArray().Select(url => url.GetString()!).ToArray());
+    }
+
+    [Fact]
+    public async Task A_public_ws_url_list_with_an_entry_that_is_not_ws_or_wss_stops_the_start()
+    {
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() =>
+            TestServer.StartAsync("traderoom.http.public-ws-url = [\"wss://node-a.example.com/ws\", \"https://node-b.example.com/ws\"]"));
+
+        Assert.Contains("https://node-b.example.com/ws", failure.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_public_ws_url_that_is_not_ws_or_wss_stops_the_start()
     {
         var failure = await Assert.ThrowsAnyAsync<Exception>(() =>
