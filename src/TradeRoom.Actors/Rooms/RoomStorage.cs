@@ -2,6 +2,7 @@ using System.Runtime.Serialization;
 using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
+using TradeRoom.Actors.Serialization;
 
 namespace TradeRoom.Actors.Rooms;
 
@@ -51,16 +52,16 @@ public sealed class RoomSerializer(ExtendedActorSystem system) : SerializerWithS
             {
                 case StoredEvent e:
                     w.Write(e.Type);
-                    WriteBytes(w, e.Data);
-                    WriteNullable(w, e.UserId);
+                    w.WriteBytes(e.Data);
+                    w.WriteNullable(e.UserId);
                     w.Write(e.IsPrivate);
                     w.Write(e.AtMs);
-                    WriteNullable(w, e.Epoch);
+                    w.WriteNullable(e.Epoch);
                     break;
                 case RoomSnapshot s:
                     w.Write(s.Epoch);
-                    WriteNullableBytes(w, s.Leaderboard);
-                    WriteNullableBytes(w, s.Room);
+                    w.WriteNullableBytes(s.Leaderboard);
+                    w.WriteNullableBytes(s.Room);
                     w.Write(s.Members.Count);
                     foreach (var member in s.Members)
                         w.Write(member);
@@ -69,9 +70,9 @@ public sealed class RoomSerializer(ExtendedActorSystem system) : SerializerWithS
                     {
                         w.Write(h.Seq);
                         w.Write(h.Type);
-                        WriteNullable(w, h.VisibleTo);
+                        w.WriteNullable(h.VisibleTo);
                         w.Write(h.AtMs);
-                        WriteBytes(w, h.Frame);
+                        w.WriteBytes(h.Frame);
                     }
                     break;
                 default:
@@ -90,46 +91,20 @@ public sealed class RoomSerializer(ExtendedActorSystem system) : SerializerWithS
         switch (manifest)
         {
             case EventManifest:
-                return new StoredEvent(r.ReadString(), ReadBytes(r), ReadNullable(r), r.ReadBoolean(), r.ReadInt64(), ReadNullable(r));
+                return new StoredEvent(r.ReadString(), r.ReadBytes(), r.ReadNullable(), r.ReadBoolean(), r.ReadInt64(), r.ReadNullable());
             case SnapshotManifest:
                 var epoch = r.ReadString();
-                var leaderboard = ReadNullableBytes(r);
-                var room = ReadNullableBytes(r);
+                var leaderboard = r.ReadNullableBytes();
+                var room = r.ReadNullableBytes();
                 var members = new string[r.ReadInt32()];
                 for (var i = 0; i < members.Length; i++)
                     members[i] = r.ReadString();
                 var history = new HistoryEntry[r.ReadInt32()];
                 for (var i = 0; i < history.Length; i++)
-                    history[i] = new HistoryEntry(r.ReadInt64(), r.ReadString(), ReadNullable(r), r.ReadInt64(), ReadBytes(r));
+                    history[i] = new HistoryEntry(r.ReadInt64(), r.ReadString(), r.ReadNullable(), r.ReadInt64(), r.ReadBytes());
                 return new RoomSnapshot(epoch, leaderboard, room, members, history);
             default:
                 throw new SerializationException($"RoomSerializer does not know the manifest \"{manifest}\"");
         }
     }
-
-    private static void WriteBytes(BinaryWriter w, byte[] bytes)
-    {
-        w.Write(bytes.Length);
-        w.Write(bytes);
-    }
-
-    private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
-
-    private static void WriteNullable(BinaryWriter w, string? value)
-    {
-        w.Write(value is not null);
-        if (value is not null)
-            w.Write(value);
-    }
-
-    private static string? ReadNullable(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
-
-    private static void WriteNullableBytes(BinaryWriter w, byte[]? bytes)
-    {
-        w.Write(bytes is not null);
-        if (bytes is not null)
-            WriteBytes(w, bytes);
-    }
-
-    private static byte[]? ReadNullableBytes(BinaryReader r) => r.ReadBoolean() ? ReadBytes(r) : null;
 }

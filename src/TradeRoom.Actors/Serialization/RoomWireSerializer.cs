@@ -56,8 +56,8 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 case RoutedEvent e:
                     w.Write(e.BullPenId);
                     w.Write(e.Type);
-                    WriteBytes(w, e.Data);
-                    WriteNullable(w, e.UserId);
+                    w.WriteBytes(e.Data);
+                    w.WriteNullable(e.UserId);
                     w.Write(e.IsPrivate);
                     break;
                 case RelaySubscribe s:
@@ -68,7 +68,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     w.Write(s.SinceSeq.HasValue);
                     if (s.SinceSeq is { } since)
                         w.Write(since);
-                    WriteNullable(w, s.Epoch);
+                    w.WriteNullable(s.Epoch);
                     break;
                 case RelaySubscribed s:
                     WriteRef(w, s.Connection);
@@ -89,14 +89,14 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                         w.Write(member.UserId);
                     }
                     w.Write(j.SinceSeq);
-                    WriteNullable(w, j.Epoch);
+                    w.WriteNullable(j.Epoch);
                     break;
                 case RelayJoined j:
                     w.Write(j.BullPenId);
                     w.Write(j.Seq);
                     w.Write(j.Epoch);
                     w.Write(j.Recovered);
-                    WriteBytes(w, j.State);
+                    w.WriteBytes(j.State);
                     WriteEvents(w, j.Replay);
                     break;
                 case RelayRefused r:
@@ -109,7 +109,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     break;
                 case GetRooms q:
                     w.Write(q.Limit);
-                    WriteNullable(w, q.After);
+                    w.WriteNullable(q.After);
                     break;
                 case RoomList list:
                     w.Write(list.Rooms.Count);
@@ -119,9 +119,9 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                         w.Write(room.Subscribers);
                         w.Write(room.Seq);
                         w.Write(room.Epoch);
-                        WriteNullable(w, room.Node);
+                        w.WriteNullable(room.Node);
                     }
-                    WriteNullable(w, list.Next);
+                    w.WriteNullable(list.Next);
                     break;
                 case GetRoomDetails q:
                     w.Write(q.BullPenId);
@@ -131,11 +131,11 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     w.Write(d.Subscribers);
                     w.Write(d.Seq);
                     w.Write(d.Epoch);
-                    WriteBytes(w, d.State);
+                    w.WriteBytes(d.State);
                     w.Write(d.Users.Count);
                     foreach (var user in d.Users)
                         w.Write(user);
-                    WriteNullable(w, d.Node);
+                    w.WriteNullable(d.Node);
                     break;
                 case RoomNotFound n:
                     w.Write(n.BullPenId);
@@ -147,7 +147,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     break;
                 case GetLocalRooms q:
                     w.Write(q.Limit);
-                    WriteNullable(w, q.After);
+                    w.WriteNullable(q.After);
                     break;
                 case GetLocalRoomDetails q:
                     w.Write(q.BullPenId);
@@ -169,9 +169,9 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
             case "ev":
                 return ReadEvent(r);
             case "pub":
-                return new RoutedEvent(r.ReadString(), r.ReadString(), ReadBytes(r), ReadNullable(r), r.ReadBoolean());
+                return new RoutedEvent(r.ReadString(), r.ReadString(), r.ReadBytes(), r.ReadNullable(), r.ReadBoolean());
             case "sub":
-                return new RelaySubscribe(r.ReadString(), ReadRef(r), ReadRef(r), r.ReadString(), r.ReadBoolean() ? r.ReadInt64() : null, ReadNullable(r));
+                return new RelaySubscribe(r.ReadString(), ReadRef(r), ReadRef(r), r.ReadString(), r.ReadBoolean() ? r.ReadInt64() : null, r.ReadNullable());
             case "subd":
                 return new RelaySubscribed(ReadRef(r), ReadAck(r), ReadEvents(r));
             case "unsub":
@@ -183,20 +183,20 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 var members = new RelayMember[r.ReadInt32()];
                 for (var i = 0; i < members.Length; i++)
                     members[i] = new RelayMember(ReadRef(r), r.ReadString());
-                return new RelayJoin(id, relay, members, r.ReadInt64(), ReadNullable(r));
+                return new RelayJoin(id, relay, members, r.ReadInt64(), r.ReadNullable());
             }
             case "joined":
-                return new RelayJoined(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), ReadBytes(r), ReadEvents(r));
+                return new RelayJoined(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), r.ReadBytes(), ReadEvents(r));
             case "refused":
                 return new RelayRefused(r.ReadString(), r.ReadBoolean() ? ReadRef(r) : null, r.ReadString(), r.ReadString());
             case "rooms?":
-                return new GetRooms(r.ReadInt32(), ReadNullable(r));
+                return new GetRooms(r.ReadInt32(), r.ReadNullable());
             case "rooms":
             {
                 var rooms = new RoomSummary[r.ReadInt32()];
                 for (var i = 0; i < rooms.Length; i++)
-                    rooms[i] = new RoomSummary(r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadString(), ReadNullable(r));
-                return new RoomList(rooms, ReadNullable(r));
+                    rooms[i] = new RoomSummary(r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadString(), r.ReadNullable());
+                return new RoomList(rooms, r.ReadNullable());
             }
             case "room?":
                 return new GetRoomDetails(r.ReadString());
@@ -206,11 +206,11 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 var subscribers = r.ReadInt32();
                 var seq = r.ReadInt64();
                 var epoch = r.ReadString();
-                var state = ReadBytes(r);
+                var state = r.ReadBytes();
                 var users = new string[r.ReadInt32()];
                 for (var i = 0; i < users.Length; i++)
                     users[i] = r.ReadString();
-                return new RoomDetails(id, subscribers, seq, epoch, state, users, ReadNullable(r));
+                return new RoomDetails(id, subscribers, seq, epoch, state, users, r.ReadNullable());
             }
             case "noroom":
                 return new RoomNotFound(r.ReadString());
@@ -219,7 +219,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
             case "count":
                 return new RoomCount(r.ReadInt32());
             case "local-rooms?":
-                return new GetLocalRooms(r.ReadInt32(), ReadNullable(r));
+                return new GetLocalRooms(r.ReadInt32(), r.ReadNullable());
             case "local-room?":
                 return new GetLocalRoomDetails(r.ReadString());
             case "local-count?":
@@ -234,12 +234,12 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
         w.Write(e.BullPenId);
         w.Write(e.Seq);
         w.Write(e.Type);
-        WriteNullable(w, e.VisibleTo);
-        WriteBytes(w, e.Frame);
+        w.WriteNullable(e.VisibleTo);
+        w.WriteBytes(e.Frame);
     }
 
     private static RoomEvent ReadEvent(BinaryReader r) =>
-        new(r.ReadString(), r.ReadInt64(), r.ReadString(), ReadNullable(r), ReadBytes(r));
+        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadNullable(), r.ReadBytes());
 
     private static void WriteEvents(BinaryWriter w, IReadOnlyList<RoomEvent> events)
     {
@@ -262,31 +262,15 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
         w.Write(a.Seq);
         w.Write(a.Epoch);
         w.Write(a.Recovered);
-        WriteBytes(w, a.State);
+        w.WriteBytes(a.State);
         w.Write(a.Replayed);
     }
 
     private static SubscribeAck ReadAck(BinaryReader r) =>
-        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), ReadBytes(r), r.ReadInt32());
+        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), r.ReadBytes(), r.ReadInt32());
 
     private static void WriteRef(BinaryWriter w, IActorRef actor) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actor));
 
     private IActorRef ReadRef(BinaryReader r) => system.Provider.ResolveActorRef(r.ReadString());
 
-    private static void WriteBytes(BinaryWriter w, byte[] bytes)
-    {
-        w.Write(bytes.Length);
-        w.Write(bytes);
-    }
-
-    private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
-
-    private static void WriteNullable(BinaryWriter w, string? value)
-    {
-        w.Write(value is not null);
-        if (value is not null)
-            w.Write(value);
-    }
-
-    private static string? ReadNullable(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
 }
