@@ -34,6 +34,12 @@ public sealed record LoadTestOptions
     public TimeSpan Hold { get; init; }
     public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(15);
     public int? ServerPid { get; init; }
+    /// <summary>
+    /// Cluster mode, the cost of a cross-node event: <c>host</c> puts each room's subscribers on the node that runs the
+    /// room, <c>remote</c> on the next node; either way events are published through the room's own node.
+    /// Needs one <c>--api</c> per <c>--ws</c>, in the same node order. Null: connections round-robin over the nodes.
+    /// </summary>
+    public string? Placement { get; init; }
     /// <summary>The server's Prometheus endpoint: its counts of events published and frames delivered are compared with the tester's own.</summary>
     public Uri? MetricsUrl { get; init; }
     /// <summary>Sent as <c>Authorization: Bearer</c> to <see cref="MetricsUrl"/> (the server's traderoom.http.metrics-token).</summary>
@@ -89,6 +95,8 @@ public sealed record LoadTestOptions
                                    of events published and frames delivered with the tester's own
           --metrics-token T        bearer token for --metrics-url (the server's traderoom.http.metrics-token)
           --failover ...           cluster failover time (`--failover --help` lists its options)
+          --placement host|remote  cluster mode: each room's subscribers on the node running the room, or on the
+                                   next node; publishing through the room's node (needs --ws and --api per node)
           --json PATH              write the summary as JSON ("-": stdout)
           --expect-per-connection K  self-check against `trivial-server`: no publishing, K events per connection
           --quiet                  no live progress
@@ -130,6 +138,7 @@ public sealed record LoadTestOptions
                 "--hold" => o with { Hold = TimeSpan.FromSeconds(Number()) },
                 "--drain" => o with { Drain = TimeSpan.FromSeconds(Number()) },
                 "--server-pid" => Pid(o, Int(1)),
+                "--placement" => o with { Placement = Value() is var p && p is "host" or "remote" ? p : throw new ArgumentException("--placement is host or remote") },
                 "--metrics-url" => Metrics(o, Url("http", "https")),
                 "--json" => o with { JsonPath = Value() },
                 "--expect-per-connection" => o with { ExpectPerConnection = Int(1) },
@@ -139,6 +148,8 @@ public sealed record LoadTestOptions
         }
         if (o.ServerPids.Count > 1 && o.MetricsUrls.Count != o.ServerPids.Count)
             throw new ArgumentException("several --server-pid need as many --metrics-url, in the same order (one per node)");
+        if (o.Placement is not null && (o.WsUrls.Count < 2 || o.ApiUrls.Count != o.WsUrls.Count))
+            throw new ArgumentException("--placement needs 2 or more nodes, each as --ws and --api in the same order");
         if (o.Rooms > o.Connections)
             throw new ArgumentException("--rooms cannot exceed --connections");
         if (o.MetricsUrl is not null && o.ExpectPerConnection > 0)

@@ -71,6 +71,9 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     private string _phase = "starting";
     private LoadConnection[] _connections = [];
     private HttpClient[] _publishers = [];
+    /// <summary>With --placement: per room, the node (index into the --ws and --api lists) its subscribers use, and its own node.</summary>
+    private int[]? _roomWs;
+    private Dictionary<string, int>? _roomApi;
     private long _publishRequests;
 
     private sealed class DisposeAll(IEnumerable<IDisposable> items) : IDisposable
@@ -110,6 +113,10 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         var ownCpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
         var startTimestamp = Stopwatch.GetTimestamp();
 
+        if (options.Placement is not null)
+            await PlaceRoomsAsync(clients, wsUrls.Count, cancellationToken);
+        int WsIndex(int connection) => _roomWs is { } placed ? placed[connection % options.Rooms] : connection % wsUrls.Count;
+
         // Connect and subscribe.
         _phase = "connecting";
         var connections = _connections = new LoadConnection[options.Connections];
@@ -134,7 +141,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                 {
                     try
                     {
-                        await connection.OpenAsync(wsUrls[connection.Index % wsUrls.Count], source, token, tls, stop.Token);
+                        await connection.OpenAsync(wsUrls[WsIndex(connection.Index)], source, token, tls, stop.Token);
                         Interlocked.Increment(ref _opened);
                         lock (receiving)
                             receiving.Add(connection.ReceiveLoopAsync(stop.Token));
@@ -224,7 +231,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                 var d = serverAfter[n] - serverBefore[n];
                 var cpu = nodeCpuAfter[n] - nodeCpuBefore[n];
                 nodes[n] = new NodeResult(probes[n].Pid, metricsUrls[n].ToString(),
-                    wsUrls.Count == probes.Length ? connections.Count(c => c is not null && c.Failure is null && c.Index % wsUrls.Count == n) : 0,
+                    wsUrls.Count == probes.Length ? connections.Count(c => c is not null && c.Failure is null && WsIndex(c.Index) == n) : 0,
                     Math.Round(cpu / 1e6, 2), d.EventsPublished, d.FramesDelivered, d.CrossNodeSent, d.CrossNodeReceived,
                     d.FramesDelivered > 0 ? Math.Round(cpu / d.FramesDelivered, 2) : null);
             }
@@ -280,6 +287,46 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     private long ExpectedSoFar() =>
         _connections.Where(c => c is not null && c.Failure is null).Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
 
+    /// <summary>
+    /// --placement: starts every room with one event through the first node (not counted: nobody is subscribed yet), asks
+    /// where each runs (<c>/api/rooms</c>' <c>node</c> against each node's <c>/api/health</c> <c>cluster.self</c>), and
+    /// picks each room's subscribers' node: its own (host) or the next one (remote).
+    /// </summary>
+    private async Task PlaceRoomsAsync(HttpClient[] nodes, int nodeCount, CancellationToken cancellationToken)
+    {
+        for (var r = 0; r < options.Rooms; r++)
+        {
+            using var content = new StringContent($"{{\"bullPenId\":\"load-{r}\",\"type\":\"{options.EventType}\",\"data\":{{\"start\":true}}}}",
+                Encoding.UTF8, "application/json");
+            using var response = await nodes[0].PostAsync("/api/events", content, cancellationToken);
+            if (response.StatusCode != HttpStatusCode.Accepted)
+                throw new LoadTestException($"starting room load-{r} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+        }
+        var selves = new string[nodeCount];
+        for (var n = 0; n < nodeCount; n++)
+        {
+            using var health = JsonDocument.Parse(await nodes[n].GetStringAsync("/api/health", cancellationToken));
+            selves[n] = health.RootElement.TryGetProperty("cluster", out var cluster)
+                ? cluster.GetProperty("self").GetString()!
+                : throw new LoadTestException($"--placement needs cluster mode; {nodes[n].BaseAddress} has no `cluster` in /api/health");
+        }
+        using var listing = JsonDocument.Parse(await nodes[0].GetStringAsync("/api/rooms", cancellationToken));
+        var hosts = listing.RootElement.GetProperty("rooms").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("bullPenId").GetString()!, r => Array.IndexOf(selves, r.GetProperty("node").GetString()));
+        _roomWs = new int[options.Rooms];
+        _roomApi = [];
+        for (var r = 0; r < options.Rooms; r++)
+        {
+            var host = hosts.GetValueOrDefault($"load-{r}", -1);
+            if (host < 0)
+                throw new LoadTestException($"room load-{r} is not listed on any node's /api/health self in /api/rooms");
+            _roomApi[$"load-{r}"] = host;
+            _roomWs[r] = options.Placement == "host" ? host : (host + 1) % nodeCount;
+        }
+        await output.WriteLineAsync($"placement {options.Placement}: rooms per node {string.Join(", ", Enumerable.Range(0, nodeCount).Select(n => $"node {n + 1}: {_roomApi.Values.Count(h => h == n)}"))}; " +
+                                    $"subscribers per room on node {string.Join(",", _roomWs.Select(w => w + 1))}");
+    }
+
     private async Task CheckServerAsync(HttpClient http, CancellationToken cancellationToken)
     {
         try
@@ -330,6 +377,13 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     /// <summary>One batch request with <c>count</c> events for each room; each event carries its send time in <c>data.t</c>.</summary>
     private async Task PublishAsync(HttpClient http, Dictionary<string, int> perRoom, CancellationToken cancellationToken)
     {
+        if (_roomApi is { } roomApi && perRoom.Keys.Select(r => roomApi[r]).Distinct().Count() > 1)
+        {
+            // --placement: each room's events go through its own node, so that only the delivery crosses nodes.
+            foreach (var group in perRoom.GroupBy(p => roomApi[p.Key]))
+                await PublishAsync(http, group.ToDictionary(p => p.Key, p => p.Value), cancellationToken);
+            return;
+        }
         var pad = new string('x', Math.Max(0, options.EventSize - 40));
         var body = new MemoryStream();
         await using (var w = new Utf8JsonWriter(body))
@@ -356,7 +410,8 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         using var content = new ByteArrayContent(body.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         // Several nodes' APIs take turns (cluster mode); one is the usual single server.
-        var publisher = _publishers.Length == 1 ? http : _publishers[(int)(Interlocked.Increment(ref _publishRequests) % _publishers.Length)];
+        var publisher = _roomApi is { } placed ? _publishers[placed[perRoom.Keys.First()]]
+            : _publishers.Length == 1 ? http : _publishers[(int)(Interlocked.Increment(ref _publishRequests) % _publishers.Length)];
         using var response = await publisher.PostAsync("/api/events", content, cancellationToken);
         if (response.StatusCode != HttpStatusCode.Accepted)
         {

@@ -19,6 +19,11 @@ if (args.Contains("--failover"))
     return await ClusterFailover.RunAsync(args, Console.Out);
 if (args.Contains("--attack"))
     return await RoomAttack.RunAsync(args, Console.Out);
+if (args.Length == 3 && args[0] == "report-cluster")
+{
+    await ClusterReport.WriteSectionAsync(args[1], args[2]);
+    return 0;
+}
 if (args.Length == 3 && args[0] == "report")
 {
     await BenchmarkReport.WriteAsync(args[1], args[2]);
