@@ -213,8 +213,8 @@ internal static class ClusterFailover
     {
         try
         {
-            using var content = new StringContent("{\"bullPenId\":\"" + room + "\",\"type\":\"leaderboard_update\",\"data\":{\"n\":" + n.ToString(CultureInfo.InvariantCulture) + "}}", Encoding.UTF8, "application/json");
-            using var response = await node.PostAsync("/api/events", content);
+            using var content = new StringContent("{\"type\":\"leaderboard_update\",\"data\":{\"n\":" + n.ToString(CultureInfo.InvariantCulture) + "}}", Encoding.UTF8, "application/json");
+            using var response = await node.PostAsync($"/api/rooms/{room}/events", content);
             var text = await response.Content.ReadAsStringAsync();
             long? seq = null;
             if (response.StatusCode == HttpStatusCode.Accepted)

@@ -296,7 +296,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     {
         for (var r = 0; r < options.Rooms; r++)
         {
-            using var content = new StringContent($"{{\"bullPenId\":\"load-{r}\",\"type\":\"{options.EventType}\",\"data\":{{\"start\":true}}}}",
+            using var content = new StringContent($"[{{\"bullPenId\":\"load-{r}\",\"type\":\"{options.EventType}\",\"data\":{{\"start\":true}}}}]",
                 Encoding.UTF8, "application/json");
             using var response = await nodes[0].PostAsync("/api/events", content, cancellationToken);
             if (response.StatusCode != HttpStatusCode.Accepted)
@@ -324,7 +324,8 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             _roomWs[r] = options.Placement == "host" ? host : (host + 1) % nodeCount;
         }
         await output.WriteLineAsync($"placement {options.Placement}: rooms per node {string.Join(", ", Enumerable.Range(0, nodeCount).Select(n => $"node {n + 1}: {_roomApi.Values.Count(h => h == n)}"))}; " +
-                                    $"subscribers per room on node {string.Join(",", _roomWs.Select(w => w + 1))}");
+                                    $"rooms load-0.. on node {string.Join(",", Enumerable.Range(0, options.Rooms).Select(r => _roomApi[$"load-{r}"] + 1))}, " +
+                                    $"their subscribers on node {string.Join(",", _roomWs.Select(w => w + 1))}");
     }
 
     private async Task CheckServerAsync(HttpClient http, CancellationToken cancellationToken)
