@@ -152,6 +152,25 @@ cluster_failover() {
   echo "--failover --rooms 12 --interval-ms 100 --before 5 (3 nodes)" >"$OUT/$1.args"
   stop_cluster
 }
+# cluster_idle NAME N: the nodes' own CPU with nothing to do (gossip, heartbeats, timers), to set beside the rows above:
+# CPU seconds per node over 20 s, 5 s after the cluster is up, with no client and no publish.
+cluster_idle() {
+  echo "== $1 ($2 nodes, idle)"
+  start_cluster "$2" "$OUT/cluster.log"
+  sleep 5
+  local ticks=() i
+  for pid in "${node_pids[@]}"; do ticks+=("$(awk '{print $14 + $15}' "/proc/$pid/stat")"); done
+  sleep 20
+  : >"$OUT/$1.txt"
+  i=0
+  for pid in "${node_pids[@]}"; do
+    echo "node $((i + 1)) (pid $pid): $(awk -v t0="${ticks[$i]}" '{printf "%.2f", ($14 + $15 - t0) / 100}' "/proc/$pid/stat") s CPU in 20 s idle" | tee -a "$OUT/$1.txt"
+    i=$((i + 1))
+  done
+  machine_load >>"$OUT/$1.txt"
+  echo "$2 nodes, no clients, 20 s" >"$OUT/$1.args"
+  stop_cluster
+}
 CLUSTER=(cluster-1node cluster-3nodes cluster-cross-host cluster-cross-remote cluster-failover)
 
 # `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (8.5 minutes here).
@@ -196,6 +215,7 @@ for scenario in "${scenarios[@]}"; do
     cluster-cross-host) cluster_run cluster-cross-host 2 --placement host "${CLUSTER_CROSS[@]}" ;;
     cluster-cross-remote) cluster_run cluster-cross-remote 2 --placement remote "${CLUSTER_CROSS[@]}" ;;
     cluster-failover) cluster_failover cluster-failover ;;
+    cluster-idle) cluster_idle cluster-idle-1node 1; cluster_idle cluster-idle-3nodes 3 ;;
     growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?

@@ -99,6 +99,15 @@ internal static class ClusterReport
                          $"{failover.Accepted:N0} accepted, {failover.Refused:N0} refused ({string.Join(", ", failover.RefusalReasons.Select(x => $"{x.Value} × {x.Key}"))}), " +
                          $"{failover.Failed} unanswered; seqs handed out twice: {failover.DuplicateSeqs} | {LoadAverage("cluster-failover")} |");
         }
+        foreach (var (name, count) in new[] { ("cluster-idle-1node", 1), ("cluster-idle-3nodes", 3) })
+        {
+            var path = Path.Combine(dir, name + ".txt");
+            if (!File.Exists(path))
+                continue;
+            var nodes = File.ReadLines(path).Where(l => l.StartsWith("node ", StringComparison.Ordinal)).ToArray();
+            s.AppendLine($"| idle: {count} node(s) up, no client, no publish: each node's own CPU (gossip, heartbeats, timers), to set beside the rows above | " +
+                         $"`bash bench/run.sh cluster-idle` (`{Args(name)}`) | {string.Join("; ", nodes)} | {LoadAverage(name)} |");
+        }
         s.AppendLine();
         foreach (var name in new[] { "cluster-1node", "cluster-3nodes", "cluster-cross-host", "cluster-cross-remote", "cluster-failover" })
         {
