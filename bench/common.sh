@@ -99,3 +99,52 @@ stop_server() {
   server_pid=""
 }
 trap 'stop_server; drop_store; stop_postgres' EXIT
+
+# Cluster mode (issue 12): N server processes on this machine as one Akka.Cluster over a fresh PostgreSQL database.
+# Node i (0-based) listens on WS_PORT+10i / API_PORT+10i, cluster port CLUSTER_BASE_PORT+i; node 0 is the seed.
+CLUSTER_BASE_PORT=${BENCH_CLUSTER_PORT:-4153}
+node_pids=()
+node_ws=()
+node_api=()
+# start_cluster N LOG: fresh database, node 0 first, then the others; returns once every node sees N members up and is ready.
+start_cluster() {
+  local count=$1 log=$2
+  : >"$log"
+  local previous=$PROVIDER
+  PROVIDER=postgresql
+  fresh_store
+  PROVIDER=$previous
+  node_pids=() node_ws=() node_api=()
+  for i in $(seq 0 $((count - 1))); do
+    local ws=$((WS_PORT + 10 * i)) api=$((API_PORT + 10 * i))
+    env "${SERVER_ENV[@]}" "${STORE_ENV[@]}" TRADEROOM_CLUSTER=on CLUSTER_HOSTNAME=127.0.0.1 CLUSTER_PORT=$((CLUSTER_BASE_PORT + i)) \
+      CLUSTER_SEEDS="akka.tcp://traderoom@127.0.0.1:$CLUSTER_BASE_PORT" ASPNETCORE_ENVIRONMENT=Production JWT_SECRET="$SECRET" \
+      WS_PORT=$ws API_PORT=$api BIND_ADDRESS=127.0.0.1 dotnet "$SERVER" >>"$log.$i" 2>&1 &
+    node_pids+=($!)
+    node_ws+=("ws://127.0.0.1:$ws/ws")
+    node_api+=("http://127.0.0.1:$api")
+    # The seed forms the cluster alone first, so that the others join it rather than racing it.
+    [ "$i" -eq 0 ] && wait_ready "http://127.0.0.1:$api" 1 "$log.0"
+  done
+  for api in "${node_api[@]}"; do wait_ready "$api" "$count" "$log"; done
+  sleep 1
+}
+# wait_ready API N LOG: until the node answers /api/ready 200 and its /api/health shows N members up (at most 60 s).
+wait_ready() {
+  for _ in $(seq 1 300); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/api/ready")" = 200 ] &&
+       [ "$(curl -s "$1/api/health" | jq '[.cluster.members[] | select(.status == "up")] | length')" = "$2" ]; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "cluster node $1 not ready with $2 members up; see $3*" >&2
+  exit 1
+}
+# stop_cluster: SIGTERM every node still running (a killed one is only reaped), then wait for them.
+stop_cluster() {
+  for pid in "${node_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${node_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  node_pids=()
+}
+trap 'stop_server; stop_cluster; drop_store; stop_postgres' EXIT

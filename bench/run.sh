@@ -4,6 +4,8 @@
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
 #   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (8.5 minutes here)
+#   bash bench/run.sh cluster         the cluster rows (issue 12): 1 node vs 3 nodes, a cross-node event's cost, failover;
+#                                     they only rewrite the page's "Cluster mode" section (about 4 minutes here)
 # Every server start gets a fresh store (bench/common.sh): the default SQLite in a new file under artifacts/bench/stores;
 # the -memory scenarios keep nothing, the -pg ones use a new database on a throwaway PostgreSQL (tests/postgres.sh).
 # Results (JSON and text) go to artifacts/bench/. Needs: the .NET SDK; Linux (the load tester reads /proc); openssl for fanout-tls.
@@ -119,12 +121,68 @@ run_tls() {
   WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
 }
 
+# Cluster mode (issue 12): every node a process on this machine, on a fresh PostgreSQL database (bench/common.sh).
+# The same total connections and events on 1 node and on 3, small enough for 2 cores shared by 3 nodes and the tester.
+read -r -a CLUSTER_FANOUT <<<"${BENCH_CLUSTER_ARGS:---connections 3000 --rooms 10 --rate 10 --warmup 5 --duration 20}"
+read -r -a CLUSTER_CROSS <<<"${BENCH_CLUSTER_CROSS_ARGS:---connections 1000 --rooms 10 --rate 10 --warmup 5 --duration 20}"
+# cluster_run NAME NODES load-tester-args...: one scenario on NODES fresh nodes; the tester gets every node's ws, api,
+# pid and /metrics (connections round-robin over the nodes unless --placement says otherwise).
+cluster_run() {
+  local name=$1 count=$2
+  shift 2
+  echo "== $name ($count nodes): $*"
+  start_cluster "$count" "$OUT/cluster.log"
+  local nodes=()
+  for i in $(seq 0 $((count - 1))); do
+    nodes+=(--ws "${node_ws[$i]}" --api "${node_api[$i]}" --server-pid "${node_pids[$i]}" --metrics-url "${node_api[$i]}/metrics")
+  done
+  dotnet "$LOADTEST" "${nodes[@]}" --secret "$SECRET" --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
+  echo "$* ($count nodes)" >"$OUT/$name.args"
+  stop_cluster
+}
+# cluster_failover NAME: 3 nodes; publishers on the survivors; kill -9 of the node hosting the most rooms.
+cluster_failover() {
+  echo "== $1 (3 nodes)"
+  start_cluster 3 "$OUT/cluster.log"
+  local nodes=()
+  for i in 0 1 2; do nodes+=(--api "${node_api[$i]}" --server-pid "${node_pids[$i]}"); done
+  dotnet "$LOADTEST" --failover "${nodes[@]}" --secret "$SECRET" --rooms 12 --interval-ms 100 --before 5 --json "$OUT/$1.json" | tee "$OUT/$1.txt" || true
+  machine_load >>"$OUT/$1.txt"
+  echo "--failover --rooms 12 --interval-ms 100 --before 5 (3 nodes)" >"$OUT/$1.args"
+  stop_cluster
+}
+# cluster_idle NAME N: the nodes' own CPU with nothing to do (gossip, heartbeats, timers), to set beside the rows above:
+# CPU seconds per node over 20 s, 5 s after the cluster is up, with no client and no publish.
+cluster_idle() {
+  echo "== $1 ($2 nodes, idle)"
+  start_cluster "$2" "$OUT/cluster.log"
+  sleep 5
+  local ticks=() i
+  for pid in "${node_pids[@]}"; do ticks+=("$(awk '{print $14 + $15}' "/proc/$pid/stat")"); done
+  sleep 20
+  : >"$OUT/$1.txt"
+  i=0
+  for pid in "${node_pids[@]}"; do
+    echo "node $((i + 1)) (pid $pid): $(awk -v t0="${ticks[$i]}" '{printf "%.2f", ($14 + $15 - t0) / 100}' "/proc/$pid/stat") s CPU in 20 s idle" | tee -a "$OUT/$1.txt"
+    i=$((i + 1))
+  done
+  machine_load >>"$OUT/$1.txt"
+  echo "$2 nodes, no clients, 20 s" >"$OUT/$1.args"
+  stop_cluster
+}
+CLUSTER=(cluster-1node cluster-3nodes cluster-cross-host cluster-cross-remote cluster-failover)
+
 # `durable`: issue 11's rows, the default store (SQLite) beside memory and PostgreSQL in one invocation (8.5 minutes here).
 DURABLE=(fanout fanout-memory fanout-pg burst burst-memory burst-pg publish-1room publish-1room-memory publish-1room-pg
   publish-100rooms publish-100rooms-memory publish-100rooms-pg recovery recovery-pg first-subscribe first-subscribe-pg disk disk-pg)
 scenarios=()
 for scenario in "$@"; do
-  if [ "$scenario" = durable ]; then scenarios+=("${DURABLE[@]}"); else scenarios+=("$scenario"); fi
+  case "$scenario" in
+    durable) scenarios+=("${DURABLE[@]}") ;;
+    cluster) scenarios+=("${CLUSTER[@]}") ;;
+    *) scenarios+=("$scenario") ;;
+  esac
 done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout fanout-tls burst growth selfcheck)
 for scenario in "${scenarios[@]}"; do
@@ -151,6 +209,13 @@ for scenario in "${scenarios[@]}"; do
     first-subscribe-pg) as_provider postgresql first_subscribe first-subscribe-pg ;;
     disk) disk disk ;;
     disk-pg) as_provider postgresql disk disk-pg ;;
+    cluster-1node) cluster_run cluster-1node 1 "${CLUSTER_FANOUT[@]}" ;;
+    cluster-3nodes) cluster_run cluster-3nodes 3 "${CLUSTER_FANOUT[@]}" ;;
+    # A cross-node event's cost: 2 nodes, each room's subscribers on its own node, or all on the other one.
+    cluster-cross-host) cluster_run cluster-cross-host 2 --placement host "${CLUSTER_CROSS[@]}" ;;
+    cluster-cross-remote) cluster_run cluster-cross-remote 2 --placement remote "${CLUSTER_CROSS[@]}" ;;
+    cluster-failover) cluster_failover cluster-failover ;;
+    cluster-idle) cluster_idle cluster-idle-1node 1; cluster_idle cluster-idle-3nodes 3 ;;
     growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
@@ -164,10 +229,18 @@ for scenario in "${scenarios[@]}"; do
       kill "$trivial" 2>/dev/null || true
       ;;
     *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
-         "fanout-pg, burst-pg, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
+         "fanout-pg, burst-pg, cluster-1node, cluster-3nodes, cluster-cross-host, cluster-cross-remote, cluster-failover, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
        exit 2 ;;
   esac
 done
 
-dotnet "$LOADTEST" report "$OUT" docs/benchmarks.md
-echo "wrote docs/benchmarks.md"
+# Only cluster scenarios: their section of the page (and the analysis after it), not the rest, whose results are elsewhere.
+only_cluster=1
+for scenario in "${scenarios[@]}"; do [[ "$scenario" == cluster-* ]] || only_cluster=0; done
+if [ "$only_cluster" = 1 ]; then
+  dotnet "$LOADTEST" report-cluster "$OUT" docs/benchmarks.md
+  echo "wrote the cluster section of docs/benchmarks.md"
+else
+  dotnet "$LOADTEST" report "$OUT" docs/benchmarks.md
+  echo "wrote docs/benchmarks.md"
+fi

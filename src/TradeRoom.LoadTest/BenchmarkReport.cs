@@ -127,9 +127,13 @@ internal static class BenchmarkReport
             s.AppendLine();
         }
 
+        if (ClusterReport.Section(resultsDirectory) is { } cluster)
+            s.AppendLine(cluster.TrimEnd()).AppendLine();
+
         s.AppendLine("## Every run in full");
         s.AppendLine();
-        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Order())
+        // The cluster runs are in full in their own section.
+        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Where(f => !Path.GetFileName(f).StartsWith("cluster-", StringComparison.Ordinal)).Order())
         {
             s.AppendLine($"### {Path.GetFileNameWithoutExtension(file)}: `{Args(Path.GetFileNameWithoutExtension(file))}` (run {File.GetLastWriteTimeUtc(file):yyyy-MM-dd HH:mm} UTC)");
             s.AppendLine();

@@ -7,6 +7,14 @@ public sealed record LoadTestOptions
 {
     public Uri WsUrl { get; init; } = new("ws://127.0.0.1:4001/ws");
     public Uri ApiUrl { get; init; } = new("http://127.0.0.1:4000");
+    /// <summary>Every <c>--ws</c> given (cluster mode: one per node); connection i goes to the (i mod n)-th. Empty: <see cref="WsUrl"/>.</summary>
+    public IReadOnlyList<Uri> WsUrls { get; init; } = [];
+    /// <summary>Every <c>--api</c> given; publish requests take turns over them. Empty: <see cref="ApiUrl"/>.</summary>
+    public IReadOnlyList<Uri> ApiUrls { get; init; } = [];
+    /// <summary>Every <c>--server-pid</c> given (cluster mode: one per node, in the order of <see cref="MetricsUrls"/>).</summary>
+    public IReadOnlyList<int> ServerPids { get; init; } = [];
+    /// <summary>Every <c>--metrics-url</c> given (one per node): summed, and reported per node.</summary>
+    public IReadOnlyList<Uri> MetricsUrls { get; init; } = [];
     public string Secret { get; init; } = Environment.GetEnvironmentVariable("JWT_SECRET") is { Length: > 0 } s ? s : DevelopmentSecret;
     public int Connections { get; init; } = 1000;
     public int Rooms { get; init; } = 10;
@@ -26,6 +34,12 @@ public sealed record LoadTestOptions
     public TimeSpan Hold { get; init; }
     public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(15);
     public int? ServerPid { get; init; }
+    /// <summary>
+    /// Cluster mode, the cost of a cross-node event: <c>host</c> puts each room's subscribers on the node that runs the
+    /// room, <c>remote</c> on the next node; either way events are published through the room's own node.
+    /// Needs one <c>--api</c> per <c>--ws</c>, in the same node order. Null: connections round-robin over the nodes.
+    /// </summary>
+    public string? Placement { get; init; }
     /// <summary>The server's Prometheus endpoint: its counts of events published and frames delivered are compared with the tester's own.</summary>
     public Uri? MetricsUrl { get; init; }
     /// <summary>Sent as <c>Authorization: Bearer</c> to <see cref="MetricsUrl"/> (the server's traderoom.http.metrics-token).</summary>
@@ -56,8 +70,10 @@ public sealed record LoadTestOptions
                dotnet run -c Release --project src/TradeRoom.LoadTest -- --persist throughput|fill|history|first-subscribe|disk [options]
                  (the durable-room measurements of docs/benchmarks.md; `--persist throughput --help` lists their options)
 
-          --ws URL                 WebSocket endpoint, ws:// or wss://     (ws://127.0.0.1:4001/ws)
-          --api URL                HTTP(S) endpoint for publishing          (http://127.0.0.1:4000)
+          --ws URL                 WebSocket endpoint, ws:// or wss://     (ws://127.0.0.1:4001/ws); repeat it for
+                                   several nodes: connections are spread over them round-robin
+          --api URL                HTTP(S) endpoint for publishing          (http://127.0.0.1:4000); repeat it for
+                                   several nodes: publish requests take turns over them
           --ca-cert PATH           PEM certificate to trust for wss:// and https:// (e.g. the server's self-signed one)
           --insecure               accept any server certificate
           --secret S               JWT secret to sign tokens with           (JWT_SECRET, else the development secret)
@@ -73,10 +89,14 @@ public sealed record LoadTestOptions
           --connect-concurrency C  connections opened in parallel           (100)
           --hold S                 seconds idle before publishing           (0)
           --drain S                seconds to wait for the last events      (15)
-          --server-pid PID         measure the server's memory and CPU from /proc
+          --server-pid PID         measure the server's memory and CPU from /proc; repeat it (with as many
+                                   --metrics-url, same order) for several nodes: summed, and reported per node
           --metrics-url URL        the server's /metrics (e.g. http://127.0.0.1:4000/metrics): compare its counts
                                    of events published and frames delivered with the tester's own
           --metrics-token T        bearer token for --metrics-url (the server's traderoom.http.metrics-token)
+          --failover ...           cluster failover time (`--failover --help` lists its options)
+          --placement host|remote  cluster mode: each room's subscribers on the node running the room, or on the
+                                   next node; publishing through the room's node (needs --ws and --api per node)
           --json PATH              write the summary as JSON ("-": stdout)
           --expect-per-connection K  self-check against `trivial-server`: no publishing, K events per connection
           --quiet                  no live progress
@@ -99,8 +119,8 @@ public sealed record LoadTestOptions
 
             o = name switch
             {
-                "--ws" => o with { WsUrl = Url("ws", "wss") },
-                "--api" => o with { ApiUrl = Url("http", "https") },
+                "--ws" => Ws(o, Url("ws", "wss")),
+                "--api" => Api(o, Url("http", "https")),
                 "--ca-cert" => o with { CaCertPath = Value() },
                 "--insecure" => o with { Insecure = true },
                 "--metrics-token" => o with { MetricsToken = Value() },
@@ -117,14 +137,19 @@ public sealed record LoadTestOptions
                 "--connect-concurrency" => o with { ConnectConcurrency = Int(1) },
                 "--hold" => o with { Hold = TimeSpan.FromSeconds(Number()) },
                 "--drain" => o with { Drain = TimeSpan.FromSeconds(Number()) },
-                "--server-pid" => o with { ServerPid = Int(1) },
-                "--metrics-url" => o with { MetricsUrl = Url("http", "https") },
+                "--server-pid" => Pid(o, Int(1)),
+                "--placement" => o with { Placement = Value() is var p && p is "host" or "remote" ? p : throw new ArgumentException("--placement is host or remote") },
+                "--metrics-url" => Metrics(o, Url("http", "https")),
                 "--json" => o with { JsonPath = Value() },
                 "--expect-per-connection" => o with { ExpectPerConnection = Int(1) },
                 "--quiet" => o with { Quiet = true },
                 _ => throw new ArgumentException($"unknown option {name}"),
             };
         }
+        if (o.ServerPids.Count > 1 && o.MetricsUrls.Count != o.ServerPids.Count)
+            throw new ArgumentException("several --server-pid need as many --metrics-url, in the same order (one per node)");
+        if (o.Placement is not null && (o.WsUrls.Count < 2 || o.ApiUrls.Count != o.WsUrls.Count))
+            throw new ArgumentException("--placement needs 2 or more nodes, each as --ws and --api in the same order");
         if (o.Rooms > o.Connections)
             throw new ArgumentException("--rooms cannot exceed --connections");
         if (o.MetricsUrl is not null && o.ExpectPerConnection > 0)
@@ -136,5 +161,12 @@ public sealed record LoadTestOptions
         if (o.SourceAddresses > 254)
             throw new ArgumentException("--source-addresses is at most 254 (127.0.0.1..127.0.0.254)");
         return o;
+
+        // Repeated options add a node; the first also sets the single-node field the rest of the tester reads.
+        static LoadTestOptions Ws(LoadTestOptions o, Uri u) => o with { WsUrl = o.WsUrls.Count == 0 ? u : o.WsUrl, WsUrls = [.. o.WsUrls, u] };
+        static LoadTestOptions Api(LoadTestOptions o, Uri u) => o with { ApiUrl = o.ApiUrls.Count == 0 ? u : o.ApiUrl, ApiUrls = [.. o.ApiUrls, u] };
+        static LoadTestOptions Pid(LoadTestOptions o, int p) => o with { ServerPid = o.ServerPids.Count == 0 ? p : o.ServerPid, ServerPids = [.. o.ServerPids, p] };
+        static LoadTestOptions Metrics(LoadTestOptions o, Uri u) =>
+            o with { MetricsUrl = o.MetricsUrls.Count == 0 ? u : o.MetricsUrl, MetricsUrls = [.. o.MetricsUrls, u] };
     }
 }

@@ -41,12 +41,22 @@ public sealed record LoadTestResult
     public long? ServerEventsPublished { get; init; }
     /// <summary>With --metrics-url: event frames the server counted as delivered in the same time (compare with <see cref="Delivered"/>).</summary>
     public long? ServerFramesDelivered { get; init; }
+    /// <summary>With --metrics-url in cluster mode: events sent by rooms to relays on other nodes, summed over the nodes.</summary>
+    public long? ServerCrossNodeEventsSent { get; init; }
+    /// <summary>With --metrics-url in cluster mode: events relays received from rooms on other nodes, summed over the nodes.</summary>
+    public long? ServerCrossNodeEventsReceived { get; init; }
+    /// <summary>With several --server-pid and --metrics-url (cluster mode): each node's share, in their order.</summary>
+    public IReadOnlyList<NodeResult>? Nodes { get; init; }
     /// <summary>This load tester's own CPU time while publishing and draining (it shares the machine with the server).</summary>
     public required double LoadTesterCpuSecondsInPublishPhase { get; init; }
 
     /// <summary>Everything arrived once, in order, and every connection opened.</summary>
     public bool Clean => ConnectionsFailed == 0 && PublishFailures == 0 && Lost == 0 && DuplicatedOrOutOfOrder == 0 && Gaps == 0;
 }
+
+/// <summary>One node's share of a run in cluster mode: its CPU from /proc and its counts from its /metrics while publishing and draining.</summary>
+public sealed record NodeResult(int Pid, string MetricsUrl, int Connections, double CpuSeconds, long EventsPublished, long FramesDelivered,
+    long CrossNodeEventsSent, long CrossNodeEventsReceived, double? CpuMicrosecondsPerDelivery);
 
 /// <summary>Runs one load test: connect, subscribe, (hold), publish, drain, measure.</summary>
 public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
@@ -60,22 +70,52 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     private long _published;
     private string _phase = "starting";
     private LoadConnection[] _connections = [];
+    private HttpClient[] _publishers = [];
+    /// <summary>With --placement: per room, the node (index into the --ws and --api lists) its subscribers use, and its own node.</summary>
+    private int[]? _roomWs;
+    private Dictionary<string, int>? _roomApi;
+    private long _publishRequests;
+
+    private sealed class DisposeAll(IEnumerable<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+                item.Dispose();
+        }
+    }
 
     public async Task<LoadTestResult> RunAsync(CancellationToken cancellationToken = default)
     {
-        var probe = ServerProbe.For(options.ServerPid);
+        var pids = options.ServerPids.Count > 0 ? options.ServerPids : options.ServerPid is { } onePid ? [onePid] : [];
+        var probes = pids.Select(p => ServerProbe.For(p)!).ToArray();
+        var metricsUrls = options.MetricsUrls.Count > 0 ? options.MetricsUrls : options.MetricsUrl is { } oneUrl ? [oneUrl] : [];
+        var wsUrls = options.WsUrls.Count > 0 ? options.WsUrls : [options.WsUrl];
         var tokens = new TokenIssuer(options.Secret);
-        using var http = new HttpClient(TlsTrust.HttpHandler(options)) { BaseAddress = options.ApiUrl, Timeout = TimeSpan.FromSeconds(30) };
+        var apiUrls = options.ApiUrls.Count > 0 ? options.ApiUrls : [options.ApiUrl];
+        var clients = apiUrls.Select(u => new HttpClient(TlsTrust.HttpHandler(options)) { BaseAddress = u, Timeout = TimeSpan.FromSeconds(30) }).ToArray();
+        using var disposeClients = new DisposeAll(clients);
+        var http = clients[0];
+        _publishers = clients;
         var tls = TlsTrust.Callback(options);
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(12)));
-        if (options.ExpectPerConnection == 0)
-            await CheckServerAsync(http, cancellationToken);
+        foreach (var client in clients)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.ServiceToken("load-test", TimeSpan.FromHours(12)));
+            if (options.ExpectPerConnection == 0)
+                await CheckServerAsync(client, cancellationToken);
+        }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = options.Quiet ? Task.CompletedTask : ReportProgressAsync(stop.Token);
-        var rssBaseline = probe?.RssBytes();
+        long? Rss() => probes.Length > 0 ? probes.Sum(p => p.RssBytes()) : null;
+        double? Cpu() => probes.Length > 0 ? probes.Sum(p => p.CpuMicroseconds()) : null;
+        var rssBaseline = Rss();
         var ownCpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
         var startTimestamp = Stopwatch.GetTimestamp();
+
+        if (options.Placement is not null)
+            await PlaceRoomsAsync(clients, wsUrls.Count, cancellationToken);
+        int WsIndex(int connection) => _roomWs is { } placed ? placed[connection % options.Rooms] : connection % wsUrls.Count;
 
         // Connect and subscribe.
         _phase = "connecting";
@@ -101,7 +141,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                 {
                     try
                     {
-                        await connection.OpenAsync(options.WsUrl, source, token, tls, stop.Token);
+                        await connection.OpenAsync(wsUrls[WsIndex(connection.Index)], source, token, tls, stop.Token);
                         Interlocked.Increment(ref _opened);
                         lock (receiving)
                             receiving.Add(connection.ReceiveLoopAsync(stop.Token));
@@ -129,7 +169,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             _phase = "holding";
             await Task.Delay(options.Hold, cancellationToken);
         }
-        var rssConnected = probe?.RssBytes();
+        var rssConnected = Rss();
 
         if (options.Warmup > TimeSpan.Zero && options.Rate > 0)
         {
@@ -145,10 +185,11 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         _phase = "publishing";
         // A self-check counts from the start: the trivial server sends as soon as a connection subscribes.
         var selfCheck = options.ExpectPerConnection > 0;
-        ServerCounters? serverBefore = options.MetricsUrl is { } metricsUrl
-            ? await ServerCounters.ScrapeSettledAsync(http, metricsUrl, options.MetricsToken, cancellationToken)
+        var serverBefore = metricsUrls.Count > 0
+            ? await ServerCounters.ScrapeAllSettledAsync(http, metricsUrls, options.MetricsToken, cancellationToken)
             : null;
-        var cpuBefore = probe?.CpuMicroseconds();
+        var nodeCpuBefore = probes.Select(p => p.CpuMicroseconds()).ToArray();
+        var cpuBefore = Cpu();
         var ownCpuBefore = selfCheck ? ownCpuAtStart : Process.GetCurrentProcess().TotalProcessorTime;
         var deliveredBefore = selfCheck ? 0 : _metrics.Delivered;
         var publishedBefore = _published; // the warm-up's events are not measured, like its deliveries
@@ -171,12 +212,30 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                && open.Any(c => c.CloseCode is null && c.Failure is null))
             await Task.Delay(20, cancellationToken);
         var deliverySeconds = Stopwatch.GetElapsedTime(publishStart, Math.Max(_metrics.LastDeliveryTimestamp, publishStart)).TotalSeconds;
-        var cpuAfter = probe?.CpuMicroseconds();
+        var cpuAfter = Cpu();
+        var nodeCpuAfter = probes.Select(p => p.CpuMicroseconds()).ToArray();
         var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuBefore;
         var delivered = _metrics.Delivered - deliveredBefore;
-        ServerCounters? serverAfter = options.MetricsUrl is { } url
-            ? await ServerCounters.ScrapeSettledAsync(http, url, options.MetricsToken, cancellationToken, serverBefore, delivered)
+        var serverAfter = metricsUrls.Count > 0
+            ? await ServerCounters.ScrapeAllSettledAsync(http, metricsUrls, options.MetricsToken, cancellationToken, serverBefore, delivered)
             : null;
+        ServerCounters? serverDelta = serverBefore is not null && serverAfter is not null
+            ? serverAfter.Aggregate((a, b) => a + b) - serverBefore.Aggregate((a, b) => a + b)
+            : null;
+        NodeResult[]? nodes = null;
+        if (probes.Length > 1 && serverBefore is not null && serverAfter is not null)
+        {
+            nodes = new NodeResult[probes.Length];
+            for (var n = 0; n < nodes.Length; n++)
+            {
+                var d = serverAfter[n] - serverBefore[n];
+                var cpu = nodeCpuAfter[n] - nodeCpuBefore[n];
+                nodes[n] = new NodeResult(probes[n].Pid, metricsUrls[n].ToString(),
+                    wsUrls.Count == probes.Length ? connections.Count(c => c is not null && c.Failure is null && WsIndex(c.Index) == n) : 0,
+                    Math.Round(cpu / 1e6, 2), d.EventsPublished, d.FramesDelivered, d.CrossNodeSent, d.CrossNodeReceived,
+                    d.FramesDelivered > 0 ? Math.Round(cpu / d.FramesDelivered, 2) : null);
+            }
+        }
 
         _phase = "done";
         await stop.CancelAsync();
@@ -216,14 +275,58 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             ServerCpuMicrosecondsPerDelivery = cpuBefore is { } c0 && cpuAfter is { } c1 && delivered > 0 ? Math.Round((c1 - c0) / delivered, 2) : null,
             ServerCpuSecondsInPublishPhase = cpuBefore is { } s0 && cpuAfter is { } s1 ? Math.Round((s1 - s0) / 1e6, 2) : null,
             LoadTesterCpuSecondsInPublishPhase = Math.Round(ownCpu.TotalSeconds, 2),
-            ServerEventsPublished = serverAfter?.EventsPublished - serverBefore?.EventsPublished,
-            ServerFramesDelivered = serverAfter?.FramesDelivered - serverBefore?.FramesDelivered,
+            ServerEventsPublished = serverDelta?.EventsPublished,
+            ServerFramesDelivered = serverDelta?.FramesDelivered,
+            ServerCrossNodeEventsSent = serverDelta?.CrossNodeSent,
+            ServerCrossNodeEventsReceived = serverDelta?.CrossNodeReceived,
+            Nodes = nodes,
         };
     }
 
     /// <summary>Deliveries expected from everything published so far, over the connections that opened.</summary>
     private long ExpectedSoFar() =>
         _connections.Where(c => c is not null && c.Failure is null).Sum(c => _publishedPerRoom.GetValueOrDefault(c.Room));
+
+    /// <summary>
+    /// --placement: starts every room with one event through the first node (not counted: nobody is subscribed yet), asks
+    /// where each runs (<c>/api/rooms</c>' <c>node</c> against each node's <c>/api/health</c> <c>cluster.self</c>), and
+    /// picks each room's subscribers' node: its own (host) or the next one (remote).
+    /// </summary>
+    private async Task PlaceRoomsAsync(HttpClient[] nodes, int nodeCount, CancellationToken cancellationToken)
+    {
+        for (var r = 0; r < options.Rooms; r++)
+        {
+            using var content = new StringContent($"[{{\"bullPenId\":\"load-{r}\",\"type\":\"{options.EventType}\",\"data\":{{\"start\":true}}}}]",
+                Encoding.UTF8, "application/json");
+            using var response = await nodes[0].PostAsync("/api/events", content, cancellationToken);
+            if (response.StatusCode != HttpStatusCode.Accepted)
+                throw new LoadTestException($"starting room load-{r} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+        }
+        var selves = new string[nodeCount];
+        for (var n = 0; n < nodeCount; n++)
+        {
+            using var health = JsonDocument.Parse(await nodes[n].GetStringAsync("/api/health", cancellationToken));
+            selves[n] = health.RootElement.TryGetProperty("cluster", out var cluster)
+                ? cluster.GetProperty("self").GetString()!
+                : throw new LoadTestException($"--placement needs cluster mode; {nodes[n].BaseAddress} has no `cluster` in /api/health");
+        }
+        using var listing = JsonDocument.Parse(await nodes[0].GetStringAsync("/api/rooms", cancellationToken));
+        var hosts = listing.RootElement.GetProperty("rooms").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("bullPenId").GetString()!, r => Array.IndexOf(selves, r.GetProperty("node").GetString()));
+        _roomWs = new int[options.Rooms];
+        _roomApi = [];
+        for (var r = 0; r < options.Rooms; r++)
+        {
+            var host = hosts.GetValueOrDefault($"load-{r}", -1);
+            if (host < 0)
+                throw new LoadTestException($"room load-{r} is not listed on any node's /api/health self in /api/rooms");
+            _roomApi[$"load-{r}"] = host;
+            _roomWs[r] = options.Placement == "host" ? host : (host + 1) % nodeCount;
+        }
+        await output.WriteLineAsync($"placement {options.Placement}: rooms per node {string.Join(", ", Enumerable.Range(0, nodeCount).Select(n => $"node {n + 1}: {_roomApi.Values.Count(h => h == n)}"))}; " +
+                                    $"rooms load-0.. on node {string.Join(",", Enumerable.Range(0, options.Rooms).Select(r => _roomApi[$"load-{r}"] + 1))}, " +
+                                    $"their subscribers on node {string.Join(",", _roomWs.Select(w => w + 1))}");
+    }
 
     private async Task CheckServerAsync(HttpClient http, CancellationToken cancellationToken)
     {
@@ -275,6 +378,13 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     /// <summary>One batch request with <c>count</c> events for each room; each event carries its send time in <c>data.t</c>.</summary>
     private async Task PublishAsync(HttpClient http, Dictionary<string, int> perRoom, CancellationToken cancellationToken)
     {
+        if (_roomApi is { } roomApi && perRoom.Keys.Select(r => roomApi[r]).Distinct().Count() > 1)
+        {
+            // --placement: each room's events go through its own node, so that only the delivery crosses nodes.
+            foreach (var group in perRoom.GroupBy(p => roomApi[p.Key]))
+                await PublishAsync(http, group.ToDictionary(p => p.Key, p => p.Value), cancellationToken);
+            return;
+        }
         var pad = new string('x', Math.Max(0, options.EventSize - 40));
         var body = new MemoryStream();
         await using (var w = new Utf8JsonWriter(body))
@@ -300,7 +410,10 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         }
         using var content = new ByteArrayContent(body.ToArray());
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        using var response = await http.PostAsync("/api/events", content, cancellationToken);
+        // Several nodes' APIs take turns (cluster mode); one is the usual single server.
+        var publisher = _roomApi is { } placed ? _publishers[placed[perRoom.Keys.First()]]
+            : _publishers.Length == 1 ? http : _publishers[(int)(Interlocked.Increment(ref _publishRequests) % _publishers.Length)];
+        using var response = await publisher.PostAsync("/api/events", content, cancellationToken);
         if (response.StatusCode != HttpStatusCode.Accepted)
         {
             Interlocked.Increment(ref _publishFailures);
@@ -364,6 +477,14 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             var agree = serverEvents == r.EventsPublished && serverFrames == r.Delivered;
             Row("server's /metrics", $"{serverEvents} events published, {serverFrames} frames delivered " +
                                      (agree ? "(agree with the tester's counts)" : $"(tester: {r.EventsPublished} published, {r.Delivered} received)"));
+        }
+        if (r.ServerCrossNodeEventsSent is { } sent && r.ServerCrossNodeEventsReceived is { } got && (sent > 0 || got > 0 || r.Nodes is not null))
+            Row("cross-node events (/metrics)", $"{sent} sent by rooms to other nodes' relays, {got} received by relays");
+        foreach (var (n, i) in (r.Nodes ?? []).Select((n, i) => (n, i)))
+        {
+            Row($"  node {i + 1} (pid {n.Pid})", $"{n.Connections} connections, CPU {n.CpuSeconds:0.00} s, {n.FramesDelivered} frames delivered: " +
+                $"{(n.CpuMicrosecondsPerDelivery is { } c ? c.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "–")} µs per delivery; " +
+                $"{n.EventsPublished} events published by its rooms; cross-node {n.CrossNodeEventsSent} sent, {n.CrossNodeEventsReceived} received");
         }
         Row("load tester CPU", $"{r.LoadTesterCpuSecondsInPublishPhase:0.00} s while publishing and draining");
         Row("verdict", r.Clean ? "clean: every event arrived once, in order" : "NOT clean: see above");

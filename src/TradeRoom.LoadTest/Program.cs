@@ -15,8 +15,15 @@ if (args.Length > 0 && args[0] == "trivial-server")
 }
 if (args.Contains("--persist"))
     return await PersistenceBench.RunAsync(args, Console.Out);
+if (args.Contains("--failover"))
+    return await ClusterFailover.RunAsync(args, Console.Out);
 if (args.Contains("--attack"))
     return await RoomAttack.RunAsync(args, Console.Out);
+if (args.Length == 3 && args[0] == "report-cluster")
+{
+    await ClusterReport.WriteSectionAsync(args[1], args[2]);
+    return 0;
+}
 if (args.Length == 3 && args[0] == "report")
 {
     await BenchmarkReport.WriteAsync(args[1], args[2]);
