@@ -26,7 +26,7 @@ namespace TradeRoom.Actors.Rooms;
 /// and its relays join it again.
 /// </para>
 /// </summary>
-public sealed class RoomActor : ReceivePersistentActor
+public sealed class RoomActor : ReceivePersistentActor, IWithTimers
 {
     private RoomState _state;
     // The relays that deliver this room's events, one per node with subscribers, each with the connections it serves.
@@ -133,17 +133,36 @@ public sealed class RoomActor : ReceivePersistentActor
                 failed.Metadata.SequenceNr, failed.Cause.Message);
             if (_stopWhenSnapshotted)
                 Context.Stop(Self);
+            else
+                Timers.StartSingleTimer(RetryHousekeeping.Instance, RetryHousekeeping.Instance, _settings.StoreMinBackoff);
         });
         // Deleting what a snapshot covers is housekeeping: a failure leaves rows behind for the next snapshot to take.
         Command<DeleteMessagesSuccess>(_ => { });
-        Command<DeleteMessagesFailure>(f => _log.Warning("Room {BullPenId} could not delete its journal up to {Seq}: {Reason}",
-            TextRules.ForLog(_state.BullPenId), f.ToSequenceNr, f.Cause.Message));
+        Command<DeleteMessagesFailure>(f =>
+        {
+            _log.Warning("Room {BullPenId} could not delete its journal up to {Seq}: {Reason}", TextRules.ForLog(_state.BullPenId),
+                f.ToSequenceNr, f.Cause.Message);
+            Timers.StartSingleTimer(RetryHousekeeping.Instance, RetryHousekeeping.Instance, _settings.StoreMinBackoff);
+        });
+        // A failed snapshot or delete is tried again (after persistence.restart-backoff.min), so a room that has gone
+        // quiet still trims its journal: the snapshot of its head, whose success deletes what it covers.
+        Command<RetryHousekeeping>(_ =>
+        {
+            if (_snapshotting)
+                return;
+            if (_state.Seq > _snapshotSeq)
+                SaveSnapshotNow();
+            else
+                DeleteMessages(_snapshotSeq);
+        });
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("Room {BullPenId} could not delete old snapshots: {Reason}",
             TextRules.ForLog(_state.BullPenId), f.Cause.Message));
     }
 
     public override string PersistenceId { get; }
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>The memory provider keeps nothing, so there is nothing to recover.</summary>
     public override Recovery Recovery => _settings.Durable ? Recovery.Default : Recovery.None;
@@ -330,6 +349,11 @@ public sealed class RoomActor : ReceivePersistentActor
             writing.Publisher.Tell(new PublishRejected(_state.BullPenId, ErrorCodes.StorageUnavailable, why));
         if (!_settings.Sharded)
             Context.Parent.Tell(new RoomFailed(_state.BullPenId));
+    }
+
+    private sealed record RetryHousekeeping
+    {
+        public static readonly RetryHousekeeping Instance = new();
     }
 
     /// <summary>The connections one relay serves here, and how many of them each user has (for private events).</summary>
