@@ -61,29 +61,24 @@ internal static class ClusterFailover
         var o = new Options();
         try
         {
-            for (var i = 0; i < args.Length; i++)
+            var a = new ArgReader(args);
+            while (a.Next())
             {
-                var name = args[i];
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
-                int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min
-                    ? v : throw new ArgumentException($"{name} needs a whole number >= {min}");
-                double Number() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
-                    ? v : throw new ArgumentException($"{name} needs a number > 0");
-                switch (name)
+                switch (a.Name)
                 {
                     case "--failover": break;
                     case "--api":
-                        o.Apis.Add(Uri.TryCreate(Value(), UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
+                        o.Apis.Add(Uri.TryCreate(a.Value(), UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
                             ? u : throw new ArgumentException("--api needs an http or https URL"));
                         break;
-                    case "--server-pid": o.Pids.Add(Int(1)); break;
-                    case "--secret": o.Secret = Value(); break;
-                    case "--rooms": o.Rooms = Int(1); break;
-                    case "--interval-ms": o.IntervalMs = Int(1); break;
-                    case "--before": o.Before = Number(); break;
-                    case "--give-up": o.GiveUp = Number(); break;
-                    case "--json": o.Json = Value(); break;
-                    default: throw new ArgumentException($"unknown option {name}");
+                    case "--server-pid": o.Pids.Add(a.Int(1)); break;
+                    case "--secret": o.Secret = a.Value(); break;
+                    case "--rooms": o.Rooms = a.Int(1); break;
+                    case "--interval-ms": o.IntervalMs = a.Int(1); break;
+                    case "--before": o.Before = a.Positive(); break;
+                    case "--give-up": o.GiveUp = a.Positive(); break;
+                    case "--json": o.Json = a.Value(); break;
+                    default: throw new ArgumentException($"unknown option {a.Name}");
                 }
             }
             if (o.Apis.Count < 3 || o.Pids.Count != o.Apis.Count)

@@ -82,35 +82,32 @@ internal static class PersistenceBench
         var o = new Options();
         try
         {
-            for (var i = 0; i < args.Length; i++)
+            var a = new ArgReader(args);
+            while (a.Next())
             {
-                var name = args[i];
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
-                double Number() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0
-                    ? v : throw new ArgumentException($"{name} needs a number >= 0");
-                int Int() => (int)Number() is var n and > 0 ? n : throw new ArgumentException($"{name} needs a whole number > 0");
-                switch (name)
+                int Int() => (int)a.NonNegative() is var n and > 0 ? n : throw new ArgumentException($"{a.Name} needs a whole number > 0");
+                switch (a.Name)
                 {
-                    case "--persist": o.Mode = Value(); break;
-                    case "--ws": o.Ws = new Uri(Value()); break;
-                    case "--api": o.Api = new Uri(Value()); break;
-                    case "--secret": o.Secret = Value(); break;
+                    case "--persist": o.Mode = a.Value(); break;
+                    case "--ws": o.Ws = new Uri(a.Value()); break;
+                    case "--api": o.Api = new Uri(a.Value()); break;
+                    case "--secret": o.Secret = a.Value(); break;
                     case "--server-pid": o.ServerPid = Int(); break;
                     case "--db-pid": o.DbPid = Int(); break;
-                    case "--provider": o.Provider = Value(); break;
+                    case "--provider": o.Provider = a.Value(); break;
                     case "--rooms": o.Rooms = Int(); break;
                     case "--publishers": o.Publishers = Int(); break;
                     case "--batch": o.Batch = Int(); break;
-                    case "--duration": o.Duration = Number(); break;
-                    case "--warmup": o.Warmup = Number(); break;
+                    case "--duration": o.Duration = a.NonNegative(); break;
+                    case "--warmup": o.Warmup = a.NonNegative(); break;
                     case "--events": o.Events = Int(); break;
-                    case "--event-size": o.EventSize = (int)Number(); break;
-                    case "--state": o.State = Value(); break;
+                    case "--event-size": o.EventSize = (int)a.NonNegative(); break;
+                    case "--state": o.State = a.Value(); break;
                     case "--sequential": o.Sequential = true; break;
-                    case "--sqlite": o.SqliteFile = Value(); break;
-                    case "--pg": o.Pg = Value(); break;
-                    case "--json": o.Json = Value(); break;
-                    default: throw new ArgumentException($"unknown option {name}");
+                    case "--sqlite": o.SqliteFile = a.Value(); break;
+                    case "--pg": o.Pg = a.Value(); break;
+                    case "--json": o.Json = a.Value(); break;
+                    default: throw new ArgumentException($"unknown option {a.Name}");
                 }
             }
             if (o.Mode is not ("throughput" or "fill" or "history" or "first-subscribe" or "disk"))

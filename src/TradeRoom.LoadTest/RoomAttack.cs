@@ -56,26 +56,23 @@ internal static class RoomAttack
         var o = new Options();
         try
         {
-            for (var i = 0; i < args.Length; i++)
+            var a = new ArgReader(args);
+            while (a.Next())
             {
-                var name = args[i];
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
-                double Number() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
-                    ? v : throw new ArgumentException($"{name} needs a number > 0");
-                switch (name)
+                switch (a.Name)
                 {
-                    case "--attack": o.Mode = Value(); break;
-                    case "--ws": o.Ws = new Uri(Value()); break;
-                    case "--api": o.Api = new Uri(Value()); break;
-                    case "--secret": o.Secret = Value(); break;
-                    case "--server-pid": o.ServerPid = (int)Number(); break;
-                    case "--attackers": o.Attackers = (int)Number(); break;
-                    case "--attack-rate": o.AttackRate = Number(); break;
-                    case "--normal": o.Normal = (int)Number(); break;
-                    case "--rate": o.Rate = Number(); break;
-                    case "--duration": o.Duration = Number(); break;
-                    case "--rooms": o.Rooms = (int)Number(); break;
-                    default: throw new ArgumentException($"unknown option {name}");
+                    case "--attack": o.Mode = a.Value(); break;
+                    case "--ws": o.Ws = new Uri(a.Value()); break;
+                    case "--api": o.Api = new Uri(a.Value()); break;
+                    case "--secret": o.Secret = a.Value(); break;
+                    case "--server-pid": o.ServerPid = (int)a.Positive(); break;
+                    case "--attackers": o.Attackers = (int)a.Positive(); break;
+                    case "--attack-rate": o.AttackRate = a.Positive(); break;
+                    case "--normal": o.Normal = (int)a.Positive(); break;
+                    case "--rate": o.Rate = a.Positive(); break;
+                    case "--duration": o.Duration = a.Positive(); break;
+                    case "--rooms": o.Rooms = (int)a.Positive(); break;
+                    default: throw new ArgumentException($"unknown option {a.Name}");
                 }
             }
             if (o.Mode is not ("rooms" or "idle-rooms"))
