@@ -22,6 +22,9 @@ public sealed class RoomDirectory : ReceiveActor
 
     public RoomDirectory(TimeSpan queryTimeout)
     {
+        // The HTTP caller waits queryTimeout: a node that has not answered by half of it is left out, so the answer
+        // (from the nodes that did answer) still reaches the caller in time.
+        var gatherTimeout = queryTimeout / 2;
         Receive<RoomStarted>(r =>
         {
             _rooms[r.BullPenId] = Sender;
@@ -50,7 +53,7 @@ public sealed class RoomDirectory : ReceiveActor
         Receive<GetLocalRoomCount>(_ => Sender.Tell(new RoomCount(_rooms.Count)));
 
         // The cluster-wide queries, asked of every member's directory.
-        Receive<GetRooms>(q => AskAll(new GetLocalRooms(q.Limit + 1, q.After), Sender, queryTimeout, answers =>
+        Receive<GetRooms>(q => AskAll(new GetLocalRooms(q.Limit + 1, q.After), Sender, gatherTimeout, answers =>
         {
             var rooms = answers.OfType<RoomList>().SelectMany(l => l.Rooms)
                 .DistinctBy(r => r.BullPenId).OrderBy(r => r.BullPenId, StringComparer.Ordinal).Take(q.Limit + 1).ToList();
@@ -62,19 +65,24 @@ public sealed class RoomDirectory : ReceiveActor
             }
             return new RoomList(rooms, next);
         }));
-        Receive<GetRoomDetails>(q => AskAll(new GetLocalRoomDetails(q.BullPenId), Sender, queryTimeout,
+        Receive<GetRoomDetails>(q => AskAll(new GetLocalRoomDetails(q.BullPenId), Sender, gatherTimeout,
             answers => answers.OfType<RoomDetails>().FirstOrDefault() ?? (object)new RoomNotFound(q.BullPenId)));
-        Receive<GetRoomCount>(_ => AskAll(GetLocalRoomCount.Instance, Sender, queryTimeout,
+        Receive<GetRoomCount>(_ => AskAll(GetLocalRoomCount.Instance, Sender, gatherTimeout,
             answers => new RoomCount(answers.OfType<RoomCount>().Sum(c => c.Rooms))));
     }
 
     public static Props Props(TimeSpan queryTimeout) => Akka.Actor.Props.Create(() => new RoomDirectory(queryTimeout));
 
-    /// <summary>Asks the directory of every member that hosts rooms (up or leaving, with the server role), then answers with <paramref name="merge"/> of what came back in time.</summary>
+    /// <summary>
+    /// Asks the directory of every reachable member that hosts rooms (up or leaving, with the server role), then
+    /// answers with <paramref name="merge"/> of what came back in time.
+    /// </summary>
     private void AskAll(object question, IActorRef replyTo, TimeSpan timeout, Func<IReadOnlyList<object>, object> merge)
     {
-        var members = Akka.Cluster.Cluster.Get(Context.System).State.Members
-            .Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving && m.HasRole(Cluster.ClusterSettings.ServerRole))
+        var state = Akka.Cluster.Cluster.Get(Context.System).State;
+        var members = state.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving && m.HasRole(Cluster.ClusterSettings.ServerRole)
+                        && !state.Unreachable.Contains(m))
             .Select(m => Context.ActorSelection(new RootActorPath(m.Address) / "user" / Name))
             .ToArray();
         Context.ActorOf(Akka.Actor.Props.Create(() => new Gather(members, question, replyTo, timeout, merge)));

@@ -162,8 +162,9 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, ITestOutputHel
                     ? new { bullPenId = room, sinceSeq = since, epoch }
                     : new { bullPenId = room };
                 await _client.SendAsync(new { type = "subscribe_room", data });
+                // A room of a killed node answers once it is back on a survivor: after the failover (about 17 s).
                 Frame ack;
-                while ((ack = await _client.ReceiveAsync()).Type != "subscribed")
+                while ((ack = await _client.ReceiveAsync(Settle)).Type != "subscribed")
                     Record(ack); // events of the rooms subscribed before this one
                 if (resume)
                     Assert.True(ack.Data.GetProperty("recovered").GetBoolean(), $"{User} resuming {room}: {ack.Raw}");
