@@ -355,8 +355,7 @@ public sealed class TradeRoomClient : IAsyncDisposable
                     _rooms.Remove(room.BullPenId);
             }
             _state = ClientState.Closed;
-            _runStop?.Dispose();
-            _runStop = null;
+            _runStop = null; // not disposed: a CloseAsync racing with this stop may still cancel it
         }
         var failure = new TradeRoomClientException(why, clientClosed ? null : code);
         connecting?.TrySetException(failure);
