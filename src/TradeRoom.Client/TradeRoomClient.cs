@@ -647,6 +647,8 @@ public sealed class TradeRoomClient : IAsyncDisposable
     {
         try
         {
+            // Scheduled under the client's lock: the token provider must not run there, even for a zero delay.
+            await Task.Yield();
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             await RefreshTokenAsync().ConfigureAwait(false);
         }
