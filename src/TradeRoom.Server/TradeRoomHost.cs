@@ -89,7 +89,7 @@ public static class TradeRoomHost
                 akka.WithActors((system, _) => ClusterShutdown.CloseSocketsAfterLeaving(system, services.GetRequiredService<OpenSockets>(),
                     services.GetRequiredService<ILoggerFactory>().CreateLogger<ClusterShutdown>()));
             }
-            akka.AddTradeRoomPersistence(settings.Persistence);
+            akka.AddTradeRoomPersistence(settings.Persistence, metrics);
             akka.AddTradeRoomActors(settings);
             if (settings.Cluster.Enabled)
                 akka.AddTradeRoomPublisherReceptionist();

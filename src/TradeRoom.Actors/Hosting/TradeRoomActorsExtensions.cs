@@ -17,7 +17,9 @@ public static class TradeRoomActorsExtensions
     /// The rooms' journal and snapshot store: Akka.Persistence.Sql on SQLite or PostgreSQL, its tables created on
     /// first use (the SQLite file itself by <see cref="RoomStore.Prepare"/>, before); nothing with the memory provider (rooms then do not persist, see <see cref="Rooms.RoomSettings.Durable"/>).
     /// </summary>
-    public static AkkaConfigurationBuilder AddTradeRoomPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings persistence)
+    /// <param name="metrics">Counts the journal's write transactions (group commit only); none when null.</param>
+    public static AkkaConfigurationBuilder AddTradeRoomPersistence(this AkkaConfigurationBuilder builder, PersistenceSettings persistence,
+        Monitoring.TradeRoomMetrics? metrics = null)
     {
         // Memory rooms persist nothing and recover nothing, but a persistent actor still asks its plugins once as it
         // starts: the in-memory ones answer at once (the default snapshot store would look on disk).
@@ -29,6 +31,13 @@ public static class TradeRoomActorsExtensions
             builder.WithSqlPersistence(sqlite, autoInitialize: true);
         else
             builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
+        if (persistence.GroupCommit)
+        {
+            // The plugin's journal with our write path (its tables, reads, recovery and deletes stay its own).
+            builder.AddSetup(new GroupCommitSetup(persistence, metrics));
+            builder.AddHocon($"akka.persistence.journal.sql.class = \"{typeof(GroupCommitJournal).FullName}, {typeof(GroupCommitJournal).Assembly.GetName().Name}\"",
+                HoconAddMode.Prepend);
+        }
         // The journal runs this many write transactions at once. SQLite takes one writer at a time, and a second
         // one only sleeps on the file's lock: with one, the events of all rooms wait together and go in one batch.
         return persistence.Writers is { } writers

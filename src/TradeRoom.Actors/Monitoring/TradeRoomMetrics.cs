@@ -87,6 +87,8 @@ public sealed class TradeRoomMetrics
             "Time from a room handing an event to its journal to the journal confirming it stored (durable providers only).",
             new HistogramConfiguration { Buckets = LatencyBuckets });
         _eventsPersisted = factory.CreateCounter("traderoom_events_persisted_total", "Events the journal stored.");
+        _journalTransactions = factory.CreateCounter("traderoom_journal_transactions_total",
+            "Write transactions the journal committed (group commit, SQLite): traderoom_events_persisted_total divided by this is events per transaction.");
         _snapshots = factory.CreateCounter("traderoom_snapshots_total", "Room snapshots saved.");
         _recoveryTime = factory.CreateHistogram("traderoom_room_recovery_seconds",
             "Time a room took to recover its state from its snapshot and journal when it started; the count is the number of recoveries.",
@@ -108,6 +110,7 @@ public sealed class TradeRoomMetrics
     private readonly Histogram _journalWrite;
     private readonly Counter _eventsPersisted;
     private readonly Counter _snapshots;
+    private readonly Counter _journalTransactions;
     private readonly Histogram _recoveryTime;
     private readonly FrozenDictionary<string, Counter.Child> _storageFailures;
     private volatile string? _storageProblem;
@@ -125,6 +128,9 @@ public sealed class TradeRoomMetrics
     }
 
     public void SnapshotSaved() => _snapshots.Inc();
+
+    /// <summary>The journal committed one write transaction (<see cref="Storage.GroupCommitJournal"/>).</summary>
+    public void JournalTransactionCommitted() => _journalTransactions.Inc();
 
     /// <summary>Cluster mode only (<see cref="AddClusterCounters"/>): events sent to relays on other nodes.</summary>
     public Counter? CrossNodeEventsSent { get; private set; }

@@ -14,8 +14,9 @@ public enum PersistenceProvider
 /// <param name="SqliteFile">The SQLite file's full path (SQLite only).</param>
 /// <param name="Writers">Write transactions the journal runs at once, when the provider sets it (SQLite: <c>sqlite.writers</c>).</param>
 /// <param name="SqliteSynchronous">SQLite's <c>PRAGMA synchronous</c> on every connection: <c>NORMAL</c> or <c>FULL</c> (SQLite only).</param>
+/// <param name="GroupCommit">Events are written by <see cref="GroupCommitJournal"/> rather than the plugin's own write path (SQLite: <c>sqlite.group-commit</c>).</param>
 public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile, int? Writers = null,
-    string? SqliteSynchronous = null)
+    string? SqliteSynchronous = null, bool GroupCommit = false)
 {
     /// <summary>The linq2db provider name Akka.Persistence.Sql connects with.</summary>
     public string LinqToDbProvider => Provider switch
@@ -54,7 +55,8 @@ public sealed record PersistenceSettings(PersistenceProvider Provider, string Co
                     var other => throw new ConfigurationException(
                         $"traderoom.persistence.sqlite.synchronous is \"{other}\"; use normal (the default) or full"),
                 };
-                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path, c.GetInt("sqlite.writers"), synchronous);
+                return new PersistenceSettings(provider, $"Data Source={path};Default Timeout={busy}", path, c.GetInt("sqlite.writers"), synchronous,
+                    c.GetBoolean("sqlite.group-commit"));
             case PersistenceProvider.PostgreSql:
                 var connectionString = c.GetString("postgresql.connection-string");
                 if (string.IsNullOrWhiteSpace(connectionString))

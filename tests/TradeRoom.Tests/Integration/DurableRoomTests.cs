@@ -133,6 +133,28 @@ public sealed class SqliteDurableRoomTests : DurableRoomTests
     private static string DatabaseFile(TestServer server) =>
         server.App.Services.GetRequiredService<TradeRoom.Actors.TradeRoomSettings>().Persistence.SqliteFile!;
 
+    [Theory]
+    [InlineData("on")]
+    [InlineData("off")]
+    public async Task The_journal_writes_through_group_commit_when_it_is_on_and_through_the_plugin_when_off(string groupCommit)
+    {
+        await using var server = await StartAsync($"traderoom.persistence.sqlite.group-commit = {groupCommit}");
+        // One request for ten rooms: their writes reach the journal together.
+        var events = Enumerable.Range(0, 50).Select(i => "{\"bullPenId\":\"g" + (i % 10) + "\",\"type\":\"ranking_changed\",\"data\":{\"n\":" + i + "}}");
+        var published = await server.PostJsonAsync("/api/events", "[" + string.Join(",", events) + "]");
+        Assert.Equal(HttpStatusCode.Accepted, published.Status);
+
+        var metrics = await server.ScrapeAsync();
+        Assert.Equal(50, metrics["traderoom_events_persisted_total"]);
+        var transactions = metrics["traderoom_journal_transactions_total"];
+        if (groupCommit == "on")
+            Assert.InRange(transactions, 1, 50);
+        else
+            Assert.Equal(0, transactions);
+        Assert.Equal(50, await ScalarAsync(server, "SELECT COUNT(*) FROM journal"));
+        Assert.Equal(10, await ScalarAsync(server, "SELECT COUNT(DISTINCT persistence_id) FROM journal"));
+    }
+
     [Fact]
     public async Task An_event_the_store_refuses_gets_503_reaches_no_client_and_the_room_recovers_with_its_followers_when_the_store_is_back()
     {

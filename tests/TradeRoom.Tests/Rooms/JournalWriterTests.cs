@@ -1,0 +1,240 @@
+using System.Data.Common;
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Akka.Persistence.Sql.Config;
+using Akka.Persistence.Sql.Journal.Types;
+using Microsoft.Data.Sqlite;
+using TradeRoom.Actors.Storage;
+using TradeRoom.Tests.Support;
+
+namespace TradeRoom.Tests.Rooms;
+
+/// <summary>
+/// <see cref="JournalWriter"/>, the journal's group commit, against a real SQLite file with Akka.Persistence.Sql's
+/// journal table. Its first connection is held at a gate, so the test knows a transaction is under way while it hands
+/// over the writes that must wait for the next one.
+/// </summary>
+public sealed class JournalWriterTests : IDisposable
+{
+    // The table as Akka.Persistence.Sql creates it on SQLite (default mapping, tag-write-mode Csv, writer uuid).
+    private const string JournalTable = """
+        CREATE TABLE [journal]
+        (
+            [ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
+            [created]         INTEGER        NOT NULL,
+            [deleted]         Bit            NOT NULL,
+            [persistence_id]  NVarChar(255)  NOT NULL,
+            [sequence_number] INTEGER        NOT NULL,
+            [message]         VarBinary      NOT NULL,
+            [tags]            NVarChar(100)      NULL,
+            [manifest]        NVarChar(500)      NULL,
+            [identifier]      INTEGER            NULL,
+            [writer_uuid]     NVarChar(128)      NULL
+        );
+        """;
+
+    private readonly string _folder = TestDatabase.NewSqliteFolder();
+    private readonly string _connectionString;
+    private readonly ManualResetEventSlim _gate = new(initialState: false);
+    private readonly ManualResetEventSlim _atGate = new(initialState: false);
+    private readonly List<int> _transactions = [];
+    private int _connects;
+
+    public JournalWriterTests()
+    {
+        _connectionString = $"Data Source={Path.Combine(_folder, "journal.db")};Default Timeout=1";
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, JournalTable);
+    }
+
+    public void Dispose()
+    {
+        _gate.Set();
+        SqliteConnection.ClearAllPools();
+        TestDatabase.Delete(_folder);
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>A writer whose first connection waits at the gate (after telling <see cref="_atGate"/>).</summary>
+    private JournalWriter NewWriter()
+    {
+        var config = new JournalConfig(ConfigurationFactory.ParseString("tag-write-mode = Csv")
+            .WithFallback(SqlPersistence.DefaultJournalConfiguration));
+        return new JournalWriter(Connect, JournalInsert.For(config), rows =>
+        {
+            lock (_transactions)
+                _transactions.Add(rows);
+        });
+    }
+
+    private DbConnection Connect()
+    {
+        if (Interlocked.Increment(ref _connects) == 1)
+        {
+            _atGate.Set();
+            _gate.Wait();
+        }
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    private static JournalRow[] Rows(string room, params long[] seqs) => seqs.Select(seq => new JournalRow
+    {
+        PersistenceId = "room-" + room,
+        SequenceNumber = seq,
+        Message = [1, 2, (byte)seq],
+        Manifest = "E",
+        Identifier = 7301,
+        Tags = "",
+        Timestamp = DateTime.UtcNow.Ticks,
+        WriterUuid = "w",
+    }).ToArray();
+
+    private List<(string Room, long Seq)> StoredRows()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT persistence_id, sequence_number FROM journal ORDER BY ordering";
+        using var reader = command.ExecuteReader();
+        var rows = new List<(string, long)>();
+        while (reader.Read())
+            rows.Add((reader.GetString(0)["room-".Length..], reader.GetInt64(1)));
+        return rows;
+    }
+
+    private int[] Transactions()
+    {
+        lock (_transactions)
+            return _transactions.ToArray();
+    }
+
+    [Fact]
+    public async Task Writes_of_several_rooms_that_wait_while_a_transaction_runs_are_committed_together_in_the_next()
+    {
+        using var writer = NewWriter();
+        var first = writer.Write(Rows("a", 1), CancellationToken.None);
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)), "the writer took the first write");
+
+        var waiting = new[]
+        {
+            writer.Write(Rows("b", 1, 2), CancellationToken.None),
+            writer.Write(Rows("a", 2), CancellationToken.None),
+            writer.Write(Rows("c", 1), CancellationToken.None),
+        };
+        Assert.All(waiting, w => Assert.False(w.IsCompleted)); // nothing is answered before its commit
+        _gate.Set();
+        await first;
+        await Task.WhenAll(waiting);
+
+        Assert.Equal([1, 4], Transactions());
+        Assert.Equal(2, writer.Transactions);
+        Assert.Equal([("a", 1), ("b", 1), ("b", 2), ("a", 2), ("c", 1)], StoredRows());
+    }
+
+    [Fact]
+    public async Task A_failed_transaction_fails_exactly_its_writes_stores_none_of_their_rows_and_the_next_is_stored()
+    {
+        using (var connection = new SqliteConnection(_connectionString))
+        {
+            connection.Open();
+            // A real failure of the engine in the middle of a transaction, for one room's row only.
+            Execute(connection, """
+                CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.persistence_id = 'room-broken'
+                BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;
+                """);
+        }
+        using var writer = NewWriter();
+        var first = writer.Write(Rows("a", 1), CancellationToken.None);
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
+        // One transaction: a good write of room a (inserted, then rolled back), then the refused one.
+        var sameBatchGood = writer.Write(Rows("a", 2, 3), CancellationToken.None);
+        var refused = writer.Write(Rows("broken", 1), CancellationToken.None);
+        _gate.Set();
+        await first;
+
+        var error = await Assert.ThrowsAsync<SqliteException>(() => refused);
+        Assert.Contains("disk full (simulated)", error.Message);
+        Assert.Same(error, await Assert.ThrowsAsync<SqliteException>(() => sameBatchGood));
+
+        // The next transaction, on a new connection, is stored, and room a goes on from where its store is.
+        await writer.Write(Rows("a", 2), CancellationToken.None);
+        Assert.Equal([("a", 1), ("a", 2)], StoredRows());
+        Assert.Equal([1, 1], Transactions());
+    }
+
+    [Fact]
+    public async Task Rows_are_stored_in_the_order_each_room_handed_them_over_across_many_batches()
+    {
+        using var writer = NewWriter();
+        var writes = new List<Task> { writer.Write(Rows("r0", 1), CancellationToken.None) };
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
+        var next = new long[5];
+        next[0] = 2;
+        for (var i = 1; i < next.Length; i++)
+            next[i] = 1;
+        var handedOver = new List<(string, long)> { ("r0", 1) };
+        // Five rooms, each handing over one to three rows at a time; the gate opens half way, so later writes land in
+        // transactions of whatever sizes the writer finds.
+        for (var i = 0; i < 400; i++)
+        {
+            var room = i % 5;
+            var count = 1 + i % 3;
+            var seqs = Enumerable.Range(0, count).Select(k => next[room] + k).ToArray();
+            next[room] += count;
+            writes.Add(writer.Write(Rows("r" + room, seqs), CancellationToken.None));
+            handedOver.AddRange(seqs.Select(s => ("r" + room, s)));
+            if (i == 200)
+                _gate.Set();
+        }
+        await Task.WhenAll(writes);
+
+        Assert.Equal(handedOver, StoredRows());
+        Assert.Equal(handedOver.Count, Transactions().Sum());
+        Assert.True(Transactions().Length >= 2, "the writes went in more than one transaction");
+    }
+
+    [Fact]
+    public async Task A_write_whose_caller_gave_up_before_its_transaction_began_is_not_stored()
+    {
+        using var writer = NewWriter();
+        var first = writer.Write(Rows("a", 1), CancellationToken.None);
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
+        using var callTimeout = new CancellationTokenSource();
+        var abandoned = writer.Write(Rows("b", 1), callTimeout.Token);
+        var kept = writer.Write(Rows("c", 1), CancellationToken.None);
+        callTimeout.Cancel();
+        _gate.Set();
+
+        await first;
+        await kept;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        Assert.Equal([("a", 1), ("c", 1)], StoredRows());
+    }
+
+    [Fact]
+    public async Task Stopping_writes_what_was_handed_over_first()
+    {
+        var writer = NewWriter();
+        var first = writer.Write(Rows("a", 1), CancellationToken.None);
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
+        var queued = writer.Write(Rows("b", 1), CancellationToken.None);
+        var stopped = Task.Run(writer.Dispose);
+        _gate.Set();
+        await stopped;
+
+        Assert.True(first.IsCompletedSuccessfully);
+        Assert.True(queued.IsCompletedSuccessfully);
+        Assert.Equal([("a", 1), ("b", 1)], StoredRows());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.Write(Rows("c", 1), CancellationToken.None));
+    }
+}
