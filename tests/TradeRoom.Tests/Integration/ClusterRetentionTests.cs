@@ -23,8 +23,8 @@ public sealed class ClusterRetentionTests(PostgresServer postgres) : IClassFixtu
         // "old" gets two events and is left; "busy" gets two events and stays followed, on the other node.
         foreach (var room in new[] { "old", "busy" })
         {
-            Assert.Equal(HttpStatusCode.Accepted, (await cluster[0].PublishAsync(room, "leaderboard_update", new { entries = Array.Empty<object>() })).Status);
-            Assert.Equal(HttpStatusCode.Accepted, (await cluster[1].PublishAsync(room, "ranking_changed", new { n = 2 })).Status);
+            await PublishAcceptedAsync(cluster[0], room, "leaderboard_update", new { entries = Array.Empty<object>() });
+            await PublishAcceptedAsync(cluster[1], room, "ranking_changed", new { n = 2 });
         }
         string oldEpoch, busyEpoch;
         var (viewer, _) = await cluster[0].ConnectAsync("viewer");
@@ -61,6 +61,13 @@ public sealed class ClusterRetentionTests(PostgresServer postgres) : IClassFixtu
         await follower.SendAsync(new { type = "subscribe_room", data = new { bullPenId = "busy", sinceSeq = 1, epoch = busyEpoch } });
         Assert.True((await follower.ReceiveTypeAsync("subscribed")).Data.GetProperty("recovered").GetBoolean());
         await follower.DisposeAsync();
+    }
+
+    private static async Task<long> PublishAcceptedAsync(ClusterNode node, string room, string type, object data)
+    {
+        var (status, seq, body) = await node.PublishAsync(room, type, data);
+        Assert.True(status == HttpStatusCode.Accepted, $"publish to {room} on node {node.Index}: {(int)status} {body}");
+        return seq!.Value;
     }
 
     private static async Task<long> ScalarAsync(string database, string sql)

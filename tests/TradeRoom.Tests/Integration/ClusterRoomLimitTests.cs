@@ -61,7 +61,7 @@ public sealed class ClusterRoomLimitTests(PostgresServer postgres, ITestOutputHe
             Assert.True(status == HttpStatusCode.ServiceUnavailable && body.Contains("\"room_limit\"", StringComparison.Ordinal), $"{room}: {(int)status} {body}");
         }
         foreach (var room in running)
-            Assert.Equal(HttpStatusCode.Accepted, (await cluster[1].PublishAsync(room, "ranking_changed", new { n = 1 })).Status);
+            await PublishAcceptedAsync(cluster[1], room, "ranking_changed", new { n = 1 });
         Assert.Equal(0, await JournalRowsAsync(database, refused));
         Assert.Equal(running.Count, await JournalRowsAsync(database, running));
 
@@ -80,7 +80,7 @@ public sealed class ClusterRoomLimitTests(PostgresServer postgres, ITestOutputHe
         await using var cluster = await ClusterNodes.StartAsync(2, await postgres.CreateDatabaseAsync(), ClusterNodes.HoconEnvironment($$"""
             traderoom.limits.new-rooms-per-minute = {{budget}}
             """));
-        Assert.Equal(HttpStatusCode.Accepted, (await cluster[1].PublishAsync("live", "ranking_changed", new { n = 1 })).Status);
+        await PublishAcceptedAsync(cluster[1], "live", "ranking_changed", new { n = 1 });
 
         // Made-up rooms, one at a time, from one connection: the first two start, the others are refused.
         var (attacker, _) = await cluster[0].ConnectAsync("attacker");
@@ -115,6 +115,13 @@ public sealed class ClusterRoomLimitTests(PostgresServer postgres, ITestOutputHe
         Assert.Equal("made-up-7", (await other.ReceiveTypeAsync("subscribed")).Data.GetProperty("bullPenId").GetString());
         await other.DisposeAsync();
         await attacker.DisposeAsync();
+    }
+
+    private static async Task<long> PublishAcceptedAsync(ClusterNode node, string room, string type, object data)
+    {
+        var (status, seq, body) = await node.PublishAsync(room, type, data);
+        Assert.True(status == HttpStatusCode.Accepted, $"publish to {room} on node {node.Index}: {(int)status} {body}");
+        return seq!.Value;
     }
 
     private static async Task<long> JournalRowsAsync(string database, IReadOnlyList<string> rooms)
