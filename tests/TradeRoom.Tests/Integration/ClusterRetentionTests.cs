@@ -16,27 +16,30 @@ public sealed class ClusterRetentionTests(PostgresServer postgres) : IClassFixtu
     public async Task The_data_of_a_room_unused_for_its_retention_is_deleted_its_next_use_starts_afresh_and_a_running_room_keeps_its_data()
     {
         var database = await postgres.CreateDatabaseAsync();
+        // A fresh cluster's first rooms may take longer than the default 5 s to start (the journal's tables are made then).
         await using var cluster = await ClusterNodes.StartAsync(2, database, ClusterNodes.HoconEnvironment("""
             traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s, retention = 3s, retention-sweep-interval = 500ms }
+            traderoom.http.publish-timeout = 30s
             """));
 
-        // "old" gets two events and is left; "busy" gets two events and stays followed, on the other node.
+        // "busy" is followed all along, from node 1; "old" is left after its events.
+        var (follower, _) = await cluster[1].ConnectAsync("follower");
+        await follower.SubscribeAsync("busy");
+        var busyEpoch = (await follower.ReceiveTypeAsync("subscribed", TimeSpan.FromSeconds(30))).Data.GetProperty("epoch").GetString()!;
         foreach (var room in new[] { "old", "busy" })
         {
             await PublishAcceptedAsync(cluster[0], room, "leaderboard_update", new { entries = Array.Empty<object>() });
             await PublishAcceptedAsync(cluster[1], room, "ranking_changed", new { n = 2 });
         }
-        string oldEpoch, busyEpoch;
+        Assert.True(await ScalarAsync(database, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'") > 0);
+        Assert.Equal([1L, 2L], [(await follower.ReceiveAsync()).Seq, (await follower.ReceiveAsync()).Seq]);
+        string oldEpoch;
         var (viewer, _) = await cluster[0].ConnectAsync("viewer");
         await using (viewer)
         {
             await viewer.SubscribeAsync("old");
             oldEpoch = (await viewer.ReceiveTypeAsync("subscribed")).Data.GetProperty("epoch").GetString()!;
         }
-        var (follower, _) = await cluster[1].ConnectAsync("follower");
-        await follower.SubscribeAsync("busy");
-        busyEpoch = (await follower.ReceiveTypeAsync("subscribed")).Data.GetProperty("epoch").GetString()!;
-        Assert.True(await ScalarAsync(database, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'") > 0);
 
         await Eventually.MatchAsync(() => ScalarAsync(database, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'"),
             rows => rows == 0, "retention deleted the journal of room old", TimeSpan.FromSeconds(60));

@@ -22,6 +22,7 @@ public sealed class ClusterRoomLimitTests(PostgresServer postgres, ITestOutputHe
         await using var cluster = await ClusterNodes.StartAsync(2, database, ClusterNodes.HoconEnvironment($$"""
             traderoom.rooms { max-rooms = {{perNode}}, idle-timeout = 2s, empty-room-timeout = 2s }
             traderoom.limits.new-rooms-per-minute = 0
+            traderoom.http.publish-timeout = 30s
             """));
         var rooms = Enumerable.Range(0, 10).Select(i => $"cap-{i}").ToArray();
 
@@ -75,10 +76,12 @@ public sealed class ClusterRoomLimitTests(PostgresServer postgres, ITestOutputHe
     [Fact]
     public async Task A_connection_starts_at_most_its_new_rooms_per_minute_and_the_rooms_it_may_not_start_never_run()
     {
-        // Two a minute: a token comes back every 30 s, far longer than this test takes to spend them.
+        // Two a minute: a token comes back every 30 s, far longer than this test takes to spend them. (A fresh
+        // cluster's first rooms may take longer than the default 5 s publish timeout to start: the journal's tables are made then.)
         const int budget = 2;
         await using var cluster = await ClusterNodes.StartAsync(2, await postgres.CreateDatabaseAsync(), ClusterNodes.HoconEnvironment($$"""
             traderoom.limits.new-rooms-per-minute = {{budget}}
+            traderoom.http.publish-timeout = 30s
             """));
         await PublishAcceptedAsync(cluster[1], "live", "ranking_changed", new { n = 1 });
 
