@@ -32,7 +32,8 @@ public sealed class ClusterRetentionTests(PostgresServer postgres) : IClassFixtu
             await PublishAcceptedAsync(cluster[1], room, "ranking_changed", new { n = 2 });
         }
         Assert.True(await ScalarAsync(database, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-old'") > 0);
-        Assert.Equal([1L, 2L], [(await follower.ReceiveAsync()).Seq, (await follower.ReceiveAsync()).Seq]);
+        Assert.Equal(1, (await follower.ReceiveAsync()).Seq);
+        Assert.Equal(2, (await follower.ReceiveAsync()).Seq);
         string oldEpoch;
         var (viewer, _) = await cluster[0].ConnectAsync("viewer");
         await using (viewer)
