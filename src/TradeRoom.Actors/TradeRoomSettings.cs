@@ -100,7 +100,10 @@ public sealed record TradeRoomSettings
                 c.GetTimeSpan("websocket.auth-timeout"),
                 c.GetInt("limits.max-subscriptions"),
                 outboundQueueLimit,
-                slowConsumerHardLimit),
+                slowConsumerHardLimit)
+            {
+                NewRoomsPerMinute = c.GetBoolean("cluster.enabled") ? c.GetInt("limits.new-rooms-per-minute") : 0,
+            },
             MaxBodySize = c.GetByteSize("http.max-body-size")!.Value,
             PublishTimeout = c.GetTimeSpan("http.publish-timeout"),
             QueryTimeout = c.GetTimeSpan("http.query-timeout"),

@@ -34,12 +34,20 @@ public sealed class ConnectionActor : UntypedActor
     private long _backlogLiveBytes;
     private Dictionary<string, int>? _replaysDue;
 
+    // Cluster mode: rooms this connection may still start by subscribing (limits.new-rooms-per-minute). Counted here,
+    // from the rooms' answers, because under sharding no single actor knows which rooms run.
+    private NewRoomBudget _newRooms;
+
     public ConnectionActor(IClientSocket socket, IActorRef rooms, ConnectionSettings settings)
     {
         _socket = socket;
         _rooms = rooms;
         _settings = settings;
+        _newRooms = NewRoomBudget.Whole(settings.NewRoomsPerMinute, Environment.TickCount64);
     }
+
+    /// <summary>Whether this connection's next subscribe may start a room that is not running (see <see cref="Subscribe.MayStart"/>).</summary>
+    private bool MayStartRoom() => _settings.NewRoomsPerMinute <= 0 || _newRooms.CanTake(Environment.TickCount64, _settings.NewRoomsPerMinute);
 
     /// <summary>
     /// One switch rather than a ReceiveActor's handler table: with tens of thousands of connections, each
@@ -190,7 +198,7 @@ public sealed class ConnectionActor : UntypedActor
         if (_authorizing.Count == 0)
             _authorizing = null;
         if (authorized.Decision.Allowed)
-            _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
+            _rooms.Tell(new Subscribe(subscribe.BullPenId, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch, MayStartRoom()));
         else
             Refuse(subscribe.BullPenId, authorized.Decision);
     }
@@ -265,7 +273,7 @@ public sealed class ConnectionActor : UntypedActor
         _subscriptions.AddPending(room);
         if (decision is not null)
         {
-            _rooms.Tell(new Subscribe(room, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch));
+            _rooms.Tell(new Subscribe(room, Self, _userId!, subscribe.SinceSeq, subscribe.Epoch, MayStartRoom()));
             return;
         }
         _authorizing ??= new Dictionary<string, SubscribeRoomMessage>(StringComparer.Ordinal);
@@ -278,6 +286,10 @@ public sealed class ConnectionActor : UntypedActor
 
     private void OnSubscribeAck(SubscribeAck ack)
     {
+        // Counted once the room says this subscribe started it: subscribes already on their way may start a few
+        // more than the budget holds, and the budget then owes them (NewRoomBudget.Charge).
+        if (ack.Started && _settings.NewRoomsPerMinute > 0)
+            _newRooms.Charge(Environment.TickCount64, _settings.NewRoomsPerMinute);
         if (_ackToDrop is not null && _ackToDrop.Remove(ack.BullPenId))
         {
             // Revoked before the room answered: nothing of it reaches the client (its replay, if any, is dropped too).

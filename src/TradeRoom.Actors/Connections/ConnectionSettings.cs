@@ -18,6 +18,13 @@ public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptio
     /// <summary>This server node as <c>auth_success</c> names it to clients (see <c>TradeRoomHost.NodeName</c>); empty for actors built by hand.</summary>
     public string Node { get; init; } = "";
 
+    /// <summary>
+    /// Cluster mode: rooms this connection may start by subscribing (<c>limits.new-rooms-per-minute</c>), counted by the
+    /// connection itself from the rooms' answers. 0: not counted here (the setting's 0, or single-node mode, where the
+    /// room registry counts them, knowing which rooms run).
+    /// </summary>
+    public int NewRoomsPerMinute { get; init; }
+
     public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
 
     public long ReplayWindow => OutboundBudget / 2;

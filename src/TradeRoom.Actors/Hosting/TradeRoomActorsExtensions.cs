@@ -74,8 +74,13 @@ public static class TradeRoomActorsExtensions
             // Before the shard region: its rooms tell the directory they run.
             builder.WithActors((system, registry) =>
                 registry.Register<RoomDirectory>(system.ActorOf(RoomDirectory.Props(settings.QueryTimeout), RoomDirectory.Name)));
+            // rooms.max-rooms holds per node: a room whose shard lives on a node that hosts its maximum gets a
+            // stand-in that refuses its messages with room_limit, and reads and writes nothing (RoomRefusedAtCap).
+            var slots = new RoomSlots(roomSettings.MaxRooms);
             builder.WithShardRegion<RoomRegistry>("rooms",
-                (_, registry) => id => RoomActor.Props(id, roomSettings, registry.Get<RoomDirectory>()),
+                (_, registry) => id => slots.TryTake()
+                    ? RoomActor.Props(id, roomSettings, registry.Get<RoomDirectory>(), slots)
+                    : RoomRefusedAtCap.Props(id, roomSettings, slots.Max),
                 new RoomMessageExtractor(roomSettings.Shards),
                 new ShardOptions
                 {
@@ -85,6 +90,14 @@ public static class TradeRoomActorsExtensions
                     // A room handed to another node first finishes the writes in flight and acknowledges them.
                     HandOffStopMessage = StopIfIdle.Instance,
                 });
+            if (roomSettings.Store is { } store)
+            {
+                // Retention: one sweeper in the cluster lists the stale rooms; each room deletes its own data.
+                builder.WithSingleton<RetentionSweeper>("retention",
+                    (_, registry, _) => RetentionSweeper.Props(registry.Get<RoomRegistry>(), store, roomSettings.Retention, roomSettings.RetentionSweepInterval),
+                    new ClusterSingletonOptions { Role = Cluster.ClusterSettings.ServerRole },
+                    createProxyToo: false);
+            }
         }
         return builder.WithActors((system, registry) =>
         {

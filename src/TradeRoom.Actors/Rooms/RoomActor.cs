@@ -52,9 +52,23 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
     // Cluster mode: the address of this node, which room queries report.
     private readonly string? _node;
 
-    public RoomActor(string bullPenId, RoomSettings settings, IActorRef? directory = null)
+    // Cluster mode: the node's count of hosted rooms (rooms.max-rooms), whose slot this room holds until it stops.
+    private readonly RoomSlots? _slots;
+
+    // No message has reached this run of the room yet: the next one is the one that started it.
+    private bool _awaitingFirst = true;
+    // Cluster mode: this run was started by a subscribe that could not start rooms (its connection's
+    // new-rooms-per-minute spent). It refused it and asked to stop; more such subscribes are refused until it has.
+    private bool _startRefused;
+    // Cluster mode: the retention sweeper that asked this run (which its PurgeIfStale started) to delete the room's
+    // data, and whether the deletion runs now (the room stops only once it is done).
+    private IActorRef? _purgeAskedBy;
+    private bool _purging;
+
+    public RoomActor(string bullPenId, RoomSettings settings, IActorRef? directory = null, RoomSlots? slots = null)
     {
         _directory = directory;
+        _slots = slots;
         _node = settings.Sharded ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString() : null;
         _state = new RoomState(bullPenId, settings);
         _metrics = settings.Metrics;
@@ -81,6 +95,8 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
         Command<RoutedEvent>(Publish);
         Command<RelaySubscribe>(OnSubscribe);
         Command<RelayJoin>(OnJoin);
+        Command<PurgeIfStale>(OnPurgeIfStale);
+        Command<PurgeDone>(OnPurgeDone);
         Command<RelayUnsubscribe>(u =>
         {
             _activity++;
@@ -108,6 +124,23 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
             }
             _log.Debug("Room {BullPenId} stops (idle, or handed to another node)", _state.BullPenId);
             _stopping = true;
+            if (_purging)
+                return; // it stops once its data is deleted
+            if (_activity == 0)
+            {
+                // Nothing but a refused subscribe or a retention check reached this run: there is nothing to save.
+                if (_purgeAskedBy is not null)
+                    Purge();
+                else
+                    Context.Stop(Self);
+                return;
+            }
+            if (_purgeAskedBy is not null)
+            {
+                // Used since the sweeper looked: not stale after all.
+                _purgeAskedBy.Tell(new RetentionChecked(_state.BullPenId, Purged: false));
+                _purgeAskedBy = null;
+            }
             StopWhenWritten();
         });
         Command<SaveSnapshotSuccess>(saved =>
@@ -167,8 +200,8 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
     /// <summary>The memory provider keeps nothing, so there is nothing to recover.</summary>
     public override Recovery Recovery => _settings.Durable ? Recovery.Default : Recovery.None;
 
-    public static Props Props(string bullPenId, RoomSettings settings, IActorRef? directory = null) =>
-        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, settings, directory));
+    public static Props Props(string bullPenId, RoomSettings settings, IActorRef? directory = null, RoomSlots? slots = null) =>
+        Akka.Actor.Props.Create(() => new RoomActor(bullPenId, settings, directory, slots));
 
     /// <summary>The persistence id of a bull pen's journal and snapshots.</summary>
     public static string PersistenceIdOf(string bullPenId) => "room-" + bullPenId;
@@ -186,11 +219,21 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         _metrics.Rooms.Dec();
+        _slots?.Release();
         base.PostStop();
+    }
+
+    /// <summary>Whether the message now handled is the first of this run, i.e. the one that started the room.</summary>
+    private bool TakeFirst()
+    {
+        var first = _awaitingFirst;
+        _awaitingFirst = false;
+        return first;
     }
 
     private void Publish(RoutedEvent e)
     {
+        TakeFirst();
         _activity++;
         if (!_settings.Durable)
         {
@@ -260,12 +303,18 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
 
     private void OnSubscribe(RelaySubscribe s)
     {
+        var started = TakeFirst();
+        if (!s.MayStart && (started || _startRefused) && _settings.Sharded)
+        {
+            RefuseStart(s);
+            return;
+        }
         _activity++;
         AddSubscriber(s.Relay, s.Connection, s.UserId);
         var replay = s.SinceSeq is { } sinceSeq ? _state.TryReplay(sinceSeq, s.Epoch, NowMs)?.Where(e => e.IsVisibleTo(s.UserId)).ToList() : null;
         if (s.SinceSeq is not null)
             _metrics.ResumeAttempted(recovered: replay is not null);
-        var ack = new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0);
+        var ack = new SubscribeAck(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(), replay?.Count ?? 0, started);
         s.Relay.Tell(new RelaySubscribed(s.Connection, ack, (IReadOnlyList<RoomEvent>?)replay ?? []));
     }
 
@@ -275,6 +324,7 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void OnJoin(RelayJoin j)
     {
+        TakeFirst();
         _activity++;
         // A room that failed before its first event was stored knows no epoch of its own yet: its followers' one
         // stands, as long as they saw nothing (a room that had events and lost them must not number again under it).
@@ -285,6 +335,62 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
         var replay = _state.TryReplay(j.SinceSeq, j.Epoch, NowMs)?.ToList();
         j.Relay.Tell(new RelayJoined(_state.BullPenId, _state.Seq, _state.Epoch, replay is not null, _state.StateJson(),
             (IReadOnlyList<RoomEvent>?)replay ?? []));
+    }
+
+    /// <summary>
+    /// Cluster mode: the connection has started its <c>limits.new-rooms-per-minute</c>, and this subscribe started the
+    /// room. It is refused with <c>room_limit</c>, as the single-node registry refuses it, and the room asks to stop at
+    /// once; with nothing else handled it stops without writing anything (see <c>StopIfIdle</c>). A connection with
+    /// its budget spent so costs one short start per subscribe at most, and its subscribes are rate-limited.
+    /// </summary>
+    private void RefuseStart(RelaySubscribe s)
+    {
+        _metrics.RoomRefused(TradeRoomMetrics.RoomBudget);
+        s.Relay.Tell(new RelayRefused(_state.BullPenId, s.Connection, ErrorCodes.RoomLimit,
+            $"room \"{_state.BullPenId}\" is not running, and this connection has started its new rooms for the minute " +
+            "(traderoom.limits.new-rooms-per-minute); subscribe again later, or to a room that is running"));
+        if (_startRefused)
+            return;
+        _startRefused = true;
+        Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopIfIdle.Instance));
+    }
+
+    /// <summary>
+    /// Cluster mode, retention: the sweeper found this room's last event older than <c>rooms.retention</c>. Only a
+    /// room this message started (one not running, so not in use) that is still where the sweeper saw it is purged,
+    /// and only once sharding holds the room's messages: it asks to be passivated, and deletes when told to stop if
+    /// nothing else reached it meanwhile (the messages sharding holds start it afresh afterwards, in a new epoch).
+    /// </summary>
+    private void OnPurgeIfStale(PurgeIfStale p)
+    {
+        var started = TakeFirst();
+        if (!started || !_settings.Sharded || _settings.Store is null || p.Seq != _state.Seq)
+        {
+            Sender.Tell(new RetentionChecked(_state.BullPenId, Purged: false));
+            if (started && _settings.Sharded)
+                Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopIfIdle.Instance)); // started for nothing
+            return;
+        }
+        _purgeAskedBy = Sender;
+        Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopIfIdle.Instance));
+    }
+
+    /// <summary>Deletes every journal row and snapshot of the room, as the single-node registry's retention does.</summary>
+    private void Purge()
+    {
+        _purging = true;
+        _settings.Store!.PurgeAsync([_state.BullPenId])
+            .PipeTo(Self, success: () => new PurgeDone(null), failure: e => new PurgeDone(e));
+    }
+
+    private void OnPurgeDone(PurgeDone done)
+    {
+        if (done.Failure is null)
+            _log.Info("Retention deleted the data of room {BullPenId}, unused for {Retention}", TextRules.ForLog(_state.BullPenId), _settings.Retention);
+        else
+            _log.Warning("Retention could not delete the data of room {BullPenId}: {Reason}", TextRules.ForLog(_state.BullPenId), done.Failure.Message);
+        _purgeAskedBy?.Tell(new RetentionChecked(_state.BullPenId, Purged: done.Failure is null));
+        Context.Stop(Self);
     }
 
     private void AddSubscriber(IActorRef relay, IActorRef connection, string userId)
@@ -355,6 +461,8 @@ public sealed class RoomActor : ReceivePersistentActor, IWithTimers
     {
         public static readonly RetryHousekeeping Instance = new();
     }
+
+    private sealed record PurgeDone(Exception? Failure);
 
     /// <summary>The connections one relay serves here, and how many of them each user has (for private events).</summary>
     /// <param name="OnOtherNode">The relay runs on another node (its address is remote), so each event to it crosses the network.</param>

@@ -13,7 +13,10 @@ public interface IWithBullPenId
 /// answers the subscriber with <see cref="SubscribeAck"/> and, when <paramref name="SinceSeq"/> and
 /// <paramref name="Epoch"/> name a position it can resume from, the missed events the user may see, in the same turn.
 /// </summary>
-public sealed record Subscribe(string BullPenId, IActorRef Subscriber, string UserId, long? SinceSeq = null, string? Epoch = null) : IWithBullPenId;
+/// <param name="MayStart">Cluster mode: false once the connection has started its <c>limits.new-rooms-per-minute</c>; a room
+/// this subscribe would start refuses it with <c>room_limit</c> instead (a running room takes it all the same).</param>
+public sealed record Subscribe(string BullPenId, IActorRef Subscriber, string UserId, long? SinceSeq = null, string? Epoch = null, bool MayStart = true)
+    : IWithBullPenId;
 
 /// <summary>Removes <paramref name="Subscriber"/> from the room; idempotent. Answered with <see cref="UnsubscribeAck"/>.</summary>
 public sealed record Unsubscribe(string BullPenId, IActorRef Subscriber) : IWithBullPenId;
@@ -22,7 +25,9 @@ public sealed record Unsubscribe(string BullPenId, IActorRef Subscriber) : IWith
 /// <param name="Recovered">True when the missed events after the requested position follow this ack (then live ones).</param>
 /// <param name="State">The room's state snapshot as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>
 /// <param name="Replayed">How many of the <see cref="RoomEvent"/>s right after this ack are replayed history.</param>
-public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State, int Replayed = 0);
+/// <param name="Started">This subscribe started the room (it was the first message of the room's run): in cluster mode the
+/// connection counts it against its <c>limits.new-rooms-per-minute</c>.</param>
+public sealed record SubscribeAck(string BullPenId, long Seq, string Epoch, bool Recovered, byte[] State, int Replayed = 0, bool Started = false);
 
 public sealed record UnsubscribeAck(string BullPenId);
 
@@ -131,8 +136,9 @@ internal sealed record RoomReady(string BullPenId);
 /// or none. The room answers the relay with <see cref="RelaySubscribed"/> in the same turn as it starts sending the
 /// relay its events (if it did not already), so the ack, the replay and the live events reach the relay in order.
 /// </summary>
-public sealed record RelaySubscribe(string BullPenId, IActorRef Relay, IActorRef Connection, string UserId, long? SinceSeq, string? Epoch)
-    : IWithBullPenId;
+/// <param name="MayStart">See <see cref="Subscribe.MayStart"/>.</param>
+public sealed record RelaySubscribe(string BullPenId, IActorRef Relay, IActorRef Connection, string UserId, long? SinceSeq, string? Epoch,
+    bool MayStart = true) : IWithBullPenId;
 
 /// <summary>The room's answer to <see cref="RelaySubscribe"/>: the relay hands <paramref name="Ack"/>, then <paramref name="Replay"/>, to the connection.</summary>
 /// <param name="Replay">The missed events the connection's user may see (empty unless <see cref="SubscribeAck.Recovered"/>).</param>
@@ -162,3 +168,17 @@ public sealed record RelayJoined(string BullPenId, long Seq, string Epoch, bool 
 /// <see cref="RelayJoin"/> (<paramref name="Connection"/> null: the relay tries again after a backoff).
 /// </summary>
 public sealed record RelayRefused(string BullPenId, IActorRef? Connection, string Code, string Message);
+
+// ---- Retention in cluster mode (see RetentionSweeper). ----
+
+/// <summary>
+/// The retention sweeper found the room's last event older than <c>rooms.retention</c>, its journal ending at
+/// <paramref name="Seq"/>. Routed like any room message, so it starts the room if it does not run; the room (the one
+/// writer of its journal) deletes its events and snapshots and stops only if this message started it (a running room
+/// is in use) and it is still at <paramref name="Seq"/>, and nothing else reached it meanwhile. Answered with
+/// <see cref="RetentionChecked"/>.
+/// </summary>
+public sealed record PurgeIfStale(string BullPenId, long Seq) : IWithBullPenId;
+
+/// <summary>The room's answer to <see cref="PurgeIfStale"/>: whether its data was deleted.</summary>
+public sealed record RetentionChecked(string BullPenId, bool Purged);

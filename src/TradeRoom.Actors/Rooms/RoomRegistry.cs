@@ -188,9 +188,9 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
     /// <summary>
     /// Answers a message its room cannot take now, each as its kind expects, with <paramref name="code"/>: a relay's
     /// subscribe or join with <see cref="RelayRefused"/> (the relay tells the connection, or tries again later), a
-    /// publish with <see cref="PublishRejected"/>.
+    /// publish with <see cref="PublishRejected"/>, a retention check with "not purged".
     /// </summary>
-    private static void Refuse(IWithBullPenId message, IActorRef sender, string code, string why)
+    internal static void Refuse(IWithBullPenId message, IActorRef sender, string code, string why)
     {
         switch (message)
         {
@@ -202,6 +202,9 @@ public sealed class RoomRegistry : ReceiveActor, IWithTimers
                 break;
             case RoutedEvent:
                 sender.Tell(new PublishRejected(message.BullPenId, code, why));
+                break;
+            case PurgeIfStale:
+                sender.Tell(new RetentionChecked(message.BullPenId, Purged: false));
                 break;
         }
     }
@@ -349,6 +352,24 @@ internal struct NewRoomBudget
             return false;
         _tokens -= 1;
         return true;
+    }
+
+    /// <summary>Whether a room may be started now (at least one whole token), without taking it.</summary>
+    public bool CanTake(long nowMs, int perMinute)
+    {
+        Refill(nowMs, perMinute);
+        return _tokens >= 1;
+    }
+
+    /// <summary>
+    /// Counts a room already started. Unlike <see cref="TryTake"/> it may leave the budget below zero, a debt the
+    /// refill pays off before the next start is allowed: a connection counting starts from the rooms' answers
+    /// (cluster mode) can have had more subscribes on their way than it had tokens.
+    /// </summary>
+    public void Charge(long nowMs, int perMinute)
+    {
+        Refill(nowMs, perMinute);
+        _tokens -= 1;
     }
 
     public bool IsWhole(long nowMs, int perMinute)

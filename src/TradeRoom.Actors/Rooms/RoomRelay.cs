@@ -85,7 +85,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         if (!_pending.TryGetValue(s.Subscriber, out var requests))
             _pending[s.Subscriber] = requests = new Queue<Subscribe?>(1);
         requests.Enqueue(s);
-        _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+        _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch, s.MayStart));
     }
 
     /// <summary>Leaves at once, or, behind a subscribe the room has yet to answer, right after that answer: every request is answered, in order.</summary>
@@ -209,7 +209,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
             foreach (var s in requests)
             {
                 if (s is not null)
-                    _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch));
+                    _rooms.Tell(new RelaySubscribe(_bullPenId, Self, s.Subscriber, s.UserId, s.SinceSeq, s.Epoch, s.MayStart));
             }
         }
         // Unanswered (the room failed again while recovering, or its node is unreachable): try again.

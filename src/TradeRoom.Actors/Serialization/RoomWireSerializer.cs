@@ -8,8 +8,8 @@ namespace TradeRoom.Actors.Serialization;
 
 /// <summary>
 /// The binary form of every room message that crosses nodes in cluster mode (bound in hocon/akka.conf): events on
-/// their way to a room and from a room to each node's relay, subscribes and their answers, relay joins, and the
-/// room queries. Hand-written, so the hot path (a <see cref="RoomEvent"/> to every node) costs one small header and
+/// their way to a room and from a room to each node's relay, subscribes and their answers, relay joins, the
+/// room queries, and retention's checks. Hand-written, so the hot path (a <see cref="RoomEvent"/> to every node) costs one small header and
 /// the frame's bytes as they are, with no reflection and no CLR type names on the wire; the manifest names the type.
 /// Actor refs travel as their full paths. <see cref="RoomEvent.PublishedAt"/> is a local clock reading, so it is not
 /// sent (0 on the receiving node: not stamped).
@@ -40,6 +40,8 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
         GetLocalRooms => "local-rooms?",
         GetLocalRoomDetails => "local-room?",
         GetLocalRoomCount => "local-count?",
+        PurgeIfStale => "purge?",
+        RetentionChecked => "purged",
         _ => throw new ArgumentException($"{nameof(RoomWireSerializer)} cannot serialize {o.GetType()}"),
     };
 
@@ -69,6 +71,7 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     if (s.SinceSeq is { } since)
                         w.Write(since);
                     w.WriteNullable(s.Epoch);
+                    w.Write(s.MayStart);
                     break;
                 case RelaySubscribed s:
                     WriteRef(w, s.Connection);
@@ -154,6 +157,14 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                     break;
                 case GetLocalRoomCount:
                     break;
+                case PurgeIfStale p:
+                    w.Write(p.BullPenId);
+                    w.Write(p.Seq);
+                    break;
+                case RetentionChecked c:
+                    w.Write(c.BullPenId);
+                    w.Write(c.Purged);
+                    break;
                 default:
                     throw new ArgumentException($"{nameof(RoomWireSerializer)} cannot serialize {obj.GetType()}");
             }
@@ -171,7 +182,8 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
             case "pub":
                 return new RoutedEvent(r.ReadString(), r.ReadString(), r.ReadBytes(), r.ReadNullable(), r.ReadBoolean());
             case "sub":
-                return new RelaySubscribe(r.ReadString(), ReadRef(r), ReadRef(r), r.ReadString(), r.ReadBoolean() ? r.ReadInt64() : null, r.ReadNullable());
+                return new RelaySubscribe(r.ReadString(), ReadRef(r), ReadRef(r), r.ReadString(), r.ReadBoolean() ? r.ReadInt64() : null, r.ReadNullable(),
+                    r.ReadBoolean());
             case "subd":
                 return new RelaySubscribed(ReadRef(r), ReadAck(r), ReadEvents(r));
             case "unsub":
@@ -224,6 +236,10 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
                 return new GetLocalRoomDetails(r.ReadString());
             case "local-count?":
                 return GetLocalRoomCount.Instance;
+            case "purge?":
+                return new PurgeIfStale(r.ReadString(), r.ReadInt64());
+            case "purged":
+                return new RetentionChecked(r.ReadString(), r.ReadBoolean());
             default:
                 throw new SerializationException($"{nameof(RoomWireSerializer)} does not know the manifest \"{manifest}\"");
         }
@@ -264,10 +280,11 @@ public sealed class RoomWireSerializer(ExtendedActorSystem system) : SerializerW
         w.Write(a.Recovered);
         w.WriteBytes(a.State);
         w.Write(a.Replayed);
+        w.Write(a.Started);
     }
 
     private static SubscribeAck ReadAck(BinaryReader r) =>
-        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), r.ReadBytes(), r.ReadInt32());
+        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadBoolean(), r.ReadBytes(), r.ReadInt32(), r.ReadBoolean());
 
     private static void WriteRef(BinaryWriter w, IActorRef actor) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actor));
 

@@ -32,23 +32,34 @@ public sealed class RoomStore(PersistenceSettings settings)
     }
 
     /// <summary>Up to <paramref name="limit"/> bull pens whose newest journal row (its last event) was written before <paramref name="cutoff"/>.</summary>
-    public async Task<IReadOnlyList<string>> StaleRoomsAsync(DateTime cutoff, int limit, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<string>> StaleRoomsAsync(DateTime cutoff, int limit, CancellationToken cancellationToken = default) =>
+        (await StaleRoomsAsync(cutoff, limit, after: null, cancellationToken)).Select(r => r.BullPenId).ToList();
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> bull pens whose newest journal row (its last event) was written before
+    /// <paramref name="cutoff"/>, in id order after <paramref name="after"/> (null: from the first), each with the
+    /// highest sequence number of its journal: where the room stood when it was found stale.
+    /// </summary>
+    public async Task<IReadOnlyList<StaleRoom>> StaleRoomsAsync(DateTime cutoff, int limit, string? after, CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenAsync(cancellationToken);
         if (!await JournalExistsAsync(connection, cancellationToken))
             return []; // no room has written yet: the journal creates its tables on first use
         await using var command = connection.CreateCommand();
         // The journal keeps its highest row even when the rows before a snapshot are deleted, so MAX(created) is
-        // the time of the room's last event.
+        // the time of the room's last event, and MAX(sequence_number) its seq.
         command.CommandText =
-            "SELECT persistence_id FROM journal WHERE persistence_id LIKE 'room-%' " +
-            "GROUP BY persistence_id HAVING MAX(created) < @cutoff ORDER BY persistence_id LIMIT @limit";
+            "SELECT persistence_id, MAX(sequence_number) FROM journal WHERE persistence_id LIKE 'room-%'" +
+            (after is null ? "" : " AND persistence_id > @after") +
+            " GROUP BY persistence_id HAVING MAX(created) < @cutoff ORDER BY persistence_id LIMIT @limit";
         Add(command, "@cutoff", cutoff.Ticks);
         Add(command, "@limit", limit);
-        var rooms = new List<string>();
+        if (after is not null)
+            Add(command, "@after", RoomActor.PersistenceIdOf(after));
+        var rooms = new List<StaleRoom>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
-            rooms.Add(reader.GetString(0)[RoomPrefix.Length..]);
+            rooms.Add(new StaleRoom(reader.GetString(0)[RoomPrefix.Length..], reader.GetInt64(1)));
         return rooms;
     }
 
@@ -100,3 +111,6 @@ public sealed class RoomStore(PersistenceSettings settings)
         command.Parameters.Add(parameter);
     }
 }
+
+/// <summary>A room whose last event is older than the retention, and the seq its journal ends at.</summary>
+public sealed record StaleRoom(string BullPenId, long Seq);

@@ -41,8 +41,10 @@ public sealed class RoomWireSerializerSpecs(ITestOutputHelper output) : Akka.Tes
             new RoutedEvent("pen-1", "ranking_changed", Encoding.UTF8.GetBytes("{}"), null, false),
             new RelaySubscribe("pen-1", relay, connection, "alice", 17, "epoch-a"),
             new RelaySubscribe("pen-1", relay, connection, "alice", null, null),
+            new RelaySubscribe("pen-1", relay, connection, "alice", null, null, MayStart: false),
             new RelaySubscribed(connection, new SubscribeAck("pen-1", 42, "epoch-a", true, State, 2), [ev, privateEv]),
             new RelaySubscribed(connection, new SubscribeAck("pen-1", 0, "epoch-a", false, State), []),
+            new RelaySubscribed(connection, new SubscribeAck("pen-1", 0, "epoch-a", false, State, Started: true), []),
             new RelayUnsubscribe("pen-1", connection),
             new RelayJoin("pen-1", relay, [new RelayMember(connection, "alice"), new RelayMember(other, "bob")], 40, "epoch-a"),
             new RelayJoin("pen-1", relay, [], 0, null),
@@ -64,6 +66,9 @@ public sealed class RoomWireSerializerSpecs(ITestOutputHelper output) : Akka.Tes
             new GetLocalRooms(1, null),
             new GetLocalRoomDetails("pen-1"),
             GetLocalRoomCount.Instance,
+            new PurgeIfStale("pen-1", 42),
+            new RetentionChecked("pen-1", Purged: true),
+            new RetentionChecked("pen-1", Purged: false),
         ];
     }
 
@@ -75,7 +80,7 @@ public sealed class RoomWireSerializerSpecs(ITestOutputHelper output) : Akka.Tes
             .Select(b => Type.GetType(b.Key, throwOnError: true)!)
             .ToHashSet();
 
-        Assert.Equal(18, bound.Count); // a new binding needs samples above
+        Assert.Equal(20, bound.Count); // a new binding needs samples above
         Assert.Equal(bound.OrderBy(t => t.Name), Samples().Select(s => s.GetType()).Distinct().OrderBy(t => t.Name));
     }
 

@@ -10,23 +10,25 @@ using Xunit.Abstractions;
 namespace TradeRoom.Tests.Integration;
 
 /// <summary>
-/// Issue 12, publishing from other processes by actor messages: the real server binary in cluster mode (one node, PostgreSQL),
-/// real WebSocket clients, and publishers in other processes: the sample trade service (<c>samples/TradeService</c>,
-/// its own process) and <see cref="TradeRoomPublisher"/> in this one, both through ClusterClient to the node's
-/// receptionist and its <c>/user/integration</c>.
+/// Issue 12, publishing from other processes by actor messages: the real server binary in cluster mode (three nodes
+/// on one PostgreSQL journal), real WebSocket clients on every node, and publishers in other processes: the sample
+/// trade service (<c>samples/TradeService</c>, its own process) and <see cref="TradeRoomPublisher"/> in this one,
+/// both through ClusterClient to a node's receptionist and its <c>/user/integration</c>.
 /// </summary>
 [Collection(ProcessEnvironmentCollection.Name)]
 public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster node) : IClassFixture<ActorPublishingTests.PublishingCluster>
 {
     [Fact]
-    public async Task The_sample_trade_service_publishes_from_its_own_process_and_clients_receive_every_event_in_order()
+    public async Task The_sample_trade_service_publishes_from_its_own_process_and_clients_on_all_three_nodes_receive_every_event_in_order()
     {
         const string room = "sample-stream";
         const int events = 40;
-        await using var alice = await node.SubscribeAsync("alice", room);
-        await using var bob = await node.SubscribeAsync("bob", room);
+        // One client per node: the room runs on one of them, and its events reach the other two across the network.
+        await using var alice = await node.SubscribeAsync("alice", room, nodeIndex: 0);
+        await using var bob = await node.SubscribeAsync("bob", room, nodeIndex: 1);
+        await using var carol = await node.SubscribeAsync("carol", room, nodeIndex: 2);
 
-        var sample = await RunSampleAsync("--contacts", node.Address, "--room", room, "--count", events.ToString(CultureInfo.InvariantCulture),
+        var sample = await RunSampleAsync("--contacts", string.Join(",", node.Addresses), "--room", room, "--count", events.ToString(CultureInfo.InvariantCulture),
             "--interval", "0", "--trader", "alice");
 
         Assert.True(sample.ExitCode == 0, $"the sample exited with {sample.ExitCode}:\n{sample.Output}");
@@ -42,9 +44,13 @@ public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster 
             aliceFrames.Where(f => f.Type == "order_executed").Select(f => f.Data.GetProperty("orderId").GetString()));
         Assert.All(aliceFrames, f => Assert.Equal(room, f.BullPenId));
 
+        // bob and carol, on the other nodes, only the public leaderboard updates, the same frames byte for byte.
         var bobFrames = await ReadEventsAsync(bob, events);
         Assert.Equal(Enumerable.Range(1, events / 2).Select(i => (long)(2 * i)), bobFrames.Select(f => f.Seq));
         Assert.All(bobFrames, f => Assert.Equal("leaderboard_update", f.Type));
+        var carolFrames = await ReadEventsAsync(carol, events);
+        Assert.Equal(bobFrames.Select(f => f.Raw), carolFrames.Select(f => f.Raw));
+        Assert.Equal(aliceFrames.Where(f => f.Type == "leaderboard_update").Select(f => f.Raw), bobFrames.Select(f => f.Raw));
     }
 
     [Fact]
@@ -53,7 +59,7 @@ public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster 
         const string room = "sample-rejected";
         await using var alice = await node.SubscribeAsync("alice", room);
 
-        var sample = await RunSampleAsync("--contacts", node.Address, "--room", room, "--count", "1", "--type", "order_placed");
+        var sample = await RunSampleAsync("--contacts", string.Join(",", node.Addresses), "--room", room, "--count", "1", "--type", "order_placed");
 
         Assert.True(sample.ExitCode == 1, $"the sample exited with {sample.ExitCode}:\n{sample.Output}");
         Assert.Contains(sample.Lines, l => l.StartsWith($"rejected 1 order_placed room={room} code=unknown_type: unknown event type \"order_placed\"", StringComparison.Ordinal));
@@ -88,7 +94,8 @@ public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster 
     public async Task An_event_as_large_as_http_takes_crosses_from_a_publisher_to_a_client()
     {
         const string room = "large-event";
-        await using var alice = await node.SubscribeAsync("alice", room);
+        // The publisher reaches node 0, the client follows on node 1: the event crosses between nodes on its way.
+        await using var alice = await node.SubscribeAsync("alice", room, nodeIndex: 1);
         await using var publisher = TradeRoomPublisher.Start([node.Address]);
 
         var pad = new string('x', 900_000);
@@ -216,26 +223,30 @@ public sealed class ActorPublishingTests(ActorPublishingTests.PublishingCluster 
     }
 
     /// <summary>
-    /// One server process in cluster mode for the whole class: a cluster of one (<see cref="ClusterNodes"/>, on a
-    /// PostgreSQL of its own), enough for the receptionist; the cluster-wide stream is the cluster tests' concern.
+    /// Three server processes in cluster mode for the whole class (<see cref="ClusterNodes"/>, on a PostgreSQL of
+    /// their own), as issue 12's checks run them: a publisher may reach any node's receptionist, and clients follow
+    /// from every node.
     /// </summary>
     public sealed class PublishingCluster(IMessageSink diagnostics) : IAsyncLifetime
     {
         private readonly PostgresServer _postgres = new(diagnostics);
         private ClusterNodes _cluster = null!;
 
-        /// <summary>The node's cluster address: what a publisher gives as its contact point.</summary>
+        /// <summary>The first node's cluster address: a publisher's one contact point.</summary>
         public string Address => _cluster[0].Address;
+
+        /// <summary>Every node's cluster address: what a publisher gives as its contact points.</summary>
+        public IReadOnlyList<string> Addresses => _cluster.Nodes.Select(n => n.Address).ToArray();
 
         public async Task InitializeAsync()
         {
             await _postgres.InitializeAsync();
-            _cluster = await ClusterNodes.StartAsync(1, await _postgres.CreateDatabaseAsync());
+            _cluster = await ClusterNodes.StartAsync(3, await _postgres.CreateDatabaseAsync());
         }
 
-        public async Task<WsClient> SubscribeAsync(string user, string room)
+        public async Task<WsClient> SubscribeAsync(string user, string room, int nodeIndex = 0)
         {
-            var (client, _) = await _cluster[0].ConnectAsync(user);
+            var (client, _) = await _cluster[nodeIndex].ConnectAsync(user);
             await client.SendAsync(new { type = "subscribe_room", data = new { bullPenId = room } });
             Assert.Equal(0, (await client.ReceiveTypeAsync("subscribed")).Data.GetProperty("seq").GetInt64());
             return client;

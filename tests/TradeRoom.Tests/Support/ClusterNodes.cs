@@ -40,6 +40,17 @@ public sealed class ClusterNodes : IAsyncDisposable
     /// <summary>The nodes whose process runs now.</summary>
     public IEnumerable<ClusterNode> Running => _nodes.Where(n => n.IsRunning);
 
+    /// <summary>
+    /// The environment that gives every node <paramref name="hocon"/> over its settings: a file of it, named by
+    /// <c>TRADEROOM_CONFIG</c> (the way an operator sets what has no variable of its own).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> HoconEnvironment(string hocon)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"traderoom-cluster-{Guid.NewGuid():N}.conf");
+        File.WriteAllText(file, hocon);
+        return new Dictionary<string, string> { ["TRADEROOM_CONFIG"] = file };
+    }
+
     /// <summary>Places <paramref name="count"/> nodes on free ports without starting any.</summary>
     /// <param name="database">The Npgsql connection string of the database all nodes share.</param>
     /// <param name="environment">Extra variables for every node (e.g. <c>TRADEROOM_CONFIG</c>), over the ones set here.</param>
