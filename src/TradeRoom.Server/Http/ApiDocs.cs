@@ -135,6 +135,9 @@ internal static class ApiDocs
                 "GET /metrics need it" + (metricsTokenSet ? " (it is set on this server)." : " (it is not set on this server)."),
         };
         AddMetrics(document, metricsTokenSet);
+        // ASP.NET names the server "http://host:port/"; paths start with "/", so a client would request "//api/…".
+        foreach (var server in document.Servers ?? [])
+            server.Url = server.Url?.TrimEnd('/');
     }
 
     /// <summary>
