@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using TradeRoom.Actors.Cluster;
@@ -75,10 +76,11 @@ public sealed record RoomView(
     [property: Description("The user ids of the connections subscribed right now.")] IReadOnlyList<string> Users,
     string? Node);
 
+/// <remarks>The two data parts stay JSON as the room stored it (JsonElement, not JsonObject: published data may repeat a name).</remarks>
 [Description("The room's state, as in the WebSocket subscribed frame (docs/protocol.md, \"State on subscribe\").")]
 public sealed record RoomStateView(
-    [property: Description("The data of the latest leaderboard_update or snapshot_created, or null.")] JsonObject? Leaderboard,
-    [property: Description("The data of the latest room_state_changed, room_started or room_ended (status active/ended after the last two), or null.")] JsonObject? Room,
+    [property: Description("The data of the latest leaderboard_update or snapshot_created (a JSON object), or null.")] JsonElement? Leaderboard,
+    [property: Description("The data of the latest room_state_changed, room_started or room_ended (a JSON object; status active/ended after the last two), or null.")] JsonElement? Room,
     [property: Description("The user ids of member_joined minus those of member_left, in join order.")] IReadOnlyList<string> Members);
 
 [Description("A development token (Development only).")]
