@@ -67,7 +67,8 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<IMemoryPoolFactory<byte>, TransportBuffers>();
         builder.Services.AddSingleton(demo);
         builder.Services.AddSingleton(schemes);
-        builder.Services.AddTradeRoomOpenApi(metricsTokenSet: config.GetString("traderoom.http.metrics-token", "").Length > 0);
+        var metricsToken = config.GetString("traderoom.http.metrics-token") ?? "";
+        builder.Services.AddTradeRoomOpenApi(metricsTokenSet: metricsToken.Length > 0);
         if (demo.Enabled)
             builder.Services.AddHostedService<DemoFeed>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
@@ -155,7 +156,7 @@ public static class TradeRoomHost
             .WithTags("Operations")
             .Produces<Health>();
         app.MapReadiness(settings, NodeName(settings));
-        app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
+        app.MapTradeRoomMetrics(metrics.Registry, metricsToken);
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
         app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), schemes, config);

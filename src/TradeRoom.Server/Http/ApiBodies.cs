@@ -40,7 +40,7 @@ public sealed record EventAccepted(string BullPenId, [property: Description("The
 [Description("Every event of the batch is stored and delivered.")]
 public sealed record BatchAccepted(int Accepted, [property: Description("Each event's seq in its room, in the order of the batch.")] IReadOnlyList<long> Seqs);
 
-/// <summary>The <c>/api/health</c> body; <c>reason</c> only when degraded, <c>cluster</c> only in cluster mode.</summary>
+/// <summary>The <c>/api/health</c> body; <c>reason</c> is null unless degraded, <c>cluster</c> only in cluster mode.</summary>
 public sealed record Health(
     [property: Description("ok, or degraded while the rooms' store fails (connected clients are still served).")] string Status,
     [property: Description("Why the server is degraded; null when ok.")] string? Reason,

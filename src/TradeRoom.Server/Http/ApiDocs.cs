@@ -89,7 +89,7 @@ internal static class ApiDocs
             options.WithTitle("TradeRoom HTTP API")
                 .WithOpenApiRoutePattern(DocumentPath)
                 .AddDocument(DocumentName)
-                // No request leaves for Scalar's servers: its fonts and telemetry come from the internet.
+                // Nothing from or to Scalar's servers: its default fonts come from its CDN, and its telemetry goes there.
                 .DisableDefaultFonts()
                 .DisableTelemetry()
                 .AddPreferredSecuritySchemes(ServiceScheme)
