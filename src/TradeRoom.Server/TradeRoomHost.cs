@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Connections;
 using Akka.Actor;
 using Akka.Hosting;
@@ -68,6 +67,8 @@ public static class TradeRoomHost
         builder.Services.AddSingleton<IMemoryPoolFactory<byte>, TransportBuffers>();
         builder.Services.AddSingleton(demo);
         builder.Services.AddSingleton(schemes);
+        var metricsToken = config.GetString("traderoom.http.metrics-token") ?? "";
+        builder.Services.AddTradeRoomOpenApi(metricsTokenSet: metricsToken.Length > 0);
         if (demo.Enabled)
             builder.Services.AddHostedService<DemoFeed>();
         builder.Services.AddSingleton(sp => new TradeRoomIntegration(
@@ -149,23 +150,25 @@ public static class TradeRoomHost
                 metrics.EventsPublished,
                 metrics.FramesDelivered,
                 settings.Cluster.Enabled ? ClusterView.Of(Akka.Cluster.Cluster.Get(system)) : null));
-        });
+        })
+            .WithName("GetHealth")
+            .WithSummary("Health and the server's figures")
+            .WithTags("Operations")
+            .Produces<Health>();
         app.MapReadiness(settings, NodeName(settings));
-        app.MapTradeRoomMetrics(metrics.Registry, config.GetString("traderoom.http.metrics-token") ?? "");
+        app.MapTradeRoomMetrics(metrics.Registry, metricsToken);
         app.MapPublishEndpoints();
         app.MapRoomEndpoints();
         app.MapDashboardConfig(settings, demo, app.Environment.IsDevelopment(), schemes, config);
         if (app.Environment.IsDevelopment())
             app.MapDevTokenEndpoint(settings);
+        app.MapTradeRoomOpenApi(settings);
         // "{*path}", not MapFallback's default "{*path:nonfile}": a path that looks like a file gets the JSON 404 too.
         app.MapFallback("{*path}", (HttpContext http) =>
-            ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"));
+            ApiErrors.Error(404, "not_found", $"no endpoint {http.Request.Method} {http.Request.Path}; see README.md for the API"))
+            .ExcludeFromDescription();
         return app;
     }
-
-    /// <summary>The <c>/api/health</c> body; <c>cluster</c> only in cluster mode.</summary>
-    private sealed record Health(string Status, string? Reason, int Connections, int Rooms, long UptimeSeconds, long EventsPublished,
-        long FramesDelivered, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ClusterView? Cluster);
 
     /// <summary>How clients and load balancers name this node: its cluster address, or its bind address and WebSocket port.</summary>
     public static string NodeName(TradeRoomSettings settings) =>

@@ -4,5 +4,5 @@ namespace TradeRoom.Server.Http;
 internal static class ApiErrors
 {
     public static IResult Error(int status, string code, string message) =>
-        Results.Json(new { error = new { code, message } }, statusCode: status);
+        Results.Json(new ApiErrorBody(new ApiError(code, message)), statusCode: status);
 }

@@ -43,14 +43,12 @@ internal static class DashboardEndpoints
             string[] wsUrls = publicWsUrls.Length > 0
                 ? publicWsUrls
                 : [$"{schemes.WebSocket}://{HostForUrl(PageHost(http, publicHosts))}:{settings.WsPort}/ws"];
-            return Results.Json(new
-            {
-                wsUrl = wsUrls[0],
-                wsUrls,
-                development,
-                demo = new { enabled = demo.Enabled, bullPenId = demo.BullPenId },
-            });
-        });
+            return Results.Json(new DashboardConfig(wsUrls[0], wsUrls, development, new DashboardDemo(demo.Enabled, demo.BullPenId)));
+        })
+            .WithName("GetDashboardConfig")
+            .WithSummary("Where the dashboard's WebSocket connects")
+            .WithTags("Dashboard")
+            .Produces<DashboardConfig>();
     }
 
     /// <summary>

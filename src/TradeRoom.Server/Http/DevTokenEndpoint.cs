@@ -26,7 +26,13 @@ internal static class DevTokenEndpoint
 
             var expiresAt = DateTimeOffset.UtcNow.Add(Lifetime);
             var token = issuer.Create(userId, string.IsNullOrEmpty(role) ? null : role, Lifetime);
-            return Results.Json(new { token, userId, expiresAt = DateTimeOffset.FromUnixTimeSeconds(expiresAt.ToUnixTimeSeconds()).UtcDateTime });
-        });
+            return Results.Json(new DevToken(token, userId, DateTimeOffset.FromUnixTimeSeconds(expiresAt.ToUnixTimeSeconds()).UtcDateTime));
+        })
+            .WithName("GetDevToken")
+            .WithSummary("A 24-hour token signed with the server's secret (Development only)")
+            .WithDescription("`userId` (required) is the token's user; `role=service` makes a publishing token. Outside Development the path is a 404.")
+            .WithTags("Development")
+            .Produces<DevToken>()
+            .ProducesErrors(400, "invalid_request");
     }
 }

@@ -18,9 +18,33 @@ internal static class PublishEndpoints
 {
     public static void MapPublishEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/rooms/{bullPenId}/events", PublishOneAsync);
-        app.MapPost("/api/events", PublishBatchAsync);
+        // The handlers read the body themselves (bounded, after the token check): Accepts only describes it.
+        app.MapPost("/api/rooms/{bullPenId}/events", PublishOneAsync)
+            .WithName("PublishEvent")
+            .WithSummary("Publish one event to a bull pen")
+            .WithDescription("Validates, stores and delivers one event to the room's subscribers (private events only to data.userId). " +
+                "The room starts if it is not running. Answered once the event is stored.")
+            .WithTags("Publishing")
+            .Accepts<PublishEventRequest>("application/json")
+            .Produces<EventAccepted>(StatusCodes.Status202Accepted)
+            .RequiresServiceToken()
+            .PublishErrors();
+        app.MapPost("/api/events", PublishBatchAsync)
+            .WithName("PublishEvents")
+            .WithSummary("Publish a batch of events (all or nothing)")
+            .WithDescription("Validates every event first: one bad event and nothing is published, and the message names it " +
+                "(events[3]: …). A 503 timeout may come after earlier events of the batch were published.")
+            .WithTags("Publishing")
+            .Accepts<BatchEventRequest[]>("application/json")
+            .Produces<BatchAccepted>(StatusCodes.Status202Accepted)
+            .RequiresServiceToken()
+            .PublishErrors();
     }
+
+    private static RouteHandlerBuilder PublishErrors(this RouteHandlerBuilder builder) => builder
+        .ProducesErrors(400, ErrorCodes.InvalidJson, ErrorCodes.InvalidMessage, ErrorCodes.UnknownType, ErrorCodes.InvalidRoom, ErrorCodes.MissingUser)
+        .ProducesErrors(413, ErrorCodes.PayloadTooLarge)
+        .ProducesErrors(503, ErrorCodes.RoomLimit, ErrorCodes.StorageUnavailable, ErrorCodes.Timeout);
 
     private static async Task<IResult> PublishOneAsync(string bullPenId, HttpContext http, JwtValidator validator,
         TradeRoomSettings settings, TradeRoomIntegration integration)
@@ -42,7 +66,7 @@ internal static class PublishEndpoints
 
         return await integration.PublishAsync(e, http.RequestAborted) switch
         {
-            EventPublished published => Results.Json(new { bullPenId = published.BullPenId, seq = published.Seq }, statusCode: 202),
+            EventPublished published => Results.Json(new EventAccepted(published.BullPenId, published.Seq), statusCode: 202),
             PublishRejected rejected => Rejection(rejected, ""),
             _ => throw new InvalidOperationException("unexpected publish result"),
         };
@@ -82,7 +106,7 @@ internal static class PublishEndpoints
 
         var result = await integration.PublishBatchAsync(events, http.RequestAborted);
         return result.Accepted
-            ? Results.Json(new { accepted = result.Seqs.Count, seqs = result.Seqs }, statusCode: 202)
+            ? Results.Json(new BatchAccepted(result.Seqs.Count, result.Seqs), statusCode: 202)
             : Rejection(result.Rejection!, $"events[{result.RejectedIndex}]: ");
     }
 

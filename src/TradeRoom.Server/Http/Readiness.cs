@@ -21,9 +21,15 @@ internal static class Readiness
         {
             var why = WhyNotReady(settings, lifetime, system, registry);
             return why is null
-                ? Results.Json(new { ready = true, node })
+                ? Results.Json(new ReadyBody(true, node))
                 : ApiErrors.Error(503, NotReady, why);
-        });
+        })
+            .WithName("GetReady")
+            .WithSummary("Readiness for load balancers")
+            .WithDescription("200 while this node should get traffic; 503 not_ready, saying why, while it starts, leaves the cluster or shuts down.")
+            .WithTags("Operations")
+            .Produces<ReadyBody>()
+            .ProducesErrors(503, NotReady);
     }
 
     private static string? WhyNotReady(TradeRoomSettings settings, IHostApplicationLifetime lifetime, ActorSystem system, ActorRegistry registry)
