@@ -7,14 +7,14 @@ namespace TradeRoom.Transport;
 
 /// <summary>
 /// The outbound half of one WebSocket: a queue bounded in bytes and one send loop that exists only while there is
-/// something to send, so an idle socket holds no task and no buffer. All writes to the socket go through here, one
-/// at a time. Bytes count against the budget from
-/// <see cref="Send(byte[])"/> until the write that carries them has completed.
+/// something to send, so an idle socket holds no task and no buffer. Every frame the server sends goes through here
+/// (the WebSocket's own pings, pongs and close go straight to the same writer). Bytes count against the budget from
+/// <see cref="Send(byte[])"/> until the flush that carries them has completed.
 /// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
 /// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind (more
 /// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
 /// One send loop drains the queue into the connection's <see cref="FrameWriter"/> and flushes it explicitly: when
-/// the queue is empty (its batch is done) or the writer holds <c>write-buffer-size</c> bytes. So the frames a
+/// the queue is empty (its batch is done) or the next frame would take it past <c>write-buffer-size</c>. So the frames a
 /// connection's actor queues in one turn leave in one socket write, and no write path depends on which thread runs it.
 /// Frames and bytes are counted once per flush, the publish-to-write latency once per event frame.
 /// </summary>
