@@ -24,11 +24,19 @@ namespace TradeRoom.Server.WebSockets;
 internal sealed class ConnectionBridge(
     TradeRoomSettings settings,
     JwtValidator validator,
-    IRequiredActor<ConnectionManager> connectionManager,
+    IServiceProvider services,
     ServerLag serverLag,
     ILogger<ConnectionBridge> log) : IWebSocketApplication
 {
     private const int InitialReceiveBuffer = 1024;
+
+    private IActorRef? _connectionManager;
+
+    /// <summary>
+    /// Looked up at the first connection, not when made: Kestrel makes its connection handler, and so this, while the
+    /// host is being built, and the actor system must start with the host (where a failure to start is reported), not then.
+    /// </summary>
+    private IActorRef ConnectionManagerRef => _connectionManager ??= services.GetRequiredService<IRequiredActor<ConnectionManager>>().ActorRef;
 
     public async Task RunAsync(WebSocketSession session)
     {
@@ -49,7 +57,7 @@ internal sealed class ConnectionBridge(
         IActorRef actor;
         try
         {
-            actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+            actor = await ConnectionManagerRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
         }
         catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
         {
@@ -136,7 +144,7 @@ internal sealed class ConnectionBridge(
         }
         if (settings.MaxConnectionsPerUser > 0)
         {
-            var admission = await connectionManager.ActorRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
+            var admission = await ConnectionManagerRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
             if (!admission.Admitted)
             {
                 log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (user {UserId})",
