@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
+using TradeRoom.Transport;
 
 namespace TradeRoom.Server;
 
@@ -102,6 +103,33 @@ public static class ServerConfig
             throw new StartupException(e.Message);
         }
         return settings;
+    }
+
+    /// <summary>The WebSocket transport's options, from <c>traderoom.websocket</c> (read once with the other settings into <paramref name="settings"/>).</summary>
+    public static TransportOptions Transport(Config config, TradeRoomSettings settings)
+    {
+        var writeBufferSize = config.GetByteSize("traderoom.websocket.write-buffer-size");
+        if (writeBufferSize is not (>= 1024 and <= 16 << 20))
+            throw new StartupException($"traderoom.websocket.write-buffer-size is {writeBufferSize}; it must be between 1KiB and 16MiB");
+        var gcAfterCloses = config.GetInt("traderoom.websocket.gc-after-closes");
+        if (gcAfterCloses < 0)
+            throw new StartupException($"traderoom.websocket.gc-after-closes is {gcAfterCloses}; it must be 0 (off) or a number of connections");
+        return new TransportOptions
+        {
+            MaxHandshakeSize = settings.MaxHandshakeSize,
+            HandshakeTimeout = settings.HandshakeTimeout,
+            AllowedOrigins = settings.AllowedOrigins,
+            CloseTimeout = settings.CloseTimeout,
+            PingInterval = settings.PingInterval,
+            HeartbeatTimeout = settings.HeartbeatTimeout,
+            OutboundQueueLimit = settings.OutboundQueueLimit,
+            SlowConsumerGrace = settings.SlowConsumerGrace,
+            SlowConsumerHardLimit = settings.SlowConsumerHardLimit,
+            SlowConsumerLinger = settings.SlowConsumerLinger,
+            ConflatedEventTypes = settings.ConflatedEventTypes,
+            WriteBufferSize = (int)writeBufferSize.Value,
+            GcAfterCloses = gcAfterCloses,
+        };
     }
 
     /// <summary>TRADEROOM_DEMO: 1/true/on/yes switch the demo on; unset, empty, 0/false/off/no leave it as configured.</summary>

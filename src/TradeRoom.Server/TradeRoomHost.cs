@@ -17,6 +17,7 @@ using TradeRoom.Server.Cluster;
 using TradeRoom.Server.Demo;
 using TradeRoom.Server.Http;
 using TradeRoom.Server.WebSockets;
+using TradeRoom.Transport;
 
 namespace TradeRoom.Server;
 
@@ -58,13 +59,8 @@ public static class TradeRoomHost
         builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew, settings.JwtRequireExp,
             settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
         builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
-        builder.Services.AddSingleton<OpenSockets>();
         builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
-        builder.Services.AddSingleton<WebSocketConnectionHandler>();
-        builder.Services.AddSingleton(CollectAfterCloses.FromConfig(config));
-        builder.Services.AddHostedService<SocketSweeper>();
-        // Kestrel's buffers from the shared array pool, not its own pool, which keeps the peak of a wave of sockets (TransportBuffers).
-        builder.Services.AddSingleton<IMemoryPoolFactory<byte>, TransportBuffers>();
+        builder.Services.AddWebSocketTransport<ConnectionBridge>(ServerConfig.Transport(config, settings), new TransportMetrics(metrics));
         builder.Services.AddSingleton(demo);
         builder.Services.AddSingleton(schemes);
         var metricsToken = config.GetString("traderoom.http.metrics-token") ?? "";
@@ -113,7 +109,7 @@ public static class TradeRoomHost
                 // Kestrel's TLS middleware goes first: the handler then reads and writes plaintext through its pipe only.
                 if (tls is not null)
                     UseTls(listen, tls, settings.HandshakeTimeout);
-                listen.Run(connection => listen.ApplicationServices.GetRequiredService<WebSocketConnectionHandler>().HandleAsync(connection));
+                listen.UseConnectionHandler<WebSocketConnectionHandler>();
             });
         });
 

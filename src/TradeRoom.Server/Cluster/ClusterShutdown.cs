@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Akka;
 using Akka.Actor;
 using TradeRoom.Actors.Protocol;
-using TradeRoom.Server.WebSockets;
+using TradeRoom.Transport;
 
 namespace TradeRoom.Server.Cluster;
 

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using TradeRoom.Server.WebSockets;
+using TradeRoom.Transport;
 using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Integration;

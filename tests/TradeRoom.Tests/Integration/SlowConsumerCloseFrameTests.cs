@@ -7,7 +7,7 @@ using TradeRoom.Actors;
 using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
-using TradeRoom.Server.WebSockets;
+using TradeRoom.Transport;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

@@ -15,6 +15,7 @@ using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
 using TradeRoom.Server;
 using TradeRoom.Server.WebSockets;
+using TradeRoom.Transport;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 
@@ -255,8 +256,6 @@ public class SlowConsumerTests(ITestOutputHelper output)
 
     // ================================================================= in process: ClientSocket over pipes
 
-    private sealed record Duplex(PipeReader Input, PipeWriter Output) : IDuplexPipe;
-
     /// <summary>
     /// A server <see cref="ClientSocket"/> and a client WebSocket over two in-memory pipes. The server-to-client pipe
     /// pauses its writer at 1 KiB, so while the test's client does not read, the socket's send loop is stuck on its
@@ -270,15 +269,19 @@ public class SlowConsumerTests(ITestOutputHelper output)
 
         public SocketPair(TradeRoomSettings settings)
         {
-            var serverStream = new DuplexPipeStream(new Duplex(_toServer.Reader, _toClient.Writer));
+            var options = ServerConfig.Transport(ServerConfig.Load(), settings);
+            var serverStream = new DuplexPipeStream(_toServer.Reader, new FrameWriter(_toClient.Writer, null, options.WriteBufferSize));
             _serverSocket = WebSocket.CreateFromStream(serverStream, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-            Socket = new ClientSocket(_serverSocket, serverStream, settings);
-            Client = WebSocket.CreateFromStream(new DuplexPipeStream(new Duplex(_toClient.Reader, _toServer.Writer)),
+            Socket = new ClientSocket(_serverSocket, serverStream, options, new TransportMetrics(settings.Metrics));
+            Client = WebSocket.CreateFromStream(new DuplexPipeStream(_toClient.Reader, new FrameWriter(_toServer.Writer, null, options.WriteBufferSize)),
                 new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
         }
 
         public ClientSocket Socket { get; }
         public WebSocket Client { get; }
+
+        /// <summary>Queues <paramref name="e"/> as a connection actor does (through <see cref="ConnectionSocket"/>).</summary>
+        public bool Send(RoomEvent e) => new ConnectionSocket(Socket).Send(e);
 
         /// <summary>Waits until at least <paramref name="bytes"/> bytes are waiting for the client (examined, not consumed).</summary>
         public async Task WaitForUnreadAsync(long bytes)
@@ -348,7 +351,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
     private static async Task<RoomEvent> BlockSendLoopAsync(SocketPair pair)
     {
         var blocker = Event("other", 1, "order_executed", padBytes: 2048, visibleTo: "u1");
-        Assert.True(pair.Socket.Send(blocker));
+        Assert.True(pair.Send(blocker));
         await pair.WaitForUnreadAsync(blocker.Frame.Length);
         // Bytes handed to the socket but not yet written count against the budget.
         Assert.Equal(blocker.Frame.Length, pair.Socket.QueuedBytes);
@@ -363,10 +366,10 @@ public class SlowConsumerTests(ITestOutputHelper output)
         var blocker = await BlockSendLoopAsync(pair);
 
         // Not behind yet (far under half the 64 KiB budget): a state event is queued as is.
-        Assert.True(pair.Socket.Send(Event("A", 2, "leaderboard_update")));
+        Assert.True(pair.Send(Event("A", 2, "leaderboard_update")));
         // Discrete fillers put the queue over half the budget.
         for (var seq = 3; seq <= 10; seq++)
-            Assert.True(pair.Socket.Send(Event("A", seq, "order_executed", padBytes: 4096, visibleTo: "u1")));
+            Assert.True(pair.Send(Event("A", seq, "order_executed", padBytes: 4096, visibleTo: "u1")));
         Assert.True(pair.Socket.QueuedBytes > settings.OutboundQueueLimit / 2);
         Assert.True(pair.Socket.QueuedBytes < settings.OutboundQueueLimit);
 
@@ -385,7 +388,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
         };
         var queuedBefore = pair.Socket.QueuedBytes;
         foreach (var e in sent)
-            Assert.True(pair.Socket.Send(e));
+            Assert.True(pair.Send(e));
         var replaced = new[] { 2, 11, 14, 12, 16 }.Sum(seq => seq == 2 ? Event("A", 2, "leaderboard_update").Frame.Length
             : sent.Single(e => e.Seq == seq).Frame.Length);
         Assert.Equal(queuedBefore + sent.Sum(e => e.Frame.Length) - replaced, pair.Socket.QueuedBytes);
@@ -409,7 +412,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
         await BlockSendLoopAsync(pair);
 
         for (var seq = 2; seq <= 6; seq++)
-            Assert.True(pair.Socket.Send(Event("A", seq, "leaderboard_update")));
+            Assert.True(pair.Send(Event("A", seq, "leaderboard_update")));
 
         pair.Socket.Close(CloseCodes.Normal, "done");
         var (frames, _) = await pair.ReadToCloseAsync();
@@ -426,9 +429,9 @@ public class SlowConsumerTests(ITestOutputHelper output)
         // Discrete events up to the hard limit are all accepted; the one that crosses it closes the socket.
         long seq = 2;
         while (pair.Socket.QueuedBytes + 8 * 1024 < settings.SlowConsumerHardLimit)
-            Assert.True(pair.Socket.Send(Event("A", seq++, "order_executed", padBytes: 8000, visibleTo: "u1")));
-        Assert.True(pair.Socket.Send(Event("A", seq++, "order_executed", padBytes: 16_000, visibleTo: "u1")));
-        Assert.False(pair.Socket.Send(Event("A", seq, "ranking_changed")));
+            Assert.True(pair.Send(Event("A", seq++, "order_executed", padBytes: 8000, visibleTo: "u1")));
+        Assert.True(pair.Send(Event("A", seq++, "order_executed", padBytes: 16_000, visibleTo: "u1")));
+        Assert.False(pair.Send(Event("A", seq, "ranking_changed")));
 
         // No sweeper runs here: the close came from crossing the limit itself. The queue is gone; only the frame
         // already in the socket's write arrives before the close.
@@ -446,16 +449,16 @@ public class SlowConsumerTests(ITestOutputHelper output)
         await BlockSendLoopAsync(pair);
 
         for (var seq = 2; pair.Socket.QueuedBytes <= settings.OutboundQueueLimit + 8 * 1024; seq++)
-            Assert.True(pair.Socket.Send(Event("A", seq, "order_executed", padBytes: 4000, visibleTo: "u1")));
+            Assert.True(pair.Send(Event("A", seq, "order_executed", padBytes: 4000, visibleTo: "u1")));
         var overSince = Environment.TickCount64;
 
         // The sweeper's check, with the clock it would see: within the grace nothing happens…
         pair.Socket.CheckHealth(overSince + (long)settings.SlowConsumerGrace.TotalMilliseconds / 2);
-        Assert.True(pair.Socket.Send(Event("A", 1000, "ranking_changed")));
+        Assert.True(pair.Send(Event("A", 1000, "ranking_changed")));
 
         // …past it the socket is closed and its queue dropped.
         pair.Socket.CheckHealth(overSince + (long)settings.SlowConsumerGrace.TotalMilliseconds + 50);
-        Assert.False(pair.Socket.Send(Event("A", 1001, "ranking_changed")));
+        Assert.False(pair.Send(Event("A", 1001, "ranking_changed")));
         var (frames, closeCode) = await pair.ReadToCloseAsync();
         Assert.Equal(CloseCodes.SlowConsumer, closeCode);
         Assert.Equal(["other:order_executed:1"], frames.Select(Describe));
@@ -469,7 +472,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
         await BlockSendLoopAsync(pair);
         var seq = 2;
         for (; pair.Socket.QueuedBytes <= settings.OutboundQueueLimit + 8 * 1024; seq++)
-            Assert.True(pair.Socket.Send(Event("A", seq, "order_executed", padBytes: 4000, visibleTo: "u1")));
+            Assert.True(pair.Send(Event("A", seq, "order_executed", padBytes: 4000, visibleTo: "u1")));
         var lastSeq = seq - 1;
 
         // The reader reads everything; once the queue is written out, the over-budget clock is reset.
@@ -481,7 +484,7 @@ public class SlowConsumerTests(ITestOutputHelper output)
             await Task.Delay(5);
         }
         pair.Socket.CheckHealth(Environment.TickCount64 + (long)settings.SlowConsumerGrace.TotalMilliseconds + 50);
-        Assert.True(pair.Socket.Send(Event("A", lastSeq + 1, "ranking_changed")));
+        Assert.True(pair.Send(Event("A", lastSeq + 1, "ranking_changed")));
 
         pair.Socket.Close(CloseCodes.Normal, "done");
         var (frames, closeCode) = await reading;

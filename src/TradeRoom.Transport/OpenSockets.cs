@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>
 /// The sockets open right now, so that shutdown can close every one of them with 1001; and how many connections are
 /// held (opened and not yet released), so that the sweeper can tell a wave of closes.
 /// </summary>
-internal sealed class OpenSockets
+public sealed class OpenSockets
 {
     private readonly ConcurrentDictionary<ClientSocket, byte> _sockets = new();
     private int _held;

@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>What the server needs from a client's upgrade request.</summary>
 internal sealed record UpgradeRequest(string? Token);

@@ -1,15 +1,15 @@
 using System.Diagnostics;
-using Akka.Configuration;
-using TradeRoom.Actors;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>
 /// One timer for all sockets (rather than one per socket): a few times a second it closes sockets that have sent
 /// nothing, not even a pong, within the heartbeat timeout (4000) and those over their outbound budget for longer
 /// than the grace period (4008). After a wave of closes it gives the freed memory back to the OS (see <see cref="CollectAfterWaveOfCloses"/>).
 /// </summary>
-internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings settings, CollectAfterCloses afterCloses, ILogger<SocketSweeper> log)
+public sealed class SocketSweeper(OpenSockets sockets, TransportOptions options, ILogger<SocketSweeper> log)
     : BackgroundService
 {
     private long _releasedAtLastTick;
@@ -19,7 +19,7 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var period = TimeSpan.FromMilliseconds(Math.Clamp(
-            Math.Min(settings.HeartbeatTimeout.TotalMilliseconds, settings.SlowConsumerGrace.TotalMilliseconds) / 4, 20, 1000));
+            Math.Min(options.HeartbeatTimeout.TotalMilliseconds, options.SlowConsumerGrace.TotalMilliseconds) / 4, 20, 1000));
         using var timer = new PeriodicTimer(period);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
@@ -31,7 +31,7 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
     /// <summary>
     /// The GC neither runs nor gives memory back while the server is idle, so what a wave of freed connections held
     /// (their buffers, up to about 1 MiB of unread input each, their objects, the GC's room for them) would stay
-    /// resident. A wave of closes: since the last collection, at least <see cref="CollectAfterCloses.MinSockets"/>
+    /// resident. A wave of closes: since the last collection, at least <c>gc-after-closes</c>
     /// connections were released, more than are still held (so what they held is a large share of the heap), and none
     /// for a close-timeout (the wave is over: a closing socket is freed within close-timeout). It gets one full,
     /// compacting collection that returns the free memory to the OS: a pause paid once per wave. A busy server's
@@ -42,10 +42,10 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
         var released = sockets.Released;
         if (released != _releasedAtLastTick)
             (_releasedAtLastTick, _lastReleaseMs) = (released, nowMs);
-        var quiet = nowMs - _lastReleaseMs >= (long)settings.CloseTimeout.TotalMilliseconds;
+        var quiet = nowMs - _lastReleaseMs >= (long)options.CloseTimeout.TotalMilliseconds;
         var freed = released - _releasedAtCollection;
         var held = sockets.Held;
-        if (afterCloses.MinSockets == 0 || !quiet || freed < Math.Max(afterCloses.MinSockets, held))
+        if (options.GcAfterCloses == 0 || !quiet || freed < Math.Max(options.GcAfterCloses, held))
             return;
 
         _releasedAtCollection = released;
@@ -55,17 +55,5 @@ internal sealed class SocketSweeper(OpenSockets sockets, TradeRoomSettings setti
         log.LogInformation(
             "{Freed} connections freed, {Held} held: full collection in {Milliseconds:0} ms, resident memory {BeforeMiB} -> {AfterMiB} MiB",
             freed, held, Stopwatch.GetElapsedTime(started).TotalMilliseconds, before >> 20, Environment.WorkingSet >> 20);
-    }
-}
-
-/// <summary><c>traderoom.websocket.gc-after-closes</c>: how many freed connections, at least, make a wave of closes (0: never collect).</summary>
-internal sealed record CollectAfterCloses(int MinSockets)
-{
-    public static CollectAfterCloses FromConfig(Config config)
-    {
-        var value = config.GetInt("traderoom.websocket.gc-after-closes");
-        if (value < 0)
-            throw new StartupException($"traderoom.websocket.gc-after-closes is {value}; it must be 0 (off) or a number of connections");
-        return new CollectAfterCloses(value);
     }
 }

@@ -1,4 +1,4 @@
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>
 /// Follows RFC 6455 frame boundaries in the bytes a client sends, as they are read, and reports each frame's opcode

@@ -5,97 +5,75 @@ using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
+using TradeRoom.Actors.Rooms;
+using TradeRoom.Transport;
 
 namespace TradeRoom.Server.WebSockets;
 
 /// <summary>
-/// Runs one client on the WebSocket port: the opening handshake, then a receive loop that parses each message
-/// (checking tokens itself, so the actor never waits) and tells the connection's <see cref="ConnectionActor"/>.
-/// Idle sockets wait with zero-byte reads and so hold no receive buffer.
+/// Glues each socket the transport opens to a <see cref="ConnectionActor"/>: a receive loop that parses each message
+/// (checking tokens itself, so the actor never waits) and tells the actor, which answers through the socket's
+/// outbound queue (<see cref="ConnectionSocket"/>).
 /// Logs one line when a connection opens and one when it closes, and keeps the open and authenticated counts.
 /// </summary>
-internal sealed class WebSocketConnectionHandler(
+internal sealed class ConnectionBridge(
     TradeRoomSettings settings,
     JwtValidator validator,
-    IRequiredActor<ConnectionManager> connectionManager,
-    OpenSockets openSockets,
+    IServiceProvider services,
     ServerLag serverLag,
-    ILogger<WebSocketConnectionHandler> log)
+    ILogger<ConnectionBridge> log) : IWebSocketApplication
 {
     private const int InitialReceiveBuffer = 1024;
 
-    public async Task HandleAsync(ConnectionContext connection)
-    {
-        // Frames go straight to the socket where the transport exposes it (Kestrel's socket transport does), but never
-        // under TLS: the socket feature still names the raw socket there, and only the transport's pipe encrypts.
-        var direct = connection.Features.Get<ITlsHandshakeFeature>() is null ? connection.Features.Get<IConnectionSocketFeature>()?.Socket : null;
-        if (direct is not null)
-            direct.Blocking = false;
-        var stream = new DuplexPipeStream(connection.Transport, direct);
-        UpgradeRequest? request;
-        using (var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
-        {
-            handshakeTimeout.CancelAfter(settings.HandshakeTimeout);
-            try
-            {
-                request = await WebSocketHandshake.AcceptAsync(connection.Transport, stream, settings.MaxHandshakeSize, settings.AllowedOrigins, handshakeTimeout.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException or System.Net.Sockets.SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-        }
-        if (request is null)
-            return;
+    private IActorRef? _connectionManager;
 
-        using var webSocket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
-        {
-            IsServer = true,
-            // Ping frames every ping-interval; the sweeper closes a socket silent for heartbeat-timeout with 4000.
-            // The WebSocket's own pong timeout is only a backstop behind it.
-            KeepAliveInterval = settings.PingInterval,
-            KeepAliveTimeout = settings.HeartbeatTimeout + settings.PingInterval,
-        });
-        var socket = new ClientSocket(webSocket, stream, settings, () => connection.Abort(new ConnectionAbortedException("closed by the server")));
+    /// <summary>
+    /// Looked up at the first connection, not when made: Kestrel makes its connection handler, and so this, while the
+    /// host is being built, and the actor system must start with the host (where a failure to start is reported), not then.
+    /// </summary>
+    private IActorRef ConnectionManagerRef => _connectionManager ??= services.GetRequiredService<IRequiredActor<ConnectionManager>>().ActorRef;
+
+    public async Task RunAsync(WebSocketSession session)
+    {
+        var connection = session.Connection;
+        var webSocket = session.WebSocket;
+        var socket = new ConnectionSocket(session.Socket);
         // Pings (any control frame) count against the same rate as messages. The WebSocket answers pings by itself, so
         // a ping flood is closed here, and the stream stops reading: no more pongs are made while the close goes out.
         var rate = new RateLimiter(settings.MessagesPerSecond, settings.MessageBurst, settings.FloodCloseAfter,
             serverLag, (long)settings.MaxLagCredit.TotalMilliseconds, Environment.TickCount64);
-        stream.OnControlFrame = () =>
+        session.OnControlFrame = () =>
         {
             if (rate.TryTake(Environment.TickCount64) || !rate.Flooding)
                 return;
             socket.Close(CloseCodes.PolicyViolation, "rate limit exceeded (control frames)");
-            stream.StopReading();
+            session.StopReading();
         };
         IActorRef actor;
         try
         {
-            actor = await connectionManager.ActorRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+            actor = await ConnectionManagerRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
         }
         catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
         {
             // The actor system is stopping (or overloaded): nobody can serve this socket.
             log.LogWarning("Socket {ConnectionId} refused: no connection actor ({Reason})", connection.ConnectionId, e.Message);
             socket.Close(CloseCodes.GoingAway, "server unavailable");
-            await socket.FlushAsync(settings.CloseTimeout);
-            socket.Dispose();
             return;
         }
-        openSockets.Add(socket);
-        var opened = Stopwatch.GetTimestamp();
+        socket.Opened = Stopwatch.GetTimestamp();
+        session.State = socket;
         Metrics.OpenConnections.Inc();
         log.LogInformation("Connection {ConnectionId} opened from {RemoteAddress}", connection.ConnectionId, RemoteAddress(connection));
         try
         {
-            if (request.Token is not null)
-                await AuthenticateAsync(request.Token, actor, socket, connection.ConnectionId);
+            if (session.Token is not null)
+                await AuthenticateAsync(session.Token, actor, socket, connection.ConnectionId);
             await ReceiveLoopAsync(webSocket, socket, actor, connection.ConnectionId, rate);
         }
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ConnectionResetException)
@@ -111,19 +89,21 @@ internal sealed class WebSocketConnectionHandler(
         finally
         {
             actor.Tell(SocketClosed.Instance);
-            openSockets.Remove(socket);
-            await socket.FlushAsync(settings.CloseTimeout);
-            socket.Dispose();
-            Closed(connection.ConnectionId, socket, webSocket, Stopwatch.GetElapsedTime(opened));
-            openSockets.Release();
         }
+    }
+
+    /// <summary>A socket whose actor was made has ended: its close log line and counts. (One refused before that has neither.)</summary>
+    public void OnEnded(WebSocketSession session)
+    {
+        if (session.State is ConnectionSocket socket)
+            Closed(session.Connection.ConnectionId, socket, session.WebSocket, Stopwatch.GetElapsedTime(socket.Opened));
     }
 
     private TradeRoomMetrics Metrics => settings.Metrics;
 
-    private void Closed(string connectionId, ClientSocket socket, WebSocket webSocket, TimeSpan duration)
+    private void Closed(string connectionId, ConnectionSocket socket, WebSocket webSocket, TimeSpan duration)
     {
-        var (code, reason, byClient) = socket.CloseInfo;
+        var (code, reason, byClient) = socket.Socket.CloseInfo;
         if (byClient && reason.Length == 0)
             reason = webSocket.CloseStatusDescription ?? "";
         Metrics.OpenConnections.Dec();
@@ -143,7 +123,7 @@ internal sealed class WebSocketConnectionHandler(
         null => "unknown",
     };
 
-    private async Task AuthenticateAsync(string token, IActorRef actor, ClientSocket socket, string connectionId)
+    private async Task AuthenticateAsync(string token, IActorRef actor, ConnectionSocket socket, string connectionId)
     {
         var outcome = await validator.ValidateAsync(token);
         if (!outcome.IsValid)
@@ -164,7 +144,7 @@ internal sealed class WebSocketConnectionHandler(
         }
         if (settings.MaxConnectionsPerUser > 0)
         {
-            var admission = await connectionManager.ActorRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
+            var admission = await ConnectionManagerRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
             if (!admission.Admitted)
             {
                 log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (user {UserId})",
@@ -183,7 +163,7 @@ internal sealed class WebSocketConnectionHandler(
         actor.Tell(new AuthSucceeded(outcome.UserId!, outcome.Expires, outcome.Rooms));
     }
 
-    private async Task ReceiveLoopAsync(WebSocket webSocket, ClientSocket socket, IActorRef actor, string connectionId, RateLimiter rate)
+    private async Task ReceiveLoopAsync(WebSocket webSocket, ConnectionSocket socket, IActorRef actor, string connectionId, RateLimiter rate)
     {
         while (true)
         {
@@ -192,7 +172,7 @@ internal sealed class WebSocketConnectionHandler(
             switch (probe.MessageType)
             {
                 case WebSocketMessageType.Close:
-                    socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
+                    socket.Socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
                     return;
                 case WebSocketMessageType.Binary:
                     actor.Tell(new CloseConnection(CloseCodes.UnsupportedData, "binary frames are not supported; send JSON text frames"));
@@ -212,7 +192,7 @@ internal sealed class WebSocketConnectionHandler(
                     var received = await webSocket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
                     if (received.MessageType == WebSocketMessageType.Close)
                     {
-                        socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
+                        socket.Socket.ClosedByClient((int?)webSocket.CloseStatus ?? CloseCodes.Normal);
                         return;
                     }
                     count += received.Count;
@@ -278,4 +258,38 @@ internal sealed class WebSocketConnectionHandler(
             ArrayPool<byte>.Shared.Return(scratch);
         }
     }
+}
+
+/// <summary>
+/// A <see cref="ConnectionActor"/>'s view of its socket (<see cref="IClientSocket"/>) over the transport's
+/// <see cref="ClientSocket"/>, with what the bridge keeps per connection for its log lines.
+/// </summary>
+internal sealed class ConnectionSocket(ClientSocket socket) : IClientSocket
+{
+    public ClientSocket Socket => socket;
+
+    /// <summary>The user this connection authenticated as (first success wins), for its close log line; set by the receive loop.</summary>
+    public string? UserId { get; set; }
+
+    /// <summary>When its actor was made (<see cref="Stopwatch.GetTimestamp"/>), for the duration in its close log line.</summary>
+    public long Opened { get; set; }
+
+    public long QueuedBytes => socket.QueuedBytes;
+
+    public bool Send(byte[] frame) => socket.Send(frame);
+
+    public bool Send(RoomEvent e, bool moreComing = false) =>
+        socket.Send(new OutboundFrame(e.Frame, e.BullPenId, e.Type, e.PublishedAt), moreComing);
+
+    public void NotifyWhenBelow(long bytes, Action callback) => socket.NotifyWhenBelow(bytes, callback);
+
+    public void Close(int code, string reason) => socket.Close(code, reason);
+}
+
+/// <summary>The transport counts its writes into the server's metrics.</summary>
+internal sealed class TransportMetrics(TradeRoomMetrics metrics) : ITransportMetrics
+{
+    public void Written(int eventFrames, long bytes) => metrics.Written(eventFrames, bytes);
+
+    public void Delivered(long publishedAt, long writtenAt) => metrics.Delivered(publishedAt, writtenAt);
 }

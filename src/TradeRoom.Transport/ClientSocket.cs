@@ -1,32 +1,33 @@
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text;
-using TradeRoom.Actors;
-using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Monitoring;
 using TradeRoom.Actors.Protocol;
-using TradeRoom.Actors.Rooms;
 
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>
 /// The outbound half of one WebSocket: a queue bounded in bytes and one send loop that exists only while there is
-/// something to send, so an idle socket holds no task and no buffer. All writes to the socket go through here, one
-/// at a time; frames queued together leave in one socket write. Bytes count against the budget from
-/// <see cref="Send(byte[])"/> until the write that carries them has completed.
+/// something to send, so an idle socket holds no task and no buffer. Every frame the server sends goes through here
+/// (the WebSocket's own pings, pongs and close go straight to the same writer). Bytes count against the budget from
+/// <see cref="Send(byte[])"/> until the flush that carries them has completed.
 /// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
 /// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind (more
 /// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
-/// Frames and bytes are counted once per socket write, the publish-to-write latency once per event frame.
+/// One send loop drains the queue into the connection's <see cref="FrameWriter"/> and flushes it explicitly: when
+/// the queue is empty (its batch is done) or the next frame would take it past <c>write-buffer-size</c>. So the frames a
+/// connection's actor queues in one turn leave in one socket write, and no write path depends on which thread runs it.
+/// Frames and bytes are counted once per flush, the publish-to-write latency once per event frame.
 /// </summary>
-/// <param name="abortConnection">
-/// Ends the transport itself (Kestrel's <c>ConnectionContext.Abort</c>). <see cref="WebSocket.Abort"/> alone only disposes
-/// the stream: a send blocked on a client that never reads, and a receive waiting behind it (a pong), would hold the
-/// connection and all its memory until the client leaves.
-/// </param>
-internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TradeRoomSettings settings, Action? abortConnection = null) : IClientSocket
+public sealed class ClientSocket : IDisposable
 {
-    /// <summary>Frames written together before a flush is forced.</summary>
-    private const int MaxBatchBytes = 64 * 1024;
+    private readonly WebSocket _webSocket;
+    private readonly DuplexPipeStream _stream;
+    private readonly TransportOptions _options;
+    private readonly ITransportMetrics _metrics;
+    // Ends the transport itself (Kestrel's ConnectionContext.Abort). WebSocket.Abort alone only disposes the stream:
+    // a send blocked on a client that never reads, and a receive waiting behind it (a pong), would hold the
+    // connection and all its memory until the client leaves.
+    private readonly Action? _abortConnection;
 
     private readonly object _gate = new();
     private Slot[] _slots = [];
@@ -36,7 +37,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private long _queuedBytes;
     private long _overBudgetSinceMs;
     private bool _pumping;
-    private bool _handedOver;      // a slow consumer's close: the kernel takes every write (DuplexPipeStream.StopWaitingForReader)
+    private bool _handedOver;      // a slow consumer's close: the kernel takes every write (FrameWriter.StopWaitingForReader)
     private bool _closeFrameSent;  // the close frame has been written (to the kernel, on a direct socket)
     private bool _closedByClient;
     private string? _closeReason;
@@ -45,16 +46,22 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     private Action? _onDrained;
     private CancellationTokenSource? _abortTimer;
 
-    private struct Slot
+    internal ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TransportOptions options, ITransportMetrics metrics, Action? abortConnection = null)
     {
-        public byte[]? Frame; // null once replaced by a newer state event
-        public RoomEvent? Event;
+        _webSocket = webSocket;
+        _stream = stream;
+        _options = options;
+        _metrics = metrics;
+        _abortConnection = abortConnection;
     }
 
-    public long QueuedBytes { get { lock (_gate) return _queuedBytes; } }
+    private struct Slot
+    {
+        public OutboundFrame Frame; // Bytes null once replaced by a newer state event
+    }
 
-    /// <summary>The user this connection authenticated as (first success wins), for its close log line; set by the receive loop.</summary>
-    public string? UserId { get; set; }
+    /// <summary>Bytes queued and not yet handed to the kernel.</summary>
+    public long QueuedBytes { get { lock (_gate) return _queuedBytes; } }
 
     /// <summary>
     /// How the socket ended, once it has: the close code (1006 when no close was ever sent or asked for: the
@@ -69,9 +76,18 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         }
     }
 
-    public bool Send(byte[] frame) => Enqueue(frame, null, moreComing: true);
+    /// <summary>Queues one complete frame (an answer or error); it leaves after the current work item. False when the socket is closing.</summary>
+    public bool Send(byte[] frame) => Enqueue(new OutboundFrame(frame), moreComing: true);
 
-    public bool Send(RoomEvent e, bool moreComing = false) => Enqueue(e.Frame, e, moreComing);
+    /// <summary>
+    /// Queues one frame. While the socket is behind, a newer state event (per <c>conflated-event-types</c>) replaces the
+    /// older one of the same room and type still queued. False when the socket is closing.
+    /// </summary>
+    /// <param name="moreComing">
+    /// The caller's batch is not done: the send loop starts after the current work item (on this thread), so what
+    /// the caller queues meanwhile leaves in the same flush. False: the caller is done, the send loop runs now.
+    /// </param>
+    public bool Send(in OutboundFrame frame, bool moreComing = false) => Enqueue(frame, moreComing);
 
     public void NotifyWhenBelow(long bytes, Action callback)
     {
@@ -85,8 +101,6 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         if (now)
             callback();
     }
-
-    public void Close(int code, string reason) => Close(code, reason, byClient: false);
 
     /// <summary>The client sent a close frame: answer it (after what is queued) unless the server closed first.</summary>
     public void ClosedByClient(int code) => Close(code, "", byClient: true);
@@ -104,6 +118,9 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             StartPump();
     }
 
+    /// <summary>Sends the frames already queued, then a close frame with <paramref name="code"/>. Idempotent: the first close wins.</summary>
+    public void Close(int code, string reason) => Close(code, reason, byClient: false);
+
     /// <summary>Called by the sweeper: closes a socket that has been silent too long or over its budget too long.</summary>
     public void CheckHealth(long nowMs)
     {
@@ -113,12 +130,12 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         {
             if (_closeReason is not null)
                 return;
-            if (_overBudgetSinceMs != 0 && nowMs - _overBudgetSinceMs > (long)settings.SlowConsumerGrace.TotalMilliseconds)
+            if (_overBudgetSinceMs != 0 && nowMs - _overBudgetSinceMs > (long)_options.SlowConsumerGrace.TotalMilliseconds)
             {
                 slowConsumer = true;
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
             }
-            else if (nowMs - stream.LastReceivedMs > (long)settings.HeartbeatTimeout.TotalMilliseconds)
+            else if (nowMs - _stream.LastReceivedMs > (long)_options.HeartbeatTimeout.TotalMilliseconds)
                 startPump = RequestCloseLocked(CloseCodes.HeartbeatTimeout, "heartbeat timeout", discardQueue: false);
             else
                 return;
@@ -151,7 +168,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             _abortTimer?.Cancel();
     }
 
-    private bool Enqueue(byte[] frame, RoomEvent? e, bool moreComing)
+    private bool Enqueue(in OutboundFrame frame, bool moreComing)
     {
         bool startPump;
         var slowConsumer = false;
@@ -161,18 +178,18 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                 return false;
             // Behind means more than half the budget waiting: a short burst to a reader that keeps up loses nothing.
             // The type is looked up only then, not on every delivery.
-            if (e is not null && _queuedBytes > settings.OutboundQueueLimit / 2 && settings.ConflatedEventTypes.Contains(e.Type))
-                DropOlderLocked(e);
-            PushLocked(frame, e);
-            _queuedBytes += frame.Length;
-            if (_queuedBytes > settings.SlowConsumerHardLimit)
+            if (frame.EventType is not null && _queuedBytes > _options.OutboundQueueLimit / 2 && _options.ConflatedEventTypes.Contains(frame.EventType))
+                DropOlderLocked(frame);
+            PushLocked(frame);
+            _queuedBytes += frame.Bytes.Length;
+            if (_queuedBytes > _options.SlowConsumerHardLimit)
             {
                 slowConsumer = true;
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
             }
             else
             {
-                if (_queuedBytes > settings.OutboundQueueLimit && _overBudgetSinceMs == 0)
+                if (_queuedBytes > _options.OutboundQueueLimit && _overBudgetSinceMs == 0)
                     _overBudgetSinceMs = Environment.TickCount64;
                 startPump = ClaimPumpLocked();
             }
@@ -184,12 +201,12 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
             if (moreComing)
                 StartPump();
             else
-                _ = PumpAsync(); // nothing else is coming: write now, on this thread, and save a hop
+                _ = PumpAsync(); // the caller's batch is done: write now, on this thread, and save a hop
         }
         return true;
     }
 
-    private void PushLocked(byte[] frame, RoomEvent? e)
+    private void PushLocked(in OutboundFrame frame)
     {
         if (_count == _slots.Length)
         {
@@ -198,46 +215,42 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
                 larger[i] = _slots[(_head + i) % _slots.Length];
             (_slots, _head) = (larger, 0);
         }
-        _slots[(_head + _count) % _slots.Length] = new Slot { Frame = frame, Event = e };
+        _slots[(_head + _count) % _slots.Length] = new Slot { Frame = frame };
         _count++;
         _live++;
     }
 
-    private byte[]? PopLocked() => PopLocked(out _);
-
-    private byte[]? PopLocked(out RoomEvent? e)
+    private bool TryPopLocked(out OutboundFrame frame)
     {
-        e = null;
         while (_count > 0)
         {
             ref var slot = ref _slots[_head];
-            var frame = slot.Frame;
-            e = slot.Event;
+            frame = slot.Frame;
             slot = default;
             _head = (_head + 1) % _slots.Length;
             _count--;
-            if (frame is not null)
+            if (frame.Bytes is not null)
             {
                 _live--;
-                return frame;
+                return true;
             }
         }
         if (_slots.Length > 4)
             (_slots, _head) = ([], 0); // a burst is over: give back its memory
-        e = null;
-        return null;
+        frame = default;
+        return false;
     }
 
     /// <summary>Conflation: the newest queued state event of the same room and type is replaced by the one coming in.</summary>
-    private void DropOlderLocked(RoomEvent newer)
+    private void DropOlderLocked(in OutboundFrame newer)
     {
         for (var i = _count - 1; i >= 0; i--)
         {
             ref var slot = ref _slots[(_head + i) % _slots.Length];
-            if (slot.Frame is not null && slot.Event is { } older && older.Type == newer.Type && older.BullPenId == newer.BullPenId)
+            if (slot.Frame.Bytes is { } older && slot.Frame.EventType == newer.EventType && slot.Frame.BullPenId == newer.BullPenId)
             {
-                _queuedBytes -= slot.Frame.Length;
-                slot.Frame = null;
+                _queuedBytes -= older.Length;
+                slot.Frame = default;
                 _live--;
                 return;
             }
@@ -253,8 +266,8 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         if (discardQueue)
         {
             // A slow consumer gets no more of what it is behind on; it reconnects and resumes.
-            while (PopLocked() is { } dropped)
-                _queuedBytes -= dropped.Length;
+            while (TryPopLocked(out var dropped))
+                _queuedBytes -= dropped.Bytes.Length;
         }
         _onDrained = null;
         // Whatever happens to the frames still queued, the socket is gone within the close timeout.
@@ -273,14 +286,20 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
 
     /// <summary>
     /// The send loop runs after the current work item on the same thread (preferLocal), so an actor that queues
-    /// several frames in one turn has them all written, and flushed once, by one run of the loop. (A frame with
-    /// nothing behind it is written at once instead, by <see cref="Enqueue"/>.)
+    /// several frames in one turn has them all written, and flushed once, by one run of the loop. (A frame that ends
+    /// its caller's batch starts the loop at once instead, see <see cref="Enqueue"/>.)
     /// </summary>
     private void StartPump() =>
         ThreadPool.UnsafeQueueUserWorkItem(static socket => _ = socket.PumpAsync(), this, preferLocal: true);
 
+    /// <summary>
+    /// Moves queued frames into the writer and flushes it when the queue is empty (the batch is done) or when the next
+    /// frame would take it past <c>write-buffer-size</c>; bytes leave the budget once their flush has completed. With
+    /// nothing queued and a close asked, writes the close frame last. One loop at a time (<see cref="_pumping"/>).
+    /// </summary>
     private async Task PumpAsync()
     {
+        var writer = _stream.Writer;
         long unflushed = 0;
         var unflushedEvents = 0;
         long writtenAt = 0;
@@ -288,70 +307,68 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         {
             while (true)
             {
-                byte[]? frame;
-                RoomEvent? e;
-                bool more;
+                OutboundFrame frame;
                 lock (_gate)
                 {
-                    frame = PopLocked(out e);
-                    more = _live > 0;
-                    if (frame is null && _closeReason is null)
+                    if (!TryPopLocked(out frame) && unflushed == 0 && _closeReason is null)
                     {
                         _pumping = false;
                         return;
                     }
                 }
 
-                if (frame is null)
+                if (frame.Bytes is { } bytes)
                 {
-                    // Frames written since the last flush (a close cut a batch short) leave with the close frame.
-                    Metrics.Written(unflushedEvents, unflushed);
-                    stream.Corked = false;
-                    var sent = false;
-                    if (webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                    if (unflushed > 0 && unflushed + bytes.Length > _options.WriteBufferSize)
                     {
-                        await webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
-                        sent = true;
+                        await writer.FlushAsync();
+                        Written(unflushedEvents, unflushed);
+                        (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
                     }
-                    lock (_gate)
-                        (_closeFrameSent, _pumping) = (sent, false);
-                    return;
+                    // The WebSocket closed by itself (a protocol error: it sent its own close) or was aborted: no frame may follow.
+                    if (unflushed == 0 && _webSocket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+                        throw new WebSocketException(WebSocketError.InvalidState, $"the WebSocket is {_webSocket.State}");
+                    writer.AppendText(bytes);
+                    unflushed += bytes.Length;
+                    if (frame.EventType is not null)
+                    {
+                        unflushedEvents++;
+                        if (writtenAt == 0)
+                            writtenAt = Stopwatch.GetTimestamp(); // one clock read per batch
+                        _metrics.Delivered(frame.PublishedAt, writtenAt);
+                    }
+                    continue;
                 }
 
-                unflushed += frame.Length;
-                stream.Corked = more && unflushed < MaxBatchBytes;
-                await webSocket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-                if (e is not null)
+                if (unflushed > 0)
                 {
-                    unflushedEvents++;
-                    if (writtenAt == 0)
-                        writtenAt = TradeRoomMetrics.Now(); // one clock read per batch
-                    Metrics.Delivered(e.PublishedAt, writtenAt);
-                }
-                if (stream.Corked)
+                    // The queue is empty: the batch is done. Frames queued meanwhile start the next one.
+                    await writer.FlushAsync();
+                    Written(unflushedEvents, unflushed);
+                    (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
                     continue;
-                Metrics.Written(unflushedEvents, unflushed);
-                Written(unflushed);
-                (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
+                }
+
+                // Nothing queued, nothing unflushed, a close asked: the close frame goes last, through the WebSocket,
+                // which then knows it has sent it (no keep-alive ping after it, no second close).
+                var sent = false;
+                if (_webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                {
+                    await _webSocket.CloseOutputAsync((WebSocketCloseStatus)_closeCode, _closeReason, CancellationToken.None);
+                    sent = true;
+                }
+                lock (_gate)
+                    (_closeFrameSent, _pumping) = (sent, false);
+                return;
             }
         }
         catch (Exception)
         {
             // The socket faulted or was aborted under us; the receive loop notices and stops the connection.
-            // Frames already batched (a close the WebSocket sent by itself, say) still go, if the socket takes them.
-            stream.Corked = false;
-            try
-            {
-                await stream.SendBatchAsync();
-            }
-            catch (Exception)
-            {
-                // the socket is gone: nothing more can reach the client
-            }
             lock (_gate)
             {
                 _closeReason ??= "socket faulted";
-                while (PopLocked() is not null)
+                while (TryPopLocked(out _))
                 {
                 }
                 _queuedBytes = 0;
@@ -361,16 +378,15 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         }
     }
 
-    private TradeRoomMetrics Metrics => settings.Connections.Metrics;
-
-    /// <summary>Bytes have left for the network: take them off the budget and wake whoever waits for room.</summary>
-    private void Written(long bytes)
+    /// <summary>A flush has completed: count it, take its bytes off the budget and wake whoever waits for room.</summary>
+    private void Written(int eventFrames, long bytes)
     {
+        _metrics.Written(eventFrames, bytes);
         Action? drained = null;
         lock (_gate)
         {
             _queuedBytes -= bytes;
-            if (_queuedBytes <= settings.OutboundQueueLimit)
+            if (_queuedBytes <= _options.OutboundQueueLimit)
                 _overBudgetSinceMs = 0;
             if (_onDrained is not null && _queuedBytes <= _notifyBelow)
                 (drained, _onDrained) = (_onDrained, null);
@@ -382,7 +398,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     {
         try
         {
-            await Task.Delay(settings.CloseTimeout, cancel);
+            await Task.Delay(_options.CloseTimeout, cancel);
             Abort();
         }
         catch (OperationCanceledException)
@@ -399,7 +415,7 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
     /// </summary>
     private void HandOverToKernel()
     {
-        var handedOver = stream.StopWaitingForReader(settings.SlowConsumerLinger);
+        var handedOver = _stream.Writer.StopWaitingForReader(_options.SlowConsumerLinger);
         lock (_gate)
             _handedOver = handedOver;
     }
@@ -418,11 +434,11 @@ internal sealed class ClientSocket(WebSocket webSocket, DuplexPipeStream stream,
         lock (_gate)
             inOrder = _handedOver && _closeFrameSent;
         if (inOrder)
-            inOrder = stream.EndOutputInOrder();
-        if (webSocket.State != WebSocketState.Closed)
-            webSocket.Abort();
+            inOrder = _stream.Writer.EndOutputInOrder();
+        if (_webSocket.State != WebSocketState.Closed)
+            _webSocket.Abort();
         if (!inOrder)
-            abortConnection?.Invoke();
+            _abortConnection?.Invoke();
     }
 
     private static string Truncate(string reason)

@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Connections;
 
-namespace TradeRoom.Server.WebSockets;
+namespace TradeRoom.Transport;
 
 /// <summary>
 /// Kestrel's connection buffers (the transport's input and output pipes, TLS included) from the shared
@@ -11,7 +11,7 @@ namespace TradeRoom.Server.WebSockets;
 /// left the pool that large for many minutes after the sockets were freed. The shared pool keeps a few arrays per size
 /// and core: what a freed connection held becomes garbage, which <see cref="SocketSweeper"/> collects after a wave of closes.
 /// </summary>
-internal sealed class TransportBuffers : IMemoryPoolFactory<byte>
+public sealed class TransportBuffers : IMemoryPoolFactory<byte>
 {
     public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => MemoryPool<byte>.Shared;
 }
