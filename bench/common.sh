@@ -4,8 +4,10 @@ OUT=${BENCH_OUT:-artifacts/bench}
 WS_PORT=${BENCH_WS_PORT:-4101}
 API_PORT=${BENCH_API_PORT:-4100}
 SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
-# The server's runtime settings for every run (chosen by measurement: see docs/benchmarks.md).
-SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_GCRegionSize=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
+# The server runs with the runtime settings it ships with (its runtimeconfig: TradeRoom.Server.csproj), the same as
+# `dotnet run` and a published server; it logs them at start ("Runtime: ..."). BENCH_SERVER_ENV adds variables for an
+# experiment (e.g. DOTNET_GCgen0MaxBudget=0x400000), and the page then says so.
+SERVER_ENV=(${BENCH_SERVER_ENV:-})
 mkdir -p "$OUT"
 
 echo "building Release..."
