@@ -410,7 +410,8 @@ internal sealed class Hub(Tokens tokens)
                 w.WriteString("bullPenId", bullPenId);
                 w.WriteNumber("seq", seq);
                 w.WritePropertyName("data");
-                data.WriteTo(w);
+                // The publisher's bytes as they came, as the project sends them.
+                w.WriteRawValue(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(data), skipInputValidation: true);
             });
             var outgoing = new Outgoing(frame, true);
             foreach (var subscriber in room.Subscribers)
