@@ -118,7 +118,13 @@ internal static class BenchmarkReport
         }
         s.AppendLine();
 
+        // Sections whose results are not in this results directory (another machine's or session's runs) are kept from
+        // the page as it was, so that running some scenarios never drops the others' numbers.
+        var previous = File.Exists(outputPath) ? await File.ReadAllTextAsync(outputPath) : "";
+        var before = s.Length;
         DurableRooms(s, resultsDirectory, Load);
+        if (s.Length == before && Section(previous, "## Durable rooms: the store's cost") is { } keptDurable)
+            s.AppendLine(keptDurable.TrimEnd()).AppendLine();
 
         if (growth.Count > 0)
         {
@@ -140,24 +146,44 @@ internal static class BenchmarkReport
 
         if (ClusterReport.Section(resultsDirectory) is { } cluster)
             s.AppendLine(cluster.TrimEnd()).AppendLine();
+        else if (Section(previous, "## Cluster mode (issue 12)\n") is { } keptCluster)
+            s.AppendLine(keptCluster.TrimEnd()).AppendLine();
 
         s.AppendLine("## Every run in full");
         s.AppendLine();
-        // The cluster runs are in full in their own section.
-        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Where(f => !Path.GetFileName(f).StartsWith("cluster-", StringComparison.Ordinal)).Order())
+        // The cluster runs are in full in their own section; runs kept from the page keep their own date.
+        var runs = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Where(f => !Path.GetFileName(f).StartsWith("cluster-", StringComparison.Ordinal)))
         {
-            s.AppendLine($"### {Path.GetFileNameWithoutExtension(file)}: `{Args(Path.GetFileNameWithoutExtension(file))}` (run {File.GetLastWriteTimeUtc(file):yyyy-MM-dd HH:mm} UTC)");
-            s.AppendLine();
-            s.AppendLine("```");
-            s.AppendLine((await File.ReadAllTextAsync(file)).TrimEnd());
-            s.AppendLine("```");
-            s.AppendLine();
+            var name = Path.GetFileNameWithoutExtension(file);
+            runs[name] = $"### {name}: `{Args(name)}` (run {File.GetLastWriteTimeUtc(file):yyyy-MM-dd HH:mm} UTC)\n\n```\n" +
+                         (await File.ReadAllTextAsync(file)).TrimEnd() + "\n```\n";
         }
+        if (Section(previous, "## Every run in full") is { } keptRuns)
+        {
+            foreach (var block in keptRuns.Split("\n### ").Skip(1))
+            {
+                var name = block[..block.IndexOf(':', StringComparison.Ordinal)];
+                runs.TryAdd(name, "### " + block.TrimEnd() + "\n");
+            }
+        }
+        foreach (var run in runs.Values)
+            s.AppendLine(run.TrimEnd()).AppendLine();
 
         var analysis = Path.Combine("bench", "analysis.md");
         if (File.Exists(analysis))
             s.AppendLine((await File.ReadAllTextAsync(analysis)).TrimEnd());
         await File.WriteAllTextAsync(outputPath, s.ToString());
+    }
+
+    /// <summary>The page's section that starts with <paramref name="heading"/>, up to the next <c>## </c> heading; null if none.</summary>
+    private static string? Section(string page, string heading)
+    {
+        var start = page.IndexOf(heading, StringComparison.Ordinal);
+        if (start < 0)
+            return null;
+        var end = page.IndexOf("\n## ", start + heading.Length, StringComparison.Ordinal);
+        return end < 0 ? page[start..] : page[start..(end + 1)];
     }
 
     /// <summary>
