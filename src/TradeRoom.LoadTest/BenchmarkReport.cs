@@ -285,6 +285,17 @@ internal static class BenchmarkReport
         }
         s.AppendLine();
 
+        // The machine is shared: how loaded it was says how far the absolute figures (latency above all) are the server's own.
+        var loads = pairs.SelectMany(x => new[] { x.Name, x.Name + "-reference" })
+            .Select(n => Path.Combine(resultsDirectory, n + ".txt")).Where(File.Exists)
+            .SelectMany(File.ReadLines).Where(l => l.StartsWith("machine load average at the end: ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l.Split(' ')[6], CultureInfo.InvariantCulture)).ToList();
+        if (loads.Count > 0)
+        {
+            s.AppendLine($"Load average (1 min) at the end of these runs: {F(loads.Min(), "0.0")} to {F(loads.Max(), "0.0")} on {Environment.ProcessorCount} cores, " +
+                         "other work included: latencies above a few ms measure the queue for the cores, not the server; the ratios hold better.");
+            s.AppendLine();
+        }
         s.AppendLine("Every figure, project / reference (ratio where it is one the targets use or a cost). CPU is per delivery:");
         s.AppendLine("the server's, the load tester's own over the same window, and their sum.");
         s.AppendLine();
