@@ -4,15 +4,20 @@ OUT=${BENCH_OUT:-artifacts/bench}
 WS_PORT=${BENCH_WS_PORT:-4101}
 API_PORT=${BENCH_API_PORT:-4100}
 SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
-# The server's runtime settings for every run (chosen by measurement: see docs/benchmarks.md).
-SERVER_ENV=(DOTNET_GCgen0MaxBudget=0x100000 DOTNET_GCRegionSize=0x100000 DOTNET_TieredPGO=1 ${BENCH_SERVER_ENV:-})
+# The server runs with the runtime settings it ships with (its runtimeconfig: TradeRoom.Server.csproj), the same as
+# `dotnet run` and a published server; it logs them at start ("Runtime: ..."). BENCH_SERVER_ENV adds variables for an
+# experiment (e.g. DOTNET_GCgen0MaxBudget=0x400000), and the page then says so.
+SERVER_ENV=(${BENCH_SERVER_ENV:-})
 mkdir -p "$OUT"
 
 echo "building Release..."
 dotnet build -c Release src/TradeRoom.Server/TradeRoom.Server.csproj -v q -nologo >/dev/null
 dotnet build -c Release src/TradeRoom.LoadTest/TradeRoom.LoadTest.csproj -v q -nologo >/dev/null
+dotnet build -c Release bench/reference/TradeRoom.BenchReference.csproj -v q -nologo >/dev/null
 SERVER=src/TradeRoom.Server/bin/Release/net10.0/TradeRoom.Server.dll
 LOADTEST=src/TradeRoom.LoadTest/bin/Release/net10.0/TradeRoom.LoadTest.dll
+# The reference server (bench/reference): plain Kestrel, no actors, the same protocol as far as the load tester uses it.
+REFERENCE=bench/reference/bin/Release/net10.0/TradeRoom.BenchReference.dll
 
 # The rooms' store (README "Storage"): PROVIDER is sqlite (the default, what users run), memory or postgresql. Every
 # start_server gets a fresh store: a new SQLite file under $OUT/stores (never the repository's data/), or a new database
@@ -85,11 +90,23 @@ launch_server() {
   env "${SERVER_ENV[@]}" "${STORE_ENV[@]}" "$@" ASPNETCORE_ENVIRONMENT=Production JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" \
     BIND_ADDRESS=127.0.0.1 dotnet "$SERVER" >>"$log" 2>&1 &
   server_pid=$!
+  wait_port "$log"
+}
+# start_reference LOG: the reference server on the same ports and secret, with its own runtimeconfig and nothing else
+# (it keeps nothing, so no store). stop_server stops it.
+start_reference() {
+  : >"$1"
+  JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" BIND_ADDRESS=127.0.0.1 dotnet "$REFERENCE" >>"$1" 2>&1 &
+  server_pid=$!
+  wait_port "$1"
+}
+# wait_port LOG: until the API port answers (at most 20 s), then a second more for the WebSocket port.
+wait_port() {
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then sleep 1; return 0; fi
     sleep 0.2
   done
-  echo "the server did not start; see $log" >&2
+  echo "the server did not start; see $1" >&2
   exit 1
 }
 stop_server() {

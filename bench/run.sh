@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark scenarios of docs/benchmarks.md against a fresh Release server each, and rewrites that page.
-#   bash bench/run.sh                 all scenarios (about 6 minutes)
+# density, fanout, steady-50k, burst and growth run on the project and then on the reference server (bench/reference),
+# with the same load tester and options, so that the page can set each figure beside the reference's from the same run.
+#   bash bench/run.sh                 all scenarios (about 20 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
 #   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (8.5 minutes here)
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 # The fan-out parameters, one set for fanout and fanout-tls so that the two compare (smaller for a smoke run).
 read -r -a FANOUT <<<"${BENCH_FANOUT_ARGS:---connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30}"
+read -r -a STEADY_50K <<<"${BENCH_STEADY_ARGS:---connections 10000 --rooms 10 --rate 5 --warmup 5 --duration 30}"
 # Optional: a /metrics bearer token for the server (traderoom.http.metrics-token), which the load tester then sends.
 METRICS_TOKEN=${BENCH_METRICS_TOKEN:-}
 
@@ -48,7 +51,29 @@ run() {
     --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
   machine_load >>"$OUT/$name.txt"
   echo "$*" >"$OUT/$name.args"
+  # What the runtime ran with, as the server logged it at start (its runtimeconfig, and BENCH_SERVER_ENV if set).
+  { grep -m 1 '^Runtime:' "$OUT/server.log" || echo "Runtime: not logged"; [ -n "${BENCH_SERVER_ENV:-}" ] && echo "BENCH_SERVER_ENV: $BENCH_SERVER_ENV"; } >"$OUT/$name.runtime" || true
   stop_server
+}
+
+# run_reference NAME load-tester-args...: the same scenario on a freshly started reference server (bench/reference),
+# the same load tester and options; the results are NAME-reference.
+run_reference() {
+  local name=$1-reference
+  shift
+  echo "== $name: $*"
+  start_reference "$OUT/reference.log"
+  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    --server-pid "$server_pid" --metrics-url "http://127.0.0.1:$API_PORT/metrics" \
+    --json "$OUT/$name.json" --quiet "$@" | tee "$OUT/$name.txt" || true
+  machine_load >>"$OUT/$name.txt"
+  echo "$*" >"$OUT/$name.args"
+  stop_server
+}
+# both NAME load-tester-args...: the project, then the reference, one after the other with the same options.
+both() {
+  run "$@"
+  run_reference "$@"
 }
 
 # as_provider PROVIDER command...: the command with the rooms' store on PROVIDER (sqlite, memory, postgresql).
@@ -184,13 +209,18 @@ for scenario in "$@"; do
     *) scenarios+=("$scenario") ;;
   esac
 done
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout fanout-tls burst growth selfcheck)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(density fanout steady-50k fanout-tls burst growth selfcheck)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
-    density) run density --connections 15000 --rooms 15 --hold 15 ;;
-    fanout) run fanout "${FANOUT[@]}" ;;
+    # Each of these runs on the project, then on the reference server (issue 13): the page reports project / reference.
+    density) both density --connections 15000 --rooms 15 --hold 15 ;;
+    fanout) both fanout "${FANOUT[@]}" ;;
+    # Steady fan-out at 50,000 deliveries/s (1,000 subscribers per room, 5 events/s per room, each room's events evenly
+    # spaced and the rooms offset): a rate neither server nor tester saturates the 2 cores with.
+    steady-50k) both steady-50k "${STEADY_50K[@]}" ;;
+    # The reference has no TLS: this one runs on the project only.
     fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
-    burst) run burst --connections 10000 --rooms 1 --burst 100 ;;
+    burst) both burst --connections 10000 --rooms 1 --burst 100 ;;
     # The same with the rooms' store in memory (nothing kept) and on PostgreSQL, for comparison with the default (SQLite).
     fanout-memory) as_provider memory run fanout-memory "${FANOUT[@]}" ;;
     burst-memory) as_provider memory run burst-memory --connections 10000 --rooms 1 --burst 100 ;;
@@ -216,7 +246,7 @@ for scenario in "${scenarios[@]}"; do
     cluster-cross-remote) cluster_run cluster-cross-remote 2 --placement remote "${CLUSTER_CROSS[@]}" ;;
     cluster-failover) cluster_failover cluster-failover ;;
     cluster-idle) cluster_idle cluster-idle-1node 1; cluster_idle cluster-idle-3nodes 3 ;;
-    growth) for n in 1000 5000 10000 15000; do run "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
+    growth) for n in 1000 5000 10000 15000; do both "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
       echo "== selfcheck"
@@ -228,7 +258,7 @@ for scenario in "${scenarios[@]}"; do
       echo "--connections 1000 --expect-per-connection 1000 (trivial server, one core each)" >"$OUT/selfcheck.args"
       kill "$trivial" 2>/dev/null || true
       ;;
-    *) echo "unknown scenario $scenario (density, fanout, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
+    *) echo "unknown scenario $scenario (density, fanout, steady-50k, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
          "fanout-pg, burst-pg, cluster-1node, cluster-3nodes, cluster-cross-host, cluster-cross-remote, cluster-failover, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
        exit 2 ;;
   esac

@@ -29,18 +29,29 @@ internal static class BenchmarkReport
         s.AppendLine("# Benchmarks");
         s.AppendLine();
         s.AppendLine("Measured by `bash bench/run.sh` (or `dotnet pwsh build.ps1 bench`), which builds Release, starts a fresh server for");
-        s.AppendLine("each scenario (with the runtime settings in `SERVER_ENV` of `bench/common.sh`: a 1 MB gen-0 budget and 1 MB GC regions) and runs");
-        s.AppendLine("`TradeRoom.LoadTest` against it; this page is generated from the results (`artifacts/bench/`).");
+        s.AppendLine("each scenario, with no runtime environment of its own: the server runs with the settings it ships with (its");
+        s.AppendLine("runtimeconfig, as `dotnet run` and a published server do), and runs `TradeRoom.LoadTest` against it; this page is");
+        s.AppendLine("generated from the results (`artifacts/bench/`).");
         s.AppendLine("Server memory is resident memory from `/proc/PID/status` (connected minus idle, per connection); server CPU is");
         s.AppendLine("user + system time from `/proc/PID/stat` while publishing and draining, divided by deliveries. The load tester runs on");
-        s.AppendLine("the same 2 cores, so it competes with the server; its own CPU is shown. Each row is the latest run of its");
-        s.AppendLine("scenario; when each ran is in \"Every run in full\" below.");
+        s.AppendLine("the same 2 cores, so it competes with the server; its own CPU over the same window is shown beside the server's.");
+        s.AppendLine("Each row is the latest run of its scenario; when each ran is in \"Every run in full\" below.");
         s.AppendLine();
         s.AppendLine($"Machine: {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 30)} GiB, " +
                      $"{RuntimeInformation.OSDescription}, .NET {Environment.Version}; generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
         s.AppendLine();
+        var runtimes = Directory.GetFiles(resultsDirectory, "*.runtime")
+            .Select(f => File.ReadAllText(f).Trim().ReplaceLineEndings("; ")).Where(l => l.Length > 0).Distinct().Order().ToList();
+        if (runtimes.Count > 0)
+        {
+            s.AppendLine("Runtime settings, as the server logged them at start in these runs: " + string.Join(" / ", runtimes.Select(r => $"`{r}`")) +
+                         " (README, \"The two commands\").");
+            s.AppendLine();
+        }
 
-        s.AppendLine("## Results against the targets");
+        AgainstReference(s, resultsDirectory, Load, Args);
+
+        s.AppendLine("## Results against the earlier targets");
         s.AppendLine();
         s.AppendLine("| scenario | command (load tester options) | measured | target | |");
         s.AppendLine("|---|---|---|---|---|");
@@ -107,7 +118,13 @@ internal static class BenchmarkReport
         }
         s.AppendLine();
 
+        // Sections whose results are not in this results directory (another machine's or session's runs) are kept from
+        // the page as it was, so that running some scenarios never drops the others' numbers.
+        var previous = File.Exists(outputPath) ? await File.ReadAllTextAsync(outputPath) : "";
+        var before = s.Length;
         DurableRooms(s, resultsDirectory, Load);
+        if (s.Length == before && Section(previous, "## Durable rooms: the store's cost") is { } keptDurable)
+            s.AppendLine(keptDurable.TrimEnd()).AppendLine();
 
         if (growth.Count > 0)
         {
@@ -129,24 +146,176 @@ internal static class BenchmarkReport
 
         if (ClusterReport.Section(resultsDirectory) is { } cluster)
             s.AppendLine(cluster.TrimEnd()).AppendLine();
+        else if (Section(previous, "## Cluster mode (issue 12)\n") is { } keptCluster)
+            s.AppendLine(keptCluster.TrimEnd()).AppendLine();
 
         s.AppendLine("## Every run in full");
         s.AppendLine();
-        // The cluster runs are in full in their own section.
-        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Where(f => !Path.GetFileName(f).StartsWith("cluster-", StringComparison.Ordinal)).Order())
+        // The cluster runs are in full in their own section; runs kept from the page keep their own date.
+        var runs = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in Directory.GetFiles(resultsDirectory, "*.txt").Where(f => !Path.GetFileName(f).StartsWith("cluster-", StringComparison.Ordinal)))
         {
-            s.AppendLine($"### {Path.GetFileNameWithoutExtension(file)}: `{Args(Path.GetFileNameWithoutExtension(file))}` (run {File.GetLastWriteTimeUtc(file):yyyy-MM-dd HH:mm} UTC)");
-            s.AppendLine();
-            s.AppendLine("```");
-            s.AppendLine((await File.ReadAllTextAsync(file)).TrimEnd());
-            s.AppendLine("```");
-            s.AppendLine();
+            var name = Path.GetFileNameWithoutExtension(file);
+            runs[name] = $"### {name}: `{Args(name)}` (run {File.GetLastWriteTimeUtc(file):yyyy-MM-dd HH:mm} UTC)\n\n```\n" +
+                         (await File.ReadAllTextAsync(file)).TrimEnd() + "\n```\n";
         }
+        if (Section(previous, "## Every run in full") is { } keptRuns)
+        {
+            foreach (var block in keptRuns.Split("\n### ").Skip(1))
+            {
+                var name = block[..block.IndexOf(':', StringComparison.Ordinal)];
+                runs.TryAdd(name, "### " + block.TrimEnd() + "\n");
+            }
+        }
+        foreach (var run in runs.Values)
+            s.AppendLine(run.TrimEnd()).AppendLine();
 
         var analysis = Path.Combine("bench", "analysis.md");
         if (File.Exists(analysis))
             s.AppendLine((await File.ReadAllTextAsync(analysis)).TrimEnd());
         await File.WriteAllTextAsync(outputPath, s.ToString());
+    }
+
+    /// <summary>The page's section that starts with <paramref name="heading"/>, up to the next <c>## </c> heading; null if none.</summary>
+    private static string? Section(string page, string heading)
+    {
+        var start = page.IndexOf(heading, StringComparison.Ordinal);
+        if (start < 0)
+            return null;
+        var end = page.IndexOf("\n## ", start + heading.Length, StringComparison.Ordinal);
+        return end < 0 ? page[start..] : page[start..(end + 1)];
+    }
+
+    /// <summary>
+    /// Issue 13: every scenario that has one beside its run on the reference server (bench/reference, NAME-reference),
+    /// the targets computed from the ratios, then every figure as project / reference.
+    /// </summary>
+    private static void AgainstReference(StringBuilder s, string resultsDirectory, Func<string, LoadTestResult?> load, Func<string, string> args)
+    {
+        static string F(double? v, string format = "0.00") => v is { } x ? x.ToString(format, CultureInfo.InvariantCulture) : "–";
+        static double? Ratio(double? project, double? reference) => project is { } p && reference is { } r && r > 0 ? p / r : null;
+        static string X(double? ratio) => ratio is { } x ? $"×{x.ToString("0.00", CultureInfo.InvariantCulture)}" : "×–";
+        static string Verdict(bool? ok) => ok switch { true => "**met**", false => "**not met**", null => "no result" };
+        static double? Tester(LoadTestResult r) => r.LoadTesterCpuMicrosecondsPerDelivery
+            ?? (r.Delivered > 0 ? Math.Round(r.LoadTesterCpuSecondsInPublishPhase * 1e6 / r.Delivered, 2) : null);
+        static double? Total(LoadTestResult r) => r.TotalCpuMicrosecondsPerDelivery
+            ?? (r.ServerCpuMicrosecondsPerDelivery is { } c && Tester(r) is { } t ? c + t : null);
+        string PR(double? p, double? r, string unit, string format = "0.00", bool ratio = true) =>
+            $"{F(p, format)} / {F(r, format)}{(unit.Length > 0 ? " " + unit : "")}" + (ratio ? $" ({X(Ratio(p, r))})" : "");
+
+        var scenarios = new[] { "density", "fanout", "steady-50k", "burst", "growth-1000", "growth-5000", "growth-10000", "growth-15000" };
+        var pairs = scenarios.Select(n => (Name: n, P: load(n), R: load(n + "-reference"))).Where(x => x.P is not null || x.R is not null).ToList();
+        if (pairs.Count == 0)
+            return;
+        // A ratio means something only within one session on this shared machine: the two runs of a pair minutes apart.
+        bool SameSession(string name)
+        {
+            var p = Path.Combine(resultsDirectory, name + ".json");
+            var r = Path.Combine(resultsDirectory, name + "-reference.json");
+            return File.Exists(p) && File.Exists(r) && Math.Abs((File.GetLastWriteTimeUtc(p) - File.GetLastWriteTimeUtc(r)).TotalMinutes) < 15;
+        }
+        (LoadTestResult? P, LoadTestResult? R) Pair(string name) => pairs.FirstOrDefault(x => x.Name == name) is var x && x.Name is not null ? (x.P, x.R) : (null, null);
+
+        s.AppendLine("## Against the reference server (issue 13)");
+        s.AppendLine();
+        s.AppendLine("Every scenario below runs twice in the same `bench/run.sh` invocation, one right after the other with the same load");
+        s.AppendLine("tester and options: on the project, then on the **reference server** (`bench/reference`): plain Kestrel with ASP.NET");
+        s.AppendLine("Core's `UseWebSockets`, one `WebSocket` per connection, a list of sockets per room and a plain send loop per socket");
+        s.AppendLine("(one `SendAsync` per frame), no actors, workstation GC and otherwise .NET's default runtime settings; the same JSON");
+        s.AppendLine("frames, JWTs, `subscribe_room` and `POST /api/events`. Over loopback the reader pays part of the sender's TCP cost");
+        s.AppendLine("and the reverse, and the machine is shared, so an absolute figure depends on the harness and the hour: the ratio");
+        s.AppendLine("project / reference from the same run is the figure the targets are judged by. Not run against the reference:");
+        s.AppendLine("fan-out over TLS (the reference has no TLS), the durable-room rows (it keeps nothing), the cluster rows (it has no");
+        s.AppendLine("cluster) and the load tester's self-check (no server).");
+        s.AppendLine();
+        s.AppendLine("| target (issue 13) | scenario | measured: project / reference | target | |");
+        s.AppendLine("|---|---|---|---|---|");
+        var (density, densityRef) = Pair("density");
+        if (density is not null)
+        {
+            s.AppendLine($"| memory per idle subscribed connection | density | {PR(density.ServerKiBPerConnection, densityRef?.ServerKiBPerConnection, "KiB")} | " +
+                         $"≤ 6 KiB (Node `ws`: 6.3 KB); stretch 4 KiB | {Verdict(density.ServerKiBPerConnection <= 6)}" +
+                         $"{(density.ServerKiBPerConnection <= 4 ? ", stretch met" : "")} |");
+        }
+        // Each row says the rate it measured (the scenario's planned rate unless the machine could not keep up or the options were changed).
+        foreach (var name in new[] { "fanout", "steady-50k" })
+        {
+            var (p, r) = Pair(name);
+            if (p is null)
+                continue;
+            var ratio = Ratio(p.ServerCpuMicrosecondsPerDelivery, r?.ServerCpuMicrosecondsPerDelivery);
+            s.AppendLine($"| steady CPU per delivery ({p.DeliveriesPerSecond:N0} deliveries/s) | {name} | server {PR(p.ServerCpuMicrosecondsPerDelivery, r?.ServerCpuMicrosecondsPerDelivery, "µs")}; " +
+                         $"load tester {PR(Tester(p), r is null ? null : Tester(r), "µs")}; sum {PR(Total(p), r is null ? null : Total(r), "µs")} | " +
+                         $"server ≤ 0.8 × the reference's | {Verdict(ratio is { } x ? x <= 0.8 && p.Clean : null)} |");
+        }
+        var (burst, burstRef) = Pair("burst");
+        if (burst is not null)
+        {
+            var ratio = Ratio(burst.ServerCpuMicrosecondsPerDelivery, burstRef?.ServerCpuMicrosecondsPerDelivery);
+            s.AppendLine($"| burst CPU per delivery | burst | server {PR(burst.ServerCpuMicrosecondsPerDelivery, burstRef?.ServerCpuMicrosecondsPerDelivery, "µs")}; " +
+                         $"load tester {PR(Tester(burst), burstRef is null ? null : Tester(burstRef), "µs")}; sum {PR(Total(burst), burstRef is null ? null : Total(burstRef), "µs")}; " +
+                         $"all delivered in {F(burst.DeliverySeconds)} / {F(burstRef?.DeliverySeconds)} s | ≤ 1.0 × the reference's; stretch ≤ 1 µs | " +
+                         $"{Verdict(ratio is { } x ? x <= 1.0 && burst.Clean : null)}{(burst.ServerCpuMicrosecondsPerDelivery <= 1 ? ", stretch met" : "")} |");
+        }
+        var (steady, steadyRef) = Pair("steady-50k");
+        if (steady is not null)
+        {
+            var ratio = Ratio(steady.LatencyMs.P99, steadyRef?.LatencyMs.P99);
+            s.AppendLine($"| p99 publish→receive at 50,000 deliveries/s ({steady.DeliveriesPerSecond:N0} measured) | steady-50k | {PR(steady.LatencyMs.P99, steadyRef?.LatencyMs.P99, "ms", "0.0")}; " +
+                         $"p50 {PR(steady.LatencyMs.P50, steadyRef?.LatencyMs.P50, "ms", "0.0", ratio: false)} | ≤ 0.8 × the reference's, and ≤ 20 ms | " +
+                         $"{Verdict(ratio is { } x ? x <= 0.8 && steady.LatencyMs.P99 <= 20 && steady.Clean : null)} |");
+        }
+        var (fanout, fanoutRef) = Pair("fanout");
+        if (fanout is not null)
+        {
+            s.AppendLine($"| p99 publish→receive at 100,000 deliveries/s ({fanout.DeliveriesPerSecond:N0} measured) | fanout | {PR(fanout.LatencyMs.P99, fanoutRef?.LatencyMs.P99, "ms", "0.0")}; " +
+                         $"p50 {PR(fanout.LatencyMs.P50, fanoutRef?.LatencyMs.P50, "ms", "0.0", ratio: false)} | ≤ 50 ms | {Verdict(fanout.LatencyMs.P99 <= 50 && fanout.Clean)} |");
+        }
+        var (g1, g1Ref) = Pair("growth-1000");
+        var (g15, g15Ref) = Pair("growth-15000");
+        if (g1 is not null && g15 is not null)
+        {
+            var memory = Ratio(g15.ServerKiBPerConnection, g1.ServerKiBPerConnection);
+            var cpu = Ratio(g15.ServerCpuMicrosecondsPerDelivery, g1.ServerCpuMicrosecondsPerDelivery);
+            var reference = g1Ref is not null && g15Ref is not null
+                ? $" (reference: memory {X(Ratio(g15Ref.ServerKiBPerConnection, g1Ref.ServerKiBPerConnection))}, CPU {X(Ratio(g15Ref.ServerCpuMicrosecondsPerDelivery, g1Ref.ServerCpuMicrosecondsPerDelivery))})"
+                : "";
+            s.AppendLine($"| growth from 1,000 to 15,000 connections | growth | memory per connection {X(memory)}, CPU per delivery {X(cpu)}{reference} | " +
+                         $"no figure rises by more than 20% (≤ ×1.20) | {Verdict(memory is { } m && cpu is { } c ? m <= 1.2 && c <= 1.2 : null)} |");
+        }
+        s.AppendLine();
+
+        // The machine is shared: how loaded it was says how far the absolute figures (latency above all) are the server's own.
+        var loads = pairs.SelectMany(x => new[] { x.Name, x.Name + "-reference" })
+            .Select(n => Path.Combine(resultsDirectory, n + ".txt")).Where(File.Exists)
+            .SelectMany(File.ReadLines).Where(l => l.StartsWith("machine load average at the end: ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l.Split(' ')[6], CultureInfo.InvariantCulture)).ToList();
+        if (loads.Count > 0)
+        {
+            s.AppendLine($"Load average (1 min) at the end of these runs: {F(loads.Min(), "0.0")} to {F(loads.Max(), "0.0")} on {Environment.ProcessorCount} cores, " +
+                         "other work included: latencies above a few ms measure the queue for the cores, not the server; the ratios hold better.");
+            s.AppendLine();
+        }
+        s.AppendLine("Every figure, project / reference (ratio where it is one the targets use or a cost). CPU is per delivery:");
+        s.AppendLine("the server's, the load tester's own over the same window, and their sum.");
+        s.AppendLine();
+        s.AppendLine("| scenario | command | server µs CPU | load tester µs CPU | sum µs CPU | p50 ms | p99 ms | KiB per connection | deliveries/s | clean |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (name, p, r) in pairs)
+        {
+            string Clean(LoadTestResult? x) => x is null ? "–" : x.Clean ? "yes" : $"NO (lost {x.Lost}, dup {x.DuplicatedOrOutOfOrder}, failed {x.ConnectionsFailed})";
+            var note = SameSession(name) ? "" : " (not from the same session: compare with care)";
+            var deliveries = p?.Delivered > 0 || r?.Delivered > 0;
+            s.AppendLine($"| {name}{note} | `{args(name)}` | " +
+                         (deliveries ? $"{PR(p?.ServerCpuMicrosecondsPerDelivery, r?.ServerCpuMicrosecondsPerDelivery, "")} | " +
+                                       $"{PR(p is null ? null : Tester(p), r is null ? null : Tester(r), "", ratio: false)} | " +
+                                       $"{PR(p is null ? null : Total(p), r is null ? null : Total(r), "")} | " +
+                                       $"{PR(p?.LatencyMs.P50, r?.LatencyMs.P50, "", "0.0", ratio: false)} | {PR(p?.LatencyMs.P99, r?.LatencyMs.P99, "", "0.0")} | "
+                                     : "– | – | – | – | – | ") +
+                         $"{PR(p?.ServerKiBPerConnection, r?.ServerKiBPerConnection, "")} | " +
+                         $"{(deliveries ? $"{F(p?.DeliveriesPerSecond, "N0")} / {F(r?.DeliveriesPerSecond, "N0")}" : "–")} | {Clean(p)} / {Clean(r)} |");
+        }
+        s.AppendLine();
     }
 
     /// <summary>

@@ -49,6 +49,13 @@ public sealed record LoadTestResult
     public IReadOnlyList<NodeResult>? Nodes { get; init; }
     /// <summary>This load tester's own CPU time while publishing and draining (it shares the machine with the server).</summary>
     public required double LoadTesterCpuSecondsInPublishPhase { get; init; }
+    /// <summary>
+    /// This load tester's CPU over the same window as the server's, per delivery. Over loopback the reader pays part of
+    /// the sender's TCP cost and the reverse, so the server's figure alone depends on the client: the sum is the total.
+    /// </summary>
+    public double? LoadTesterCpuMicrosecondsPerDelivery { get; init; }
+    /// <summary>Server plus load tester CPU per delivery (with --server-pid).</summary>
+    public double? TotalCpuMicrosecondsPerDelivery { get; init; }
 
     /// <summary>Everything arrived once, in order, and every connection opened.</summary>
     public bool Clean => ConnectionsFailed == 0 && PublishFailures == 0 && Lost == 0 && DuplicatedOrOutOfOrder == 0 && Gaps == 0;
@@ -275,6 +282,9 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             ServerCpuMicrosecondsPerDelivery = cpuBefore is { } c0 && cpuAfter is { } c1 && delivered > 0 ? Math.Round((c1 - c0) / delivered, 2) : null,
             ServerCpuSecondsInPublishPhase = cpuBefore is { } s0 && cpuAfter is { } s1 ? Math.Round((s1 - s0) / 1e6, 2) : null,
             LoadTesterCpuSecondsInPublishPhase = Math.Round(ownCpu.TotalSeconds, 2),
+            LoadTesterCpuMicrosecondsPerDelivery = delivered > 0 ? Math.Round(ownCpu.TotalMicroseconds / delivered, 2) : null,
+            TotalCpuMicrosecondsPerDelivery = cpuBefore is { } t0 && cpuAfter is { } t1 && delivered > 0
+                ? Math.Round((t1 - t0 + ownCpu.TotalMicroseconds) / delivered, 2) : null,
             ServerEventsPublished = serverDelta?.EventsPublished,
             ServerFramesDelivered = serverDelta?.FramesDelivered,
             ServerCrossNodeEventsSent = serverDelta?.CrossNodeSent,
@@ -486,7 +496,10 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
                 $"{(n.CpuMicrosecondsPerDelivery is { } c ? c.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "–")} µs per delivery; " +
                 $"{n.EventsPublished} events published by its rooms; cross-node {n.CrossNodeEventsSent} sent, {n.CrossNodeEventsReceived} received");
         }
-        Row("load tester CPU", $"{r.LoadTesterCpuSecondsInPublishPhase:0.00} s while publishing and draining");
+        Row("load tester CPU", $"{r.LoadTesterCpuSecondsInPublishPhase:0.00} s while publishing and draining" +
+            (r.LoadTesterCpuMicrosecondsPerDelivery is { } own ? $": {own:0.00} µs per delivery" : ""));
+        if (r.TotalCpuMicrosecondsPerDelivery is { } total)
+            Row("server + load tester CPU", $"{total:0.00} µs per delivery");
         Row("verdict", r.Clean ? "clean: every event arrived once, in order" : "NOT clean: see above");
         return s.ToString();
     }

@@ -23,6 +23,7 @@ app.Lifetime.ApplicationStarted.Register(() =>
     Console.WriteLine($"Dashboard: {schemes.Http}://localhost:{settings.ApiPort}/" + (demo.Enabled
         ? $" (demo trade room on: bull pen \"{demo.BullPenId}\")"
         : $" (start with {TradeRoomHost.DemoSwitch} for a simulated trade room to watch)"));
+    Console.WriteLine(RuntimeSettingsLine());
     if (app.Environment.IsDevelopment() && settings.JwtSecret == ServerConfig.DevelopmentSecret)
     {
         var issuer = new TokenIssuer(settings.JwtSecret);
@@ -48,6 +49,16 @@ catch (Exception e) when (RemotingFailure(e) is { } failure)
     Console.Error.WriteLine($"TradeRoom cannot start: cluster remoting on {settings.Cluster.Hostname}:{settings.Cluster.Port} failed " +
         $"({failure.GetBaseException().Message}). Set CLUSTER_HOSTNAME / CLUSTER_PORT to an address of this machine and a free port.");
     return 1;
+}
+
+// What the runtime really runs with (runtimeconfig, or DOTNET_* over it), as the GC reports it: the settings the
+// benchmarks measure (README "Load testing and benchmarks"), so that a deployment can check it got them.
+static string RuntimeSettingsLine()
+{
+    var gc = GC.GetConfigurationVariables();
+    static string MiB(object? bytes) => bytes is long b && b > 0 ? $"{b / 1048576.0:0.##} MiB" : "default";
+    return $"Runtime: {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC, gen-0 budget {MiB(gc.GetValueOrDefault("GCGen0MaxBudget"))}, " +
+           $"GC regions {MiB(gc.GetValueOrDefault("GCRegionSize"))}, tiered PGO {(AppContext.GetData("System.Runtime.TieredPGO") is false or "false" ? "off" : "on")}";
 }
 
 static Akka.Remote.RemoteTransportException? RemotingFailure(Exception e) => e switch
