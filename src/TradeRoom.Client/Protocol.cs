@@ -3,61 +3,8 @@ using System.Text.Json;
 
 namespace TradeRoom.Client;
 
-// The wire protocol as this client speaks it (docs/protocol.md). Kept in this one file so that it can later be
-// replaced by the shared, Akka-free TradeRoom.Protocol project without touching the client around it.
-
-/// <summary>The 14 event types of the Trade Room. Events of other types are delivered too (forward compatible).</summary>
-public static class EventTypes
-{
-    public const string OrderExecuted = "order_executed";
-    public const string OrderFailed = "order_failed";
-    public const string OrderCancelled = "order_cancelled";
-    public const string LeaderboardUpdate = "leaderboard_update";
-    public const string RankingChanged = "ranking_changed";
-    public const string SnapshotCreated = "snapshot_created";
-    public const string PositionUpdate = "position_update";
-    public const string PositionClosed = "position_closed";
-    public const string PortfolioUpdate = "portfolio_update";
-    public const string RoomStateChanged = "room_state_changed";
-    public const string RoomStarted = "room_started";
-    public const string RoomEnded = "room_ended";
-    public const string MemberJoined = "member_joined";
-    public const string MemberLeft = "member_left";
-
-    public static readonly IReadOnlyList<string> All =
-    [
-        OrderExecuted, OrderFailed, OrderCancelled,
-        LeaderboardUpdate, RankingChanged, SnapshotCreated,
-        PositionUpdate, PositionClosed, PortfolioUpdate,
-        RoomStateChanged, RoomStarted, RoomEnded, MemberJoined, MemberLeft,
-    ];
-}
-
-/// <summary>The close codes the server sends (docs/protocol.md, "Close codes").</summary>
-public static class CloseCodes
-{
-    public const int Normal = 1000;
-    public const int GoingAway = 1001;
-    public const int BinaryFrame = 1003;
-    /// <summary>No close frame: the link dropped, or this client gave up on it (ping or connect timeout).</summary>
-    public const int Abnormal = 1006;
-    public const int InvalidUtf8 = 1007;
-    public const int Flooding = 1008;
-    public const int MessageTooBig = 1009;
-    public const int InternalError = 1011;
-    public const int HeartbeatTimeout = 4000;
-    public const int AuthenticationFailed = 4001;
-    public const int SlowConsumer = 4008;
-    public const int TooManyConnections = 4009;
-}
-
-/// <summary>Codes of <c>auth_error</c> frames that the reconnect policy tells apart.</summary>
-public static class AuthErrorCodes
-{
-    public const string InvalidToken = "invalid_token";
-    public const string TokenExpired = "token_expired";
-    public const string TooManyConnections = "too_many_connections";
-}
+// How this client reads the wire protocol's frames (docs/protocol.md); the names it shares with the server (event
+// types, error and close codes) come from TradeRoom.Protocol.
 
 /// <summary>The room's state as <c>subscribed</c> carries it (docs/protocol.md, "State on subscribe").</summary>
 /// <param name="Leaderboard">The data of the latest <c>leaderboard_update</c> or <c>snapshot_created</c>, or null.</param>

@@ -19,7 +19,7 @@ public static class ReconnectPolicy
         if (clientClosed)
             return false;
         return !(closeCode == CloseCodes.AuthenticationFailed && authError is not null
-            && authError != AuthErrorCodes.TooManyConnections && !hasTokenProvider);
+            && authError != ErrorCodes.TooManyConnections && !hasTokenProvider);
     }
 
     /// <summary>The delay before reconnect attempt <paramref name="attempt"/> (1 for the first): see <see cref="BackoffOptions"/>.</summary>

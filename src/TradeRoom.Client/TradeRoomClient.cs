@@ -383,10 +383,10 @@ public sealed class TradeRoomClient : IAsyncDisposable
                 if (link.ClosedByClient)
                     return (CloseCodes.Normal, "client closed");
                 if (link.DropCode is { } dropped)
-                    return (CloseCodes.Abnormal, dropped);
+                    return (CloseCodes.NoCloseFrame, dropped);
                 var error = new TradeRoomError("transport_error", $"cannot connect to {link.Url}: {e.Message}") { Cause = e };
                 Post(() => RaiseError(error));
-                return (CloseCodes.Abnormal, "connection failed");
+                return (CloseCodes.NoCloseFrame, "connection failed");
             }
             if (link.ClosedByClient)
                 return (CloseCodes.Normal, "client closed");
@@ -456,10 +456,10 @@ public sealed class TradeRoomClient : IAsyncDisposable
             if (link.ClosedByClient)
                 return (CloseCodes.Normal, "client closed");
             if (link.DropCode is { } dropped)
-                return (CloseCodes.Abnormal, dropped);
+                return (CloseCodes.NoCloseFrame, dropped);
             var error = new TradeRoomError("transport_error", $"the connection failed: {e.Message}") { Cause = e };
             Post(() => RaiseError(error));
-            return (CloseCodes.Abnormal, "connection lost");
+            return (CloseCodes.NoCloseFrame, "connection lost");
         }
     }
 

@@ -1,3 +1,4 @@
+using TradeRoom.Actors.Protocol;
 using System.Text.Json;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Client;
