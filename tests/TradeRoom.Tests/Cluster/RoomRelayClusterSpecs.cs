@@ -32,8 +32,9 @@ public sealed class RoomRelayClusterSpecs : Akka.TestKit.Xunit2.TestKit
         await using var cluster = await ClusterSystems.StartAsync(2, _output);
         var room = "nogap-" + Guid.NewGuid().ToString("N")[..8];
         var (host, other) = await StartRoomAsync(cluster, room);
-        // Enough events that the last subscriber, joining after 120 however slow the machine, still has some after its ack.
-        var publisher = new Publisher(host, room, total: 400, firstN: 1);
+        // The subscribes race a running stream; the last 20 events wait until every subscriber has its ack, so each
+        // has events after it however fast the room and however slow the subscribes.
+        var publisher = new Publisher(host, room, total: 400, firstN: 1) { HoldAt = 380 };
         var publishing = publisher.RunAsync();
 
         var subscribers = new List<(TestProbe Probe, SubscribeAck Ack)>();
@@ -47,6 +48,7 @@ public sealed class RoomRelayClusterSpecs : Akka.TestKit.Xunit2.TestKit
             Assert.True(ack.Seq > joinAt, $"subscribed at seq {ack.Seq}, after {joinAt} accepted events and the first");
             subscribers.Add((probe, ack));
         }
+        publisher.Release();
         await publishing.WaitAsync(TimeSpan.FromSeconds(60));
 
         // One publisher, no failure: every publish accepted, numbered in order after the room's first event.
@@ -186,6 +188,12 @@ public sealed class RoomRelayClusterSpecs : Akka.TestKit.Xunit2.TestKit
     private sealed class Publisher(ClusterSystem via, string room, int total, int firstN)
     {
         private readonly ConcurrentQueue<long> _accepted = new();
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>After this many accepted events, publishing waits for <see cref="Release"/>.</summary>
+        public int HoldAt { get; init; } = int.MaxValue;
+
+        public void Release() => _released.TrySetResult();
 
         public IReadOnlyList<long> Accepted => _accepted.ToArray();
 
@@ -196,6 +204,8 @@ public sealed class RoomRelayClusterSpecs : Akka.TestKit.Xunit2.TestKit
             {
                 if (DateTime.UtcNow > deadline)
                     throw new TimeoutException($"only {_accepted.Count} of {total} publishes accepted");
+                if (_accepted.Count == HoldAt)
+                    await _released.Task.WaitAsync(TimeSpan.FromSeconds(60));
                 if (await via.PublishAsync(room, n, PublishTimeout) is EventPublished published)
                     _accepted.Enqueue(published.Seq);
             }
