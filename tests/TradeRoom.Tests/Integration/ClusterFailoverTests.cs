@@ -51,9 +51,10 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, ITestOutputHel
             var refused = 0;
             for (var n = 1; !stop.IsCancellationRequested; n++)
             {
-                // At most about 100 events a second per room: the victim's clients, away for a few seconds, must
-                // find what they missed within the room's resume history (rooms.history-size, 1000).
-                await Task.Delay(10);
+                // At most about 25 events a second per room: the victim's client, away for the failover (about 17 s,
+                // its subscribes to the lost rooms waiting for them), must find what it missed in every room within
+                // the room's resume history (rooms.history-size, 1000).
+                await Task.Delay(40);
                 var (status, seq, _) = await survivors[n % survivors.Length].PublishAsync(room, "leaderboard_update", new { n });
                 if (seq is { } s)
                 {
