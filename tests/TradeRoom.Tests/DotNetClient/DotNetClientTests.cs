@@ -121,19 +121,21 @@ public sealed class DotNetClientTests(SharedServerFixture fixture) : IClassFixtu
         client.Subscribe(room, r =>
         {
             probe.Follow(r);
-            r.On<RoomStarted>((_, _) => typedCalls++);
+            r.On<RoomStarted>((_, _) => Interlocked.Increment(ref typedCalls));
         });
         await client.ConnectAsync().WaitAsync(TestClients.Timeout);
         await probe.WaitAsync(p => p.Subscribes.Count == 1, "subscribed");
 
         await Server.PublishAsync(room, EventTypes.RoomStarted, new { round = "not a number" });
         await Server.PublishAsync(room, EventTypes.RoomStarted, new { round = 3 });
+        // Callbacks run one at a time, in order: once the probe has this third event, every handler of the first two has run.
+        await Server.PublishAsync(room, EventTypes.MemberJoined, new { userId = "carol" });
 
-        await probe.WaitAsync(p => p.Events.Count == 2, "both events");
+        await probe.WaitAsync(p => p.Events.Count == 3, "the three events");
         var error = Assert.Single(probe.Errors);
         Assert.Equal("invalid_payload", error.Code);
         Assert.Equal(room, error.BullPenId);
-        Assert.Equal(1, typedCalls);
+        Assert.Equal(1, Volatile.Read(ref typedCalls));
     }
 
     [Fact]
