@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using Akka.Configuration;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Monitoring;
@@ -18,17 +17,6 @@ public sealed record TradeRoomSettings
     public required bool AllowServiceTokens { get; init; }
     public required Auth.RoomAuthorizationSettings RoomAuthorization { get; init; }
     public required int MaxMessageSize { get; init; }
-    public required int MaxHandshakeSize { get; init; }
-    public required TimeSpan HandshakeTimeout { get; init; }
-    public required IReadOnlyList<string> AllowedOrigins { get; init; }
-    public required TimeSpan CloseTimeout { get; init; }
-    public required TimeSpan PingInterval { get; init; }
-    public required TimeSpan HeartbeatTimeout { get; init; }
-    public required long OutboundQueueLimit { get; init; }
-    public required TimeSpan SlowConsumerGrace { get; init; }
-    public required long SlowConsumerHardLimit { get; init; }
-    public required TimeSpan SlowConsumerLinger { get; init; }
-    public required IReadOnlySet<string> ConflatedEventTypes { get; init; }
     public required int MessagesPerSecond { get; init; }
     public required int MessageBurst { get; init; }
     public required int FloodCloseAfter { get; init; }
@@ -66,8 +54,6 @@ public sealed record TradeRoomSettings
     public static TradeRoomSettings FromConfig(Config config)
     {
         var c = config.GetConfig("traderoom") ?? throw new ConfigurationException("the HOCON has no traderoom section");
-        var outboundQueueLimit = c.GetByteSize("websocket.outbound-queue-limit")!.Value;
-        var slowConsumerHardLimit = c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value;
         var persistence = Storage.PersistenceSettings.FromConfig(c);
         return new TradeRoomSettings
         {
@@ -80,17 +66,6 @@ public sealed record TradeRoomSettings
             AllowServiceTokens = c.GetBoolean("websocket.allow-service-tokens"),
             RoomAuthorization = Auth.RoomAuthorizationSettings.FromConfig(c.GetConfig("auth")),
             MaxMessageSize = checked((int)c.GetByteSize("websocket.max-message-size")!.Value),
-            MaxHandshakeSize = checked((int)c.GetByteSize("websocket.max-handshake-size")!.Value),
-            HandshakeTimeout = c.GetTimeSpan("websocket.handshake-timeout"),
-            AllowedOrigins = c.GetStringList("websocket.allowed-origins").ToArray(),
-            CloseTimeout = c.GetTimeSpan("websocket.close-timeout"),
-            PingInterval = c.GetTimeSpan("websocket.ping-interval"),
-            HeartbeatTimeout = c.GetTimeSpan("websocket.heartbeat-timeout"),
-            OutboundQueueLimit = outboundQueueLimit,
-            SlowConsumerGrace = c.GetTimeSpan("websocket.slow-consumer-grace"),
-            SlowConsumerHardLimit = slowConsumerHardLimit,
-            SlowConsumerLinger = c.GetTimeSpan("websocket.slow-consumer-linger"),
-            ConflatedEventTypes = c.GetStringList("websocket.conflated-event-types").ToFrozenSet(StringComparer.Ordinal),
             MessagesPerSecond = c.GetInt("limits.messages-per-second"),
             MessageBurst = c.GetInt("limits.message-burst"),
             FloodCloseAfter = c.GetInt("limits.flood-close-after"),
@@ -99,8 +74,8 @@ public sealed record TradeRoomSettings
             Connections = new ConnectionSettings(
                 c.GetTimeSpan("websocket.auth-timeout"),
                 c.GetInt("limits.max-subscriptions"),
-                outboundQueueLimit,
-                slowConsumerHardLimit)
+                c.GetByteSize("websocket.outbound-queue-limit")!.Value,
+                c.GetByteSize("websocket.slow-consumer-hard-limit")!.Value)
             {
                 NewRoomsPerMinute = c.GetBoolean("cluster.enabled") ? c.GetInt("limits.new-rooms-per-minute") : 0,
             },

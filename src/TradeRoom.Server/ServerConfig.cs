@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Akka.Configuration;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
@@ -105,28 +106,29 @@ public static class ServerConfig
         return settings;
     }
 
-    /// <summary>The WebSocket transport's options, from <c>traderoom.websocket</c> (read once with the other settings into <paramref name="settings"/>).</summary>
-    public static TransportOptions Transport(Config config, TradeRoomSettings settings)
+    /// <summary>The WebSocket transport's options, from <c>traderoom.websocket</c>.</summary>
+    public static TransportOptions Transport(Config config)
     {
-        var writeBufferSize = config.GetByteSize("traderoom.websocket.write-buffer-size");
+        var c = config.GetConfig("traderoom.websocket");
+        var writeBufferSize = c.GetByteSize("write-buffer-size");
         if (writeBufferSize is not (>= 1024 and <= 16 << 20))
             throw new StartupException($"traderoom.websocket.write-buffer-size is {writeBufferSize}; it must be between 1KiB and 16MiB");
-        var gcAfterCloses = config.GetInt("traderoom.websocket.gc-after-closes");
+        var gcAfterCloses = c.GetInt("gc-after-closes");
         if (gcAfterCloses < 0)
             throw new StartupException($"traderoom.websocket.gc-after-closes is {gcAfterCloses}; it must be 0 (off) or a number of connections");
         return new TransportOptions
         {
-            MaxHandshakeSize = settings.MaxHandshakeSize,
-            HandshakeTimeout = settings.HandshakeTimeout,
-            AllowedOrigins = settings.AllowedOrigins,
-            CloseTimeout = settings.CloseTimeout,
-            PingInterval = settings.PingInterval,
-            HeartbeatTimeout = settings.HeartbeatTimeout,
-            OutboundQueueLimit = settings.OutboundQueueLimit,
-            SlowConsumerGrace = settings.SlowConsumerGrace,
-            SlowConsumerHardLimit = settings.SlowConsumerHardLimit,
-            SlowConsumerLinger = settings.SlowConsumerLinger,
-            ConflatedEventTypes = settings.ConflatedEventTypes,
+            MaxHandshakeSize = checked((int)c.GetByteSize("max-handshake-size")!.Value),
+            HandshakeTimeout = c.GetTimeSpan("handshake-timeout"),
+            AllowedOrigins = c.GetStringList("allowed-origins").ToArray(),
+            CloseTimeout = c.GetTimeSpan("close-timeout"),
+            PingInterval = c.GetTimeSpan("ping-interval"),
+            HeartbeatTimeout = c.GetTimeSpan("heartbeat-timeout"),
+            OutboundQueueLimit = c.GetByteSize("outbound-queue-limit")!.Value,
+            SlowConsumerGrace = c.GetTimeSpan("slow-consumer-grace"),
+            SlowConsumerHardLimit = c.GetByteSize("slow-consumer-hard-limit")!.Value,
+            SlowConsumerLinger = c.GetTimeSpan("slow-consumer-linger"),
+            ConflatedEventTypes = c.GetStringList("conflated-event-types").ToFrozenSet(StringComparer.Ordinal),
             WriteBufferSize = (int)writeBufferSize.Value,
             GcAfterCloses = gcAfterCloses,
         };

@@ -60,7 +60,8 @@ public static class TradeRoomHost
             settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
         builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
         builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
-        builder.Services.AddWebSocketTransport<ConnectionBridge>(ServerConfig.Transport(config, settings), new TransportMetrics(metrics));
+        var transport = ServerConfig.Transport(config);
+        builder.Services.AddWebSocketTransport<ConnectionBridge>(transport, new TransportMetrics(metrics));
         builder.Services.AddSingleton(demo);
         builder.Services.AddSingleton(schemes);
         var metricsToken = config.GetString("traderoom.http.metrics-token") ?? "";
@@ -102,13 +103,13 @@ public static class TradeRoomHost
             Listen(kestrel, settings.BindAddress, settings.ApiPort, listen =>
             {
                 if (tls is { Http: true })
-                    UseTls(listen, tls, settings.HandshakeTimeout);
+                    UseTls(listen, tls, transport.HandshakeTimeout);
             });
             Listen(kestrel, settings.BindAddress, settings.WsPort, listen =>
             {
                 // Kestrel's TLS middleware goes first: the handler then reads and writes plaintext through its pipe only.
                 if (tls is not null)
-                    UseTls(listen, tls, settings.HandshakeTimeout);
+                    UseTls(listen, tls, transport.HandshakeTimeout);
                 listen.UseConnectionHandler<WebSocketConnectionHandler>();
             });
         });

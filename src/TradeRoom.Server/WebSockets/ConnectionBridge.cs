@@ -23,6 +23,7 @@ namespace TradeRoom.Server.WebSockets;
 /// </summary>
 internal sealed class ConnectionBridge(
     TradeRoomSettings settings,
+    TransportOptions transport,
     JwtValidator validator,
     IServiceProvider services,
     ServerLag serverLag,
@@ -57,7 +58,7 @@ internal sealed class ConnectionBridge(
         IActorRef actor;
         try
         {
-            actor = await ConnectionManagerRef.Ask<IActorRef>(new OpenConnection(socket), settings.HandshakeTimeout);
+            actor = await ConnectionManagerRef.Ask<IActorRef>(new OpenConnection(socket), transport.HandshakeTimeout);
         }
         catch (Exception e) when (e is AskTimeoutException or OperationCanceledException)
         {
@@ -144,7 +145,7 @@ internal sealed class ConnectionBridge(
         }
         if (settings.MaxConnectionsPerUser > 0)
         {
-            var admission = await ConnectionManagerRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), settings.HandshakeTimeout);
+            var admission = await ConnectionManagerRef.Ask<UserAdmission>(new AdmitUser(outcome.UserId!, actor), transport.HandshakeTimeout);
             if (!admission.Admitted)
             {
                 log.LogInformation("Connection {ConnectionId} failed authentication: {AuthError} (user {UserId})",

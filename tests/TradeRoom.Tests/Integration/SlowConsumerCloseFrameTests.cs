@@ -115,7 +115,7 @@ public class SlowConsumerCloseFrameTests(ITestOutputHelper output)
     /// </summary>
     private async Task ResumeAfterCloseTimeoutAndReadToCloseAsync(TestServer server, RawWsClient stalled, string inode, int published, Stopwatch sinceClose)
     {
-        var settings = server.App.Services.GetRequiredService<TradeRoomSettings>();
+        var settings = server.App.Services.GetRequiredService<TransportOptions>();
 
         // Closed means freed: the server's socket goes within close-timeout, though the client has read nothing.
         await Eventually.MatchAsync(() => Task.FromResult(ServerHolds(inode)), held => !held,

@@ -267,12 +267,11 @@ public class SlowConsumerTests(ITestOutputHelper output)
         private readonly Pipe _toClient = new(new PipeOptions(pauseWriterThreshold: 1024, resumeWriterThreshold: 512, useSynchronizationContext: false));
         private readonly WebSocket _serverSocket;
 
-        public SocketPair(TradeRoomSettings settings)
+        public SocketPair(TransportOptions options)
         {
-            var options = ServerConfig.Transport(ServerConfig.Load(), settings);
             var serverStream = new DuplexPipeStream(_toServer.Reader, new FrameWriter(_toClient.Writer, null, options.WriteBufferSize));
             _serverSocket = WebSocket.CreateFromStream(serverStream, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-            Socket = new ClientSocket(_serverSocket, serverStream, options, new TransportMetrics(settings.Metrics));
+            Socket = new ClientSocket(_serverSocket, serverStream, options, new TransportMetrics(new TradeRoom.Actors.Monitoring.TradeRoomMetrics()));
             Client = WebSocket.CreateFromStream(new DuplexPipeStream(_toClient.Reader, new FrameWriter(_toServer.Writer, null, options.WriteBufferSize)),
                 new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
         }
@@ -328,14 +327,14 @@ public class SlowConsumerTests(ITestOutputHelper output)
         }
     }
 
-    private static TradeRoomSettings Settings(string hocon = "") => ServerConfig.Settings(ServerConfig.Load($$"""
+    private static TransportOptions Settings(string hocon = "") => ServerConfig.Transport(ServerConfig.Load($$"""
         traderoom.websocket {
           outbound-queue-limit = 64KiB
           slow-consumer-hard-limit = 256KiB
           slow-consumer-grace = 300ms
         }
         {{hocon}}
-        """), isDevelopment: true);
+        """));
 
     private static RoomEvent Event(string room, long seq, string type, int padBytes = 0, string? visibleTo = null) =>
         new(room, seq, type, visibleTo, ServerFrames.Event(type, room, seq, JsonSerializer.SerializeToUtf8Bytes(new { n = seq, pad = new string('p', padBytes) })));

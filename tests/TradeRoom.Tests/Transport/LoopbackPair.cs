@@ -71,8 +71,7 @@ internal sealed class LoopbackPair : IDisposable
     /// <summary>The transport's options from the server's HOCON, with <paramref name="hocon"/> over it.</summary>
     public static TransportOptions Options(string hocon = "")
     {
-        var config = ServerConfig.Load(hocon);
-        return ServerConfig.Transport(config, ServerConfig.Settings(config, isDevelopment: true));
+        return ServerConfig.Transport(ServerConfig.Load(hocon));
     }
 
     /// <summary>Reads one whole frame from the client's end (server frames are never masked).</summary>
