@@ -45,6 +45,15 @@ public sealed class ClientSocket : IDisposable
     private long _notifyBelow;
     private Action? _onDrained;
     private CancellationTokenSource? _abortTimer;
+    // Kept here and checked by the sweeper, rather than a timer per socket (a timer costs every connection ~0.3 KB).
+    private long _lastPingMs;
+    private bool _pingDue;
+    private long _callAtMs;
+    private Action<object>? _callback;
+    private object? _callbackState;
+
+    /// <summary>A WebSocket ping frame (FIN, opcode 9) with no payload.</summary>
+    private static readonly byte[] PingFrame = [0x89, 0x00];
 
     internal ClientSocket(WebSocket webSocket, DuplexPipeStream stream, TransportOptions options, ITransportMetrics metrics, Action? abortConnection = null)
     {
@@ -53,6 +62,7 @@ public sealed class ClientSocket : IDisposable
         _options = options;
         _metrics = metrics;
         _abortConnection = abortConnection;
+        _lastPingMs = Environment.TickCount64;
     }
 
     private struct Slot
@@ -121,11 +131,27 @@ public sealed class ClientSocket : IDisposable
     /// <summary>Sends the frames already queued, then a close frame with <paramref name="code"/>. Idempotent: the first close wins.</summary>
     public void Close(int code, string reason) => Close(code, reason, byClient: false);
 
-    /// <summary>Called by the sweeper: closes a socket that has been silent too long or over its budget too long.</summary>
+    /// <summary>
+    /// Calls <paramref name="callback"/>(<paramref name="state"/>) once, from the sweeper, when <paramref name="atMs"/>
+    /// (<see cref="Environment.TickCount64"/>) has passed: at most one sweep later. One call waits at a time: a new one
+    /// replaces it, and a null <paramref name="callback"/> cancels it. A closing socket makes no call.
+    /// </summary>
+    public void CallAt(long atMs, Action<object>? callback, object? state)
+    {
+        lock (_gate)
+            (_callAtMs, _callback, _callbackState) = (atMs, callback, callback is null ? null : state);
+    }
+
+    /// <summary>
+    /// Called by the sweeper: closes a socket that has been silent too long or over its budget too long, pings it
+    /// every <c>ping-interval</c>, and makes the call asked by <see cref="CallAt"/> once it is due.
+    /// </summary>
     public void CheckHealth(long nowMs)
     {
         bool startPump;
         var slowConsumer = false;
+        Action<object>? call = null;
+        object? callState = null;
         lock (_gate)
         {
             if (_closeReason is not null)
@@ -138,12 +164,26 @@ public sealed class ClientSocket : IDisposable
             else if (nowMs - _stream.LastReceivedMs > (long)_options.HeartbeatTimeout.TotalMilliseconds)
                 startPump = RequestCloseLocked(CloseCodes.HeartbeatTimeout, "heartbeat timeout", discardQueue: false);
             else
-                return;
+            {
+                if (_callback is not null && nowMs >= _callAtMs)
+                {
+                    (call, callState) = (_callback, _callbackState);
+                    (_callback, _callbackState) = (null, null);
+                }
+                startPump = false;
+                if (nowMs - _lastPingMs >= (long)_options.PingInterval.TotalMilliseconds)
+                {
+                    // The send loop writes the ping between two frames (with whatever else is queued, or alone).
+                    (_lastPingMs, _pingDue) = (nowMs, true);
+                    startPump = ClaimPumpLocked();
+                }
+            }
         }
         if (slowConsumer)
             HandOverToKernel();
         if (startPump)
             StartPump();
+        call?.Invoke(callState!);
     }
 
     /// <summary>Waits (at most <paramref name="timeout"/>) for queued frames and the close frame to be written. Called once, when the socket ends.</summary>
@@ -303,18 +343,33 @@ public sealed class ClientSocket : IDisposable
         long unflushed = 0;
         var unflushedEvents = 0;
         long writtenAt = 0;
+        var pinged = false; // a ping appended and not yet flushed
         try
         {
             while (true)
             {
                 OutboundFrame frame;
+                bool ping;
                 lock (_gate)
                 {
-                    if (!TryPopLocked(out frame) && unflushed == 0 && _closeReason is null)
+                    (ping, _pingDue) = (_pingDue, false);
+                    frame = default;
+                    if (!ping && !TryPopLocked(out frame) && unflushed == 0 && !pinged && _closeReason is null)
                     {
                         _pumping = false;
                         return;
                     }
+                }
+
+                if (ping)
+                {
+                    // Not counted against the budget: two bytes, at most one per ping-interval.
+                    if (_webSocket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                    {
+                        writer.Append(PingFrame);
+                        pinged = true;
+                    }
+                    continue;
                 }
 
                 if (frame.Bytes is { } bytes)
@@ -323,7 +378,7 @@ public sealed class ClientSocket : IDisposable
                     {
                         await writer.FlushAsync();
                         Written(unflushedEvents, unflushed);
-                        (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
+                        (unflushed, unflushedEvents, writtenAt, pinged) = (0, 0, 0, false);
                     }
                     // The WebSocket closed by itself (a protocol error: it sent its own close) or was aborted: no frame may follow.
                     if (unflushed == 0 && _webSocket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
@@ -340,12 +395,13 @@ public sealed class ClientSocket : IDisposable
                     continue;
                 }
 
-                if (unflushed > 0)
+                if (unflushed > 0 || pinged)
                 {
                     // The queue is empty: the batch is done. Frames queued meanwhile start the next one.
                     await writer.FlushAsync();
-                    Written(unflushedEvents, unflushed);
-                    (unflushed, unflushedEvents, writtenAt) = (0, 0, 0);
+                    if (unflushed > 0)
+                        Written(unflushedEvents, unflushed);
+                    (unflushed, unflushedEvents, writtenAt, pinged) = (0, 0, 0, false);
                     continue;
                 }
 

@@ -5,9 +5,11 @@ using Microsoft.Extensions.Logging;
 namespace TradeRoom.Transport;
 
 /// <summary>
-/// One timer for all sockets (rather than one per socket): a few times a second it closes sockets that have sent
-/// nothing, not even a pong, within the heartbeat timeout (4000) and those over their outbound budget for longer
-/// than the grace period (4008). After a wave of closes it gives the freed memory back to the OS (see <see cref="CollectAfterWaveOfCloses"/>).
+/// One timer for all sockets (rather than one per socket): a few times a second (and at least once per ping-interval) it
+/// closes sockets that have sent nothing, not even a pong, within the heartbeat timeout (4000) and those over their
+/// outbound budget for longer than the grace period (4008), pings each socket every ping-interval, and makes the
+/// calls sockets were asked for (<see cref="ClientSocket.CallAt"/>: a connection's token expiry). After a wave of
+/// closes it gives the freed memory back to the OS (see <see cref="CollectAfterWaveOfCloses"/>).
 /// </summary>
 public sealed class SocketSweeper(OpenSockets sockets, TransportOptions options, ILogger<SocketSweeper> log)
     : BackgroundService
@@ -18,8 +20,8 @@ public sealed class SocketSweeper(OpenSockets sockets, TransportOptions options,
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(
-            Math.Min(options.HeartbeatTimeout.TotalMilliseconds, options.SlowConsumerGrace.TotalMilliseconds) / 4, 20, 1000));
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(options.PingInterval.TotalMilliseconds,
+            Math.Min(options.HeartbeatTimeout.TotalMilliseconds, options.SlowConsumerGrace.TotalMilliseconds) / 4), 20, 1000));
         using var timer = new PeriodicTimer(period);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {

@@ -93,10 +93,9 @@ public sealed class WebSocketConnectionHandler(TransportOptions options, OpenSoc
         using var webSocket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
         {
             IsServer = true,
-            // Ping frames every ping-interval; the sweeper closes a socket silent for heartbeat-timeout with 4000.
-            // The WebSocket's own pong timeout is only a backstop behind it.
-            KeepAliveInterval = options.PingInterval,
-            KeepAliveTimeout = options.HeartbeatTimeout + options.PingInterval,
+            // The sweeper pings every socket each ping-interval and closes one silent for heartbeat-timeout with 4000
+            // (ClientSocket.CheckHealth): the WebSocket's own keep-alive would cost every connection a timer.
+            KeepAliveInterval = TimeSpan.Zero,
         });
         var socket = new ClientSocket(webSocket, stream, options, metrics, () => connection.Abort(new ConnectionAbortedException("closed by the server")));
         var session = new WebSocketSession(connection, webSocket, socket, stream, request.Token);

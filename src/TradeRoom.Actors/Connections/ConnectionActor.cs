@@ -142,7 +142,7 @@ public sealed class ConnectionActor : UntypedActor
 
     private void Reject(string code, string message, int closeCode)
     {
-        CancelTimer(); // closing already: no auth timeout (nor expiry) to come on top
+        CancelTimer(); // closing already: no auth timeout to come on top (a closing socket calls no expiry)
         _socket.Send(ServerFrames.AuthError(code, message));
         _socket.Close(closeCode, message);
     }
@@ -209,15 +209,21 @@ public sealed class ConnectionActor : UntypedActor
         _timer = null;
     }
 
-    /// <summary>One timer at a time: the auth timeout until authenticated, then the token's expiry (if it has one).</summary>
+    /// <summary>
+    /// Until authenticated, the auth timeout (on the scheduler: only while it waits); then the token's expiry, if it
+    /// has one, kept by the socket for the sweeper to call (<see cref="IClientSocket.CallAt"/>) rather than a timer
+    /// per connection for as long as it lives.
+    /// </summary>
     private void ScheduleExpiry()
     {
-        _timer?.Cancel();
-        _timer = _expires is { } expires
-            ? Context.System.Scheduler.ScheduleTellOnceCancelable(
-                TimeSpan.FromTicks(Math.Max(0, (expires - DateTimeOffset.UtcNow).Ticks)), Self, TokenExpiryDue.Instance, Self)
-            : null;
+        CancelTimer();
+        if (_expires is { } expires)
+            _socket.CallAt(Environment.TickCount64 + (long)Math.Ceiling(Math.Max(0, (expires - DateTimeOffset.UtcNow).TotalMilliseconds)), TellExpiryDue, Self);
+        else
+            _socket.CallAt(0, null, null);
     }
+
+    private static readonly Action<object> TellExpiryDue = static self => ((IActorRef)self).Tell(TokenExpiryDue.Instance);
 
     private void OnClientMessage(ClientMessage message)
     {

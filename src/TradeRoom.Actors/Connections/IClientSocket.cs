@@ -28,6 +28,13 @@ public interface IClientSocket
     /// <summary>Calls <paramref name="callback"/> once, from the send loop, when the queue has fallen to <paramref name="bytes"/> or below.</summary>
     void NotifyWhenBelow(long bytes, Action callback);
 
+    /// <summary>
+    /// Calls <paramref name="callback"/>(<paramref name="state"/>) once when <see cref="Environment.TickCount64"/> has
+    /// reached <paramref name="atMs"/>, up to one sweep of the socket's health checks later (at most 1 s). One call waits
+    /// at a time: a new one replaces it; a null callback cancels it. A closing socket makes no call.
+    /// </summary>
+    void CallAt(long atMs, Action<object>? callback, object? state);
+
     /// <summary>Sends the frames already queued, then a close frame with <paramref name="code"/>. Idempotent: the first close wins.</summary>
     void Close(int code, string reason);
 }

@@ -284,6 +284,8 @@ internal sealed class ConnectionSocket(ClientSocket socket) : IClientSocket
 
     public void NotifyWhenBelow(long bytes, Action callback) => socket.NotifyWhenBelow(bytes, callback);
 
+    public void CallAt(long atMs, Action<object>? callback, object? state) => socket.CallAt(atMs, callback, state);
+
     public void Close(int code, string reason) => socket.Close(code, reason);
 }
 

@@ -71,6 +71,21 @@ public sealed class FakeClientSocket : IClientSocket
         wake?.Invoke();
     }
 
+    private int _callVersion;
+
+    /// <summary>Stands in for the transport's sweeper: makes the call at its time (unless replaced, cancelled or closed).</summary>
+    public void CallAt(long atMs, Action<object>? callback, object? state)
+    {
+        var version = Interlocked.Increment(ref _callVersion);
+        if (callback is null)
+            return;
+        _ = Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, atMs - Environment.TickCount64))).ContinueWith(_ =>
+        {
+            if (Volatile.Read(ref _callVersion) == version && !_firstClose.Task.IsCompleted)
+                callback(state!);
+        }, TaskScheduler.Default);
+    }
+
     public void Close(int code, string reason)
     {
         _closes.Enqueue((code, reason));
