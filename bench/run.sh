@@ -222,13 +222,17 @@ perf_run() {
   echo "== $name: ${FANOUT[*]}"
   # JIT'd code in plain memory rather than a double mapping perf cannot read (as bench/profile-publish.sh).
   $start "$dir/$name.server.log" DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-  rm -f "$dir/$name.load.json" "$dir/$name.perf.data"
+  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.syscalls"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --json "$dir/$name.load.json" "${FANOUT[@]}" >"$dir/$name.txt" 2>&1 &
   tester=$!
   if wait_phase "$dir/$name.txt" publishing "$tester"; then
     sleep 5
+    # Beside the profile, over the same 10 s: how many send system calls the server made (per delivery, on the page).
+    perf stat -x, -e syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,syscalls:sys_enter_writev \
+      -p "$server_pid" -o "$dir/$name.syscalls" -- sleep 10 >/dev/null 2>&1 &
     perf record -F 499 -g -p "$server_pid" -o "$dir/$name.perf.data" -- sleep 10 >"$dir/$name.perf.log" 2>&1 || true
+    wait $! || true
   fi
   wait "$tester" || true
   # Symbols come from the server's perf map (/tmp/perf-PID.map), read while it still runs.
@@ -238,7 +242,8 @@ perf_run() {
     echo "$name: no profile (see $dir/$name.perf.log and $dir/$name.txt)" >&2
     return 0
   fi
-  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --load-test "$dir/$name.load.json" --server "${name%-perf}" \
+  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --syscalls "$dir/$name.syscalls" --seconds 10 \
+    --load-test "$dir/$name.load.json" --server "${name%-perf}" \
     --command "bash bench/run.sh fanout-perf (${FANOUT[*]}; perf record -F 499 -g -p PID -- sleep 10, 5 s into publishing)" \
     --json "$dir/$name.json" | tee "$dir/$name.summary"
   rm -f "$dir/$name.perf.script"

@@ -55,6 +55,9 @@ internal static partial class ProfileEvidence
         public required IReadOnlyList<Share> Libraries { get; init; }
         public required IReadOnlyList<Share> Buckets { get; init; }
         public required IReadOnlyList<FrameShare> TopManagedFrames { get; init; }
+        /// <summary>Send system calls (sendto, sendmsg, write, writev) per delivery over the profile's window (perf stat).</summary>
+        public double? SendSyscallsPerDelivery { get; init; }
+        public IReadOnlyList<Share>? Syscalls { get; init; }
     }
 
     // ---- memory: dotnet-gcdump report ----
@@ -94,6 +97,7 @@ internal static partial class ProfileEvidence
     // so that a box around our transport's loop counts as ours, not as the Kestrel or Akka type beside it.
     private static readonly (string Bucket, string[] Patterns)[] MemoryBuckets =
     [
+        ("the reference server's own (rooms, send queues)", ["TradeRoom.BenchReference", "[TradeRoom.BenchReference.dll]"]),
         ("our transport (TradeRoom.Transport, the connection bridge)", ["TradeRoom.Transport.", "TradeRoom.Server.WebSockets.", "[TradeRoom.Transport.dll]",
             "[TradeRoom.Server.dll]"]),
         ("our actors and rooms (TradeRoom.Actors)", ["TradeRoom."]),
@@ -193,6 +197,12 @@ internal static partial class ProfileEvidence
     private static readonly string[] KernelReceive = ["__sys_recvfrom", "__sys_recvmsg", "__x64_sys_recvfrom", "__x64_sys_recvmsg", "__x64_sys_read", "__x64_sys_readv",
         "sock_recvmsg", "tcp_recvmsg", "sock_read_iter", "do_epoll_wait", "__x64_sys_epoll_wait", "ep_poll"];
 
+    // A managed frame by its method's own name (its arguments and return type name other types); a dynamic method's is
+    // no guide: perf maps it by address, and a collected one's address is reused.
+    private static bool Managed(Frame f, params string[] prefixes) =>
+        IsManaged(f) && MethodName(f) is var name && !name.StartsWith("dynamicClass::", StringComparison.Ordinal) &&
+        prefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal));
+
     private static readonly (string Bucket, Func<Frame, bool> Match)[] CpuRules =
     [
         ("kernel: network send (loopback receive included)", f => IsKernel(f) && KernelSend.Contains(f.Symbol)),
@@ -201,15 +211,14 @@ internal static partial class ProfileEvidence
                     (f.Symbol.Contains("WKS::", StringComparison.Ordinal) || f.Symbol.Contains("SVR::", StringComparison.Ordinal) ||
                      f.Symbol.Contains("gc_heap", StringComparison.Ordinal) || f.Symbol.Contains("GCHeap", StringComparison.Ordinal))),
         ("JIT", f => f.Dso.Contains("libclrjit", StringComparison.Ordinal)),
-        ("JSON and frames (System.Text.Json, TradeRoom.Protocol)", f => IsManaged(f) && (f.Symbol.Contains("System.Text.Json", StringComparison.Ordinal) ||
-                                                                                     f.Symbol.Contains("TradeRoom.Protocol", StringComparison.Ordinal))),
-        ("our transport (TradeRoom.Transport, the connection bridge)", f => IsManaged(f) && (f.Symbol.Contains("TradeRoom.Transport", StringComparison.Ordinal) ||
-                                                                                          f.Symbol.Contains("TradeRoom.Server.WebSockets", StringComparison.Ordinal))),
-        ("our actors and rooms (TradeRoom.Actors)", f => IsManaged(f) && f.Symbol.Contains("TradeRoom.", StringComparison.Ordinal)),
-        ("Akka dispatch (mailbox, actor cell, dispatcher)", f => IsManaged(f) && f.Symbol.Contains("Akka.", StringComparison.Ordinal)),
-        ("Kestrel, WebSockets, sockets, pipes (managed)", f => IsManaged(f) && (f.Symbol.Contains("Microsoft.AspNetCore", StringComparison.Ordinal) ||
-                                                                            f.Symbol.Contains("System.Net.", StringComparison.Ordinal) ||
-                                                                            f.Symbol.Contains("System.IO.Pipelines", StringComparison.Ordinal))),
+        // Without the runtime's symbols perf cannot tell its GC from its other native code: then this holds both.
+        ("runtime native (libcoreclr: GC, allocation, casts, stubs)", f => f.Dso.Contains("libcoreclr", StringComparison.Ordinal)),
+        ("JSON and frames (System.Text.Json, TradeRoom.Protocol)", f => Managed(f, "System.Text.Json", "TradeRoom.Protocol")),
+        ("the reference server's own (rooms, send loops)", f => Managed(f, "TradeRoom.BenchReference")),
+        ("our transport (TradeRoom.Transport, the connection bridge)", f => Managed(f, "TradeRoom.Transport", "TradeRoom.Server.WebSockets")),
+        ("our actors and rooms (TradeRoom.Actors)", f => Managed(f, "TradeRoom.")),
+        ("Akka dispatch (mailbox, actor cell, dispatcher)", f => Managed(f, "Akka.")),
+        ("Kestrel, WebSockets, sockets, pipes (managed)", f => Managed(f, "Microsoft.AspNetCore", "System.Net.", "System.IO.Pipelines")),
     ];
 
     /// <summary>
@@ -238,18 +247,23 @@ internal static partial class ProfileEvidence
         : dso == "[unknown]" ? "unknown"
         : Path.GetFileName(dso);
 
-    /// <summary>A managed frame's name without its argument list and tier, short enough for a table.</summary>
-    public static string ShortFrame(string symbol)
+    /// <summary>
+    /// A managed frame's method, <c>Namespace.Type::Method</c>: the perf map names it with its return type, module,
+    /// arguments and tier (<c>instance void [Akka] Akka.Dispatch.Mailbox::Execute()[OptimizedTier1]</c>). A frame of
+    /// precompiled (ReadyToRun) code perf cannot name is its assembly's file name.
+    /// </summary>
+    public static string MethodName(Frame frame)
     {
-        var s = symbol;
+        if (frame.Symbol == "[unknown]")
+            return Path.GetFileName(frame.Dso);
+        var s = frame.Symbol;
         var paren = s.IndexOf('(', StringComparison.Ordinal);
         if (paren > 0)
             s = s[..paren];
-        if (s.StartsWith('[') && s.IndexOf("] ", StringComparison.Ordinal) is var close and > 0)
-            s = s[(close + 2)..]; // "[OptimizedTier1] ..." or "[Module] ..."
-        s = s.Replace("instance ", "", StringComparison.Ordinal).Trim();
-        return s.Length > 110 ? s[..110] + "…" : s;
+        return s[(s.LastIndexOf(' ') + 1)..];
     }
+
+    private static string Short(string name) => name.Length > 110 ? name[..110] + "…" : name;
 
     public static CpuEvidence SummarizePerf(IReadOnlyList<List<Frame>> samples, string server, string command, DateTime runAtUtc,
         double? serverCpuMicrosecondsPerDelivery, int top = 20)
@@ -261,14 +275,15 @@ internal static partial class ProfileEvidence
         var inclusive = new Dictionary<string, (int Count, Frame Frame)>(StringComparer.Ordinal);
         foreach (var stack in samples)
         {
-            foreach (var frame in stack.Where(f => IsManaged(f) && f.Symbol != "[unknown]").DistinctBy(f => ShortFrame(f.Symbol)))
+            foreach (var frame in stack.Where(f => IsManaged(f) && f.Symbol != "[unknown]").DistinctBy(MethodName))
             {
-                var name = ShortFrame(frame.Symbol);
+                var name = MethodName(frame);
                 inclusive[name] = (inclusive.TryGetValue(name, out var c) ? c.Count + 1 : 1, frame);
             }
         }
         var frames = inclusive.OrderByDescending(x => x.Value.Count).Take(top)
-            .Select(x => new FrameShare(x.Key, CpuBucket([x.Value.Frame]), Percent(x.Value.Count))).ToList();
+            .Select(x => new FrameShare(Short(x.Key), x.Key.StartsWith("dynamicClass::", StringComparison.Ordinal)
+                ? "dynamic method (its name in the perf map may be a collected one's)" : CpuBucket([x.Value.Frame]), Percent(x.Value.Count))).ToList();
         return new CpuEvidence
         {
             Server = server,
@@ -282,6 +297,19 @@ internal static partial class ProfileEvidence
         };
     }
 
+    /// <summary>The counts of <c>perf stat -x,</c> output (<c>count,unit,event,...</c>), by event; "&lt;not counted&gt;" is left out.</summary>
+    public static List<Share> ParsePerfStat(IEnumerable<string> lines)
+    {
+        var counts = new List<Share>();
+        foreach (var line in lines)
+        {
+            var fields = line.Split(',');
+            if (fields.Length >= 3 && double.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var count))
+                counts.Add(new Share(fields[2].Replace("syscalls:sys_enter_", "", StringComparison.Ordinal), count));
+        }
+        return counts;
+    }
+
     // ---- command line ----
 
     /// <summary>
@@ -290,8 +318,9 @@ internal static partial class ProfileEvidence
     /// </summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output)
     {
-        string? idle = null, held = null, script = null, loadTest = null, server = null, command = null, json = null;
+        string? idle = null, held = null, script = null, syscalls = null, loadTest = null, server = null, command = null, json = null;
         double[]? rss = null;
+        double seconds = 0;
         try
         {
             var a = new ArgReader(args[1..]);
@@ -302,6 +331,8 @@ internal static partial class ProfileEvidence
                     case "--idle": idle = a.Value(); break;
                     case "--held": held = a.Value(); break;
                     case "--script": script = a.Value(); break;
+                    case "--syscalls": syscalls = a.Value(); break;
+                    case "--seconds": seconds = a.Positive(); break;
                     case "--load-test": loadTest = a.Value(); break;
                     case "--server": server = a.Value(); break;
                     case "--command": command = a.Value(); break;
@@ -325,7 +356,7 @@ internal static partial class ProfileEvidence
 
         // Only two figures of the load tester's result are needed: read them alone, whatever else the result holds.
         int opened = 0;
-        double? cpuPerDelivery = null;
+        double? cpuPerDelivery = null, deliveriesPerSecond = null;
         if (File.Exists(loadTest))
         {
             using var result = JsonDocument.Parse(await File.ReadAllTextAsync(loadTest));
@@ -333,6 +364,8 @@ internal static partial class ProfileEvidence
                 opened = o.GetInt32();
             if (result.RootElement.TryGetProperty("serverCpuMicrosecondsPerDelivery", out var c) && c.ValueKind == JsonValueKind.Number)
                 cpuPerDelivery = c.GetDouble();
+            if (result.RootElement.TryGetProperty("deliveriesPerSecond", out var d) && d.ValueKind == JsonValueKind.Number)
+                deliveriesPerSecond = d.GetDouble();
         }
         var at = File.GetLastWriteTimeUtc(File.Exists(loadTest) ? loadTest : (held ?? script)!);
         if (args[0] == "gcdump-diff")
@@ -352,6 +385,16 @@ internal static partial class ProfileEvidence
         else
         {
             var evidence = SummarizePerf(ParsePerfScript(File.ReadLines(script!)), server!, command!, at, cpuPerDelivery);
+            // The deliveries in perf stat's window, at the run's steady rate.
+            if (syscalls is not null && File.Exists(syscalls) && seconds > 0 && deliveriesPerSecond > 0)
+            {
+                var counts = ParsePerfStat(File.ReadLines(syscalls));
+                evidence = evidence with
+                {
+                    Syscalls = counts,
+                    SendSyscallsPerDelivery = counts.Count > 0 ? Math.Round(counts.Sum(x => x.Value) / (seconds * deliveriesPerSecond.Value), 3) : null,
+                };
+            }
             await File.WriteAllTextAsync(json!, JsonSerializer.Serialize(evidence, Json));
             await output.WriteLineAsync(FormatCpu(evidence));
         }
@@ -376,7 +419,8 @@ internal static partial class ProfileEvidence
     public static string FormatCpu(CpuEvidence e)
     {
         var s = new StringBuilder();
-        s.AppendLine(CultureInfo.InvariantCulture, $"{e.Server}: {e.Samples:N0} samples; {F(e.ServerCpuMicrosecondsPerDelivery, "0.00")} µs server CPU per delivery");
+        s.AppendLine(CultureInfo.InvariantCulture, $"{e.Server}: {e.Samples:N0} samples; {F(e.ServerCpuMicrosecondsPerDelivery, "0.00")} µs server CPU per delivery; " +
+                                                   $"{F(e.SendSyscallsPerDelivery, "0.000")} send system calls per delivery");
         foreach (var b in e.Buckets)
             s.AppendLine(CultureInfo.InvariantCulture, $"  {b.Value,5:0.0}%  {b.Name}");
         s.AppendLine("  by library (self):");
@@ -386,5 +430,139 @@ internal static partial class ProfileEvidence
         foreach (var f in e.TopManagedFrames)
             s.AppendLine(CultureInfo.InvariantCulture, $"  {f.Percent,5:0.0}%  {f.Frame}");
         return s.ToString().TrimEnd();
+    }
+}
+
+/// <summary>The page's sections from the evidence bench/run.sh wrote to RESULTS/evidence (project-*.json, reference-*.json).</summary>
+internal static class EvidenceSections
+{
+    public const string MemoryHeading = "## Where the memory goes";
+    public const string CpuHeading = "## Where the CPU goes";
+    public const string MemoryAnchor = "#where-the-memory-goes";
+    public const string CpuAnchor = "#where-the-cpu-goes";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static T? Load<T>(string dir, string name) where T : class
+    {
+        var path = Path.Combine(dir, "evidence", name + ".json");
+        return File.Exists(path) ? JsonSerializer.Deserialize<T>(File.ReadAllText(path), Json) : null;
+    }
+
+    private static string F(double? v, string format) => v is { } x ? x.ToString(format, CultureInfo.InvariantCulture) : "–";
+
+    private static string When(DateTime? at) => at is { } t ? t.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " UTC" : "–";
+
+    /// <summary>Bucket rows, project beside reference, in the project's order and then the reference's own.</summary>
+    private static void Buckets(StringBuilder s, IReadOnlyList<ProfileEvidence.Share>? project, IReadOnlyList<ProfileEvidence.Share>? reference,
+        Func<double?, string> format)
+    {
+        var names = (project ?? []).Select(b => b.Name).Concat((reference ?? []).Select(b => b.Name)).Distinct();
+        foreach (var name in names)
+        {
+            double? Of(IReadOnlyList<ProfileEvidence.Share>? shares) => shares?.FirstOrDefault(b => b.Name == name)?.Value;
+            s.AppendLine($"| {name} | {format(Of(project))} | {format(Of(reference))} |");
+        }
+    }
+
+    public static string? Memory(string dir)
+    {
+        var p = Load<ProfileEvidence.MemoryEvidence>(dir, "project-gcdump");
+        var r = Load<ProfileEvidence.MemoryEvidence>(dir, "reference-gcdump");
+        if (p is null && r is null)
+            return null;
+        var any = p ?? r!;
+        var s = new StringBuilder();
+        s.AppendLine(MemoryHeading);
+        s.AppendLine();
+        s.AppendLine($"Measured by `{any.Command}`: project run {When(p?.RunAtUtc)}, reference run {When(r?.RunAtUtc)}. On a fresh server of each, a");
+        s.AppendLine($"`dotnet-gcdump` idle, then {any.Connections:N0} idle subscribed connections and a second gcdump while they are held. A gcdump");
+        s.AppendLine("forces a full, compacting GC, which is why this runs on servers of its own and not within density. Live managed bytes");
+        s.AppendLine("are the GC heap's growth between the two dumps; resident memory (RSS, `/proc/PID/status`) is read just before the");
+        s.AppendLine("second dump's GC and just after it. RSS above the live bytes is GC slack (garbage not yet collected, the gen0 budget,");
+        s.AppendLine("free space in the heap's regions) and native memory (the runtime's own, thread stacks, socket handles); what the full GC");
+        s.AppendLine("gives back is the slack. The kernel's socket buffers are not in RSS.");
+        s.AppendLine();
+        s.AppendLine("| per connection | project | reference |");
+        s.AppendLine("|---|---|---|");
+        s.AppendLine($"| live managed bytes (GC heap growth) | {F(p?.LiveBytesPerConnection, "N0")} B | {F(r?.LiveBytesPerConnection, "N0")} B |");
+        s.AppendLine($"| resident memory, before the dump's full GC | {F(p?.RssKiBPerConnection, "0.00")} KiB | {F(r?.RssKiBPerConnection, "0.00")} KiB |");
+        s.AppendLine($"| resident memory, after it | {F(p?.RssKiBPerConnectionAfterGc, "0.00")} KiB | {F(r?.RssKiBPerConnectionAfterGc, "0.00")} KiB |");
+        static double? Gap(ProfileEvidence.MemoryEvidence? e) => e?.RssKiBPerConnection is { } rss ? rss - e.LiveBytesPerConnection / 1024 : null;
+        s.AppendLine($"| RSS not explained by live managed bytes (GC slack and native), before the GC | {F(Gap(p), "0.00")} KiB | {F(Gap(r), "0.00")} KiB |");
+        s.AppendLine();
+        s.AppendLine("By bucket, bytes per connection (from the types of `dotnet-gcdump report`: object size × count, held minus idle; their");
+        s.AppendLine($"total, project {F(p?.TypeBytesPerConnection, "N0")} B and reference {F(r?.TypeBytesPerConnection, "N0")} B, is a little below the heap's growth):");
+        s.AppendLine();
+        s.AppendLine("| bucket | project B | reference B |");
+        s.AppendLine("|---|---|---|");
+        Buckets(s, p?.Buckets, r?.Buckets, v => F(v, "N0"));
+        s.AppendLine();
+        foreach (var (label, e) in new[] { ("project", p), ("reference", r) })
+        {
+            if (e is null)
+                continue;
+            s.AppendLine($"The {label}'s top {e.Types.Count} types, per connection:");
+            s.AppendLine();
+            s.AppendLine("| bytes | objects | type | bucket |");
+            s.AppendLine("|---|---|---|---|");
+            foreach (var t in e.Types)
+                s.AppendLine($"| {F(t.BytesPerConnection, "N0")} | {F(t.CountPerConnection, "0.00")} | `{t.Type}` | {t.Bucket} |");
+            s.AppendLine();
+        }
+        return s.ToString();
+    }
+
+    public static string? Cpu(string dir)
+    {
+        var p = Load<ProfileEvidence.CpuEvidence>(dir, "project-perf");
+        var r = Load<ProfileEvidence.CpuEvidence>(dir, "reference-perf");
+        if (p is null && r is null)
+            return null;
+        var any = p ?? r!;
+        var s = new StringBuilder();
+        s.AppendLine(CpuHeading);
+        s.AppendLine();
+        s.AppendLine($"Measured by `{any.Command}`: project run {When(p?.RunAtUtc)} ({p?.Samples ?? 0:N0} samples), reference run {When(r?.RunAtUtc)} " +
+                     $"({r?.Samples ?? 0:N0} samples).");
+        s.AppendLine("Each server runs with a perf map (`DOTNET_PerfMapEnabled=1`, `DOTNET_EnableWriteXorExecute=0`) so that perf names");
+        s.AppendLine("JIT-compiled frames; these runs are not the fanout rows above. A sample counts in the bucket of the first frame, from the");
+        s.AppendLine("leaf up, that names one: a copy inside the JSON writer is JSON, a socket send called from the transport is the kernel's");
+        s.AppendLine("(over loopback the receiver's TCP work runs inside the sender's send call, so it counts there too). µs per delivery is");
+        s.AppendLine("the share times the server's CPU per delivery in the profiled run (profiling included). Send system calls are counted");
+        s.AppendLine("by `perf stat -e syscalls:sys_enter_{sendto,sendmsg,write,writev}` over the same 10 s, per delivery at the run's rate.");
+        s.AppendLine();
+        string Calls(ProfileEvidence.CpuEvidence? e) => e?.Syscalls is { Count: > 0 } c
+            ? $"{F(e.SendSyscallsPerDelivery, "0.000")} ({string.Join(", ", c.Where(x => x.Value > 0).Select(x => $"{x.Name} {x.Value:N0}"))})" : "–";
+        s.AppendLine($"Send system calls per delivery: project {Calls(p)}; reference {Calls(r)}.");
+        s.AppendLine();
+        s.AppendLine($"| bucket | project % (µs per delivery of {F(p?.ServerCpuMicrosecondsPerDelivery, "0.00")}) | reference % (µs per delivery of {F(r?.ServerCpuMicrosecondsPerDelivery, "0.00")}) |");
+        s.AppendLine("|---|---|---|");
+        string Share(double? percent, double? total) => percent is { } x ? $"{F(x, "0.0")}% ({F(total is { } t ? x * t / 100 : null, "0.00")})" : "–";
+        var names = p?.Buckets.Select(b => b.Name).Concat(r?.Buckets.Select(b => b.Name) ?? []).Distinct() ?? r!.Buckets.Select(b => b.Name);
+        foreach (var name in names)
+        {
+            s.AppendLine($"| {name} | {Share(p?.Buckets.FirstOrDefault(b => b.Name == name)?.Value, p?.ServerCpuMicrosecondsPerDelivery)} | " +
+                         $"{Share(r?.Buckets.FirstOrDefault(b => b.Name == name)?.Value, r?.ServerCpuMicrosecondsPerDelivery)} |");
+        }
+        s.AppendLine();
+        s.AppendLine("CPU by library (the sample's own frame, `perf report --sort dso`):");
+        s.AppendLine();
+        s.AppendLine("| library | project % | reference % |");
+        s.AppendLine("|---|---|---|");
+        Buckets(s, p?.Libraries, r?.Libraries, v => F(v, "0.0"));
+        s.AppendLine();
+        foreach (var (label, e) in new[] { ("project", p), ("reference", r) })
+        {
+            if (e is null)
+                continue;
+            s.AppendLine($"The {label}'s top {e.TopManagedFrames.Count} managed frames, inclusive (share of samples with the frame on the stack):");
+            s.AppendLine();
+            s.AppendLine("| % | frame | bucket |");
+            s.AppendLine("|---|---|---|");
+            foreach (var f in e.TopManagedFrames)
+                s.AppendLine($"| {F(f.Percent, "0.0")} | `{f.Frame}` | {f.Bucket} |");
+            s.AppendLine();
+        }
+        return s.ToString();
     }
 }
