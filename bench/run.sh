@@ -152,22 +152,23 @@ run_tls() {
 # fresh servers of its own, so that density's and fanout's figures are never taken with a forced GC or a profiler.
 # Their files go to $OUT/evidence (NAME.json is the summary the page is written from).
 EVIDENCE="$OUT/evidence"
-GCDUMP_VERSION=10.0.750501
 # 10,000 idle subscribed connections, 1,000 per room as in density; held long enough to connect, settle and dump.
 read -r -a GCDUMP_DENSITY <<<"${BENCH_GCDUMP_ARGS:---connections 10000 --rooms 10 --hold 45}"
-# dotnet-gcdump, installed once, pinned, into a cache (TRADEROOM_TOOLS_CACHE, default ~/.cache/traderoom) as
-# clients/js/typecheck.sh caches TypeScript; into a folder of its own first, so that an interrupted install is not taken for one.
-gcdump_tool() {
-  local cache="${TRADEROOM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/traderoom}/dotnet-gcdump-$GCDUMP_VERSION" partial
-  if [ ! -x "$cache/dotnet-gcdump" ]; then
-    echo "installing dotnet-gcdump $GCDUMP_VERSION into $cache (once)" >&2
+# dotnet_tool NAME: the path of the .NET diagnostics tool NAME (dotnet-gcdump, dotnet-counters) at DIAGNOSTICS_VERSION,
+# installed once, pinned, into a cache (TRADEROOM_TOOLS_CACHE, default ~/.cache/traderoom) as clients/js/typecheck.sh
+# caches TypeScript; into a folder of its own first, so that an interrupted install is not taken for one.
+DIAGNOSTICS_VERSION=10.0.750501
+dotnet_tool() {
+  local cache="${TRADEROOM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/traderoom}/$1-$DIAGNOSTICS_VERSION" partial
+  if [ ! -x "$cache/$1" ]; then
+    echo "installing $1 $DIAGNOSTICS_VERSION into $cache (once)" >&2
     mkdir -p "$(dirname "$cache")"
     partial=$(mktemp -d "$cache.partial.XXXXXX")
-    dotnet tool install --tool-path "$partial" dotnet-gcdump --version "$GCDUMP_VERSION" >&2
+    dotnet tool install --tool-path "$partial" "$1" --version "$DIAGNOSTICS_VERSION" >&2
     rm -rf "$cache"
     mv "$partial" "$cache"
   fi
-  echo "$cache/dotnet-gcdump"
+  echo "$cache/$1"
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 # wait_phase FILE PHASE PID: until the load tester (PID) writing its progress to FILE reaches PHASE (at most 120 s).
@@ -184,7 +185,7 @@ wait_phase() {
 # resident memory per connection just before the second dump's full GC and just after it.
 gcdump_run() {
   local name=$1 start=$2 tool dir="$EVIDENCE" tester rss_idle rss_held rss_after
-  tool=$(gcdump_tool)
+  tool=$(dotnet_tool dotnet-gcdump)
   mkdir -p "$dir"
   rm -f "$dir/$name-idle.gcdump" "$dir/$name-held.gcdump" "$dir/$name.load.json"
   echo "== $name: ${GCDUMP_DENSITY[*]}"
@@ -217,22 +218,28 @@ gcdump_run() {
 # and `perf record -F 499 -g` of the server for 10 s in the middle of its publishing; then the CPU by library, by
 # bucket and the top inclusive managed frames.
 perf_run() {
-  local name=$1 start=$2 dir="$EVIDENCE" tester
+  local name=$1 start=$2 dir="$EVIDENCE" tester counters watchers=()
+  counters=$(dotnet_tool dotnet-counters)
   mkdir -p "$dir"
   echo "== $name: ${FANOUT[*]}"
   # JIT'd code in plain memory rather than a double mapping perf cannot read (as bench/profile-publish.sh).
   $start "$dir/$name.server.log" DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.syscalls"
+  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.syscalls" "$dir/$name.counters.csv"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --json "$dir/$name.load.json" "${FANOUT[@]}" >"$dir/$name.txt" 2>&1 &
   tester=$!
   if wait_phase "$dir/$name.txt" publishing "$tester"; then
     sleep 5
-    # Beside the profile, over the same 10 s: how many send system calls the server made (per delivery, on the page).
+    # Beside the profile, over the same 10 s: the runtime's GC pause and JIT time (perf cannot name the runtime's own
+    # native code without its symbols) and how many send system calls the server made.
+    "$counters" collect -p "$server_pid" --counters System.Runtime --format csv -o "$dir/$name.counters.csv" --refresh-interval 1 \
+      --duration 00:00:10 >/dev/null 2>&1 &
+    watchers=($!)
     perf stat -x, -e syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,syscalls:sys_enter_writev \
       -p "$server_pid" -o "$dir/$name.syscalls" -- sleep 10 >/dev/null 2>&1 &
+    watchers+=($!)
     perf record -F 499 -g -p "$server_pid" -o "$dir/$name.perf.data" -- sleep 10 >"$dir/$name.perf.log" 2>&1 || true
-    wait $! || true
+    wait "${watchers[@]}" || true
   fi
   wait "$tester" || true
   # Symbols come from the server's perf map (/tmp/perf-PID.map), read while it still runs.
@@ -242,7 +249,7 @@ perf_run() {
     echo "$name: no profile (see $dir/$name.perf.log and $dir/$name.txt)" >&2
     return 0
   fi
-  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --syscalls "$dir/$name.syscalls" --seconds 10 \
+  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --syscalls "$dir/$name.syscalls" --seconds 10 --counters "$dir/$name.counters.csv" \
     --load-test "$dir/$name.load.json" --server "${name%-perf}" \
     --command "bash bench/run.sh fanout-perf (${FANOUT[*]}; perf record -F 499 -g -p PID -- sleep 10, 5 s into publishing)" \
     --json "$dir/$name.json" | tee "$dir/$name.summary"

@@ -52,13 +52,18 @@ internal static partial class ProfileEvidence
         public required int Samples { get; init; }
         /// <summary>The server's CPU per delivery in the profiled run (perf's own overhead included), to turn shares into µs.</summary>
         public double? ServerCpuMicrosecondsPerDelivery { get; init; }
+        public double? DeliveriesPerSecond { get; init; }
         public required IReadOnlyList<Share> Libraries { get; init; }
         public required IReadOnlyList<Share> Buckets { get; init; }
         public required IReadOnlyList<FrameShare> TopManagedFrames { get; init; }
         /// <summary>Send system calls (sendto, sendmsg, write, writev) per delivery over the profile's window (perf stat).</summary>
         public double? SendSyscallsPerDelivery { get; init; }
         public IReadOnlyList<Share>? Syscalls { get; init; }
+        /// <summary>The runtime's own counters over the window (dotnet-counters, System.Runtime): seconds covered, GC pause and JIT time.</summary>
+        public RuntimeCounters? Runtime { get; init; }
     }
+
+    public sealed record RuntimeCounters(int Seconds, double GcPauseSeconds, double JitSeconds, IReadOnlyList<Share> Collections);
 
     // ---- memory: dotnet-gcdump report ----
 
@@ -310,6 +315,40 @@ internal static partial class ProfileEvidence
         return counts;
     }
 
+    /// <summary>
+    /// The GC pause time, JIT time and collections by generation from <c>dotnet-counters collect --format csv
+    /// --refresh-interval 1</c>: each rate row is one interval's increment, so they are summed.
+    /// </summary>
+    public static RuntimeCounters ParseCounters(IEnumerable<string> lines)
+    {
+        double pause = 0, jit = 0;
+        var intervals = new HashSet<string>(StringComparer.Ordinal);
+        var collections = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in lines)
+        {
+            var fields = line.Split(',');
+            if (fields.Length < 5 || fields[3] != "Rate" || !double.TryParse(fields[4], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                continue;
+            var counter = fields[2];
+            if (counter.StartsWith("dotnet.gc.pause.time", StringComparison.Ordinal))
+            {
+                pause += value;
+                intervals.Add(fields[0]);
+            }
+            else if (counter.StartsWith("dotnet.jit.compilation.time", StringComparison.Ordinal))
+            {
+                jit += value;
+            }
+            else if (counter.StartsWith("dotnet.gc.collections", StringComparison.Ordinal) && counter.IndexOf("generation=", StringComparison.Ordinal) is var g and > 0)
+            {
+                var generation = counter[(g + "generation=".Length)..].TrimEnd(']');
+                collections[generation] = collections.GetValueOrDefault(generation) + value;
+            }
+        }
+        return new RuntimeCounters(intervals.Count, Math.Round(pause, 4), Math.Round(jit, 4),
+            collections.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => new Share(c.Key, c.Value)).ToList());
+    }
+
     // ---- command line ----
 
     /// <summary>
@@ -318,7 +357,7 @@ internal static partial class ProfileEvidence
     /// </summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output)
     {
-        string? idle = null, held = null, script = null, syscalls = null, loadTest = null, server = null, command = null, json = null;
+        string? idle = null, held = null, script = null, syscalls = null, counters = null, loadTest = null, server = null, command = null, json = null;
         double[]? rss = null;
         double seconds = 0;
         try
@@ -332,6 +371,7 @@ internal static partial class ProfileEvidence
                     case "--held": held = a.Value(); break;
                     case "--script": script = a.Value(); break;
                     case "--syscalls": syscalls = a.Value(); break;
+                    case "--counters": counters = a.Value(); break;
                     case "--seconds": seconds = a.Positive(); break;
                     case "--load-test": loadTest = a.Value(); break;
                     case "--server": server = a.Value(); break;
@@ -385,6 +425,9 @@ internal static partial class ProfileEvidence
         else
         {
             var evidence = SummarizePerf(ParsePerfScript(File.ReadLines(script!)), server!, command!, at, cpuPerDelivery);
+            if (counters is not null && File.Exists(counters))
+                evidence = evidence with { Runtime = ParseCounters(File.ReadLines(counters)) };
+            evidence = evidence with { DeliveriesPerSecond = deliveriesPerSecond };
             // The deliveries in perf stat's window, at the run's steady rate.
             if (syscalls is not null && File.Exists(syscalls) && seconds > 0 && deliveriesPerSecond > 0)
             {
@@ -421,6 +464,9 @@ internal static partial class ProfileEvidence
         var s = new StringBuilder();
         s.AppendLine(CultureInfo.InvariantCulture, $"{e.Server}: {e.Samples:N0} samples; {F(e.ServerCpuMicrosecondsPerDelivery, "0.00")} µs server CPU per delivery; " +
                                                    $"{F(e.SendSyscallsPerDelivery, "0.000")} send system calls per delivery");
+        if (e.Runtime is { } rt)
+            s.AppendLine(CultureInfo.InvariantCulture, $"  runtime over {rt.Seconds} s: GC pause {rt.GcPauseSeconds * 1000:0.0} ms, JIT {rt.JitSeconds * 1000:0.0} ms, " +
+                                                       $"collections {string.Join(", ", rt.Collections.Select(c => $"{c.Name} {c.Value:0}"))}");
         foreach (var b in e.Buckets)
             s.AppendLine(CultureInfo.InvariantCulture, $"  {b.Value,5:0.0}%  {b.Name}");
         s.AppendLine("  by library (self):");
@@ -534,6 +580,20 @@ internal static class EvidenceSections
         string Calls(ProfileEvidence.CpuEvidence? e) => e?.Syscalls is { Count: > 0 } c
             ? $"{F(e.SendSyscallsPerDelivery, "0.000")} ({string.Join(", ", c.Where(x => x.Value > 0).Select(x => $"{x.Name} {x.Value:N0}"))})" : "–";
         s.AppendLine($"Send system calls per delivery: project {Calls(p)}; reference {Calls(r)}.");
+        s.AppendLine();
+        // perf cannot tell the GC from the runtime's other native code without its symbols: the runtime's own counters can.
+        // With workstation GC the collecting thread does the work while the others wait, so pause time is close to GC CPU time.
+        string Gc(ProfileEvidence.CpuEvidence? e)
+        {
+            if (e?.Runtime is not { Seconds: > 0 } rt)
+                return "–";
+            var perSecond = rt.GcPauseSeconds / rt.Seconds;
+            var share = e.ServerCpuMicrosecondsPerDelivery is { } cpu && e.DeliveriesPerSecond is { } rate && rate > 0 ? perSecond / (cpu * rate / 1e6) * 100 : (double?)null;
+            return $"GC pause {F(perSecond * 1000, "0.0")} ms per second ({F(share, "0.0")}% of the server's CPU; " +
+                   $"{string.Join(", ", rt.Collections.Select(c => $"{c.Name} {c.Value:0}"))} collections in {rt.Seconds} s), JIT {F(rt.JitSeconds / rt.Seconds * 1000, "0.0")} ms per second";
+        }
+        s.AppendLine($"The runtime's own counters over the same window (`dotnet-counters`, `System.Runtime`; perf cannot tell the GC from the rest of");
+        s.AppendLine($"`libcoreclr` without its symbols, and with workstation GC the pause is close to the GC's CPU time): project {Gc(p)}; reference {Gc(r)}.");
         s.AppendLine();
         s.AppendLine($"| bucket | project % (µs per delivery of {F(p?.ServerCpuMicrosecondsPerDelivery, "0.00")}) | reference % (µs per delivery of {F(r?.ServerCpuMicrosecondsPerDelivery, "0.00")}) |");
         s.AppendLine("|---|---|---|");
