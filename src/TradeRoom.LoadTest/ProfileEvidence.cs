@@ -578,7 +578,7 @@ internal static class EvidenceSections
         s.AppendLine("by `perf stat -e syscalls:sys_enter_{sendto,sendmsg,write,writev}` over the same 10 s, per delivery at the run's rate.");
         s.AppendLine();
         string Calls(ProfileEvidence.CpuEvidence? e) => e?.Syscalls is { Count: > 0 } c
-            ? $"{F(e.SendSyscallsPerDelivery, "0.000")} ({string.Join(", ", c.Where(x => x.Value > 0).Select(x => $"{x.Name} {x.Value:N0}"))})" : "–";
+            ? $"{F(e.SendSyscallsPerDelivery, "0.000")} ({string.Join(", ", c.Where(x => x.Value > 0).Select(x => $"{x.Name} {F(x.Value, "N0")}"))})" : "–";
         s.AppendLine($"Send system calls per delivery: project {Calls(p)}; reference {Calls(r)}.");
         s.AppendLine();
         // perf cannot tell the GC from the runtime's other native code without its symbols: the runtime's own counters can.
@@ -590,7 +590,7 @@ internal static class EvidenceSections
             var perSecond = rt.GcPauseSeconds / rt.Seconds;
             var share = e.ServerCpuMicrosecondsPerDelivery is { } cpu && e.DeliveriesPerSecond is { } rate && rate > 0 ? perSecond / (cpu * rate / 1e6) * 100 : (double?)null;
             return $"GC pause {F(perSecond * 1000, "0.0")} ms per second ({F(share, "0.0")}% of the server's CPU; " +
-                   $"{string.Join(", ", rt.Collections.Select(c => $"{c.Name} {c.Value:0}"))} collections in {rt.Seconds} s), JIT {F(rt.JitSeconds / rt.Seconds * 1000, "0.0")} ms per second";
+                   $"{string.Join(", ", rt.Collections.Select(c => $"{c.Name} {F(c.Value, "0")}"))} collections in {rt.Seconds} s), JIT {F(rt.JitSeconds / rt.Seconds * 1000, "0.0")} ms per second";
         }
         s.AppendLine($"The runtime's own counters over the same window (`dotnet-counters`, `System.Runtime`; perf cannot tell the GC from the rest of");
         s.AppendLine($"`libcoreclr` without its symbols, and with workstation GC the pause is close to the GC's CPU time): project {Gc(p)}; reference {Gc(r)}.");
