@@ -215,43 +215,42 @@ gcdump_run() {
     --json "$dir/$name.json" | tee "$dir/$name.summary"
 }
 # perf_run NAME START: START a fresh server with a perf map (managed frames by name), the fan-out scenario against it,
-# and `perf record -F 499 -g` of the server for 10 s in the middle of its publishing; then the CPU by library, by
-# bucket and the top inclusive managed frames.
+# and `perf record -F 499 -g` for 10 s in the middle of its publishing; then the server's CPU by library, by bucket and
+# the top inclusive managed frames, and its GC and JIT counters over the same 10 s.
 perf_run() {
-  local name=$1 start=$2 dir="$EVIDENCE" tester counters watchers=()
+  local name=$1 start=$2 dir="$EVIDENCE" tester counters watcher
   counters=$(dotnet_tool dotnet-counters)
   mkdir -p "$dir"
   echo "== $name: ${FANOUT[*]}"
   # JIT'd code in plain memory rather than a double mapping perf cannot read (as bench/profile-publish.sh).
   $start "$dir/$name.server.log" DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.syscalls" "$dir/$name.counters.csv"
+  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.counters.csv"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --json "$dir/$name.load.json" "${FANOUT[@]}" >"$dir/$name.txt" 2>&1 &
   tester=$!
   if wait_phase "$dir/$name.txt" publishing "$tester"; then
     sleep 5
-    # Beside the profile, over the same 10 s: the runtime's GC pause and JIT time (perf cannot name the runtime's own
-    # native code without its symbols) and how many send system calls the server made.
+    # Beside the profile, over the same 10 s: the runtime's GC and JIT counters (perf cannot name the runtime's own
+    # native code without its symbols).
     "$counters" collect -p "$server_pid" --counters System.Runtime --format csv -o "$dir/$name.counters.csv" --refresh-interval 1 \
       --duration 00:00:10 >/dev/null 2>&1 &
-    watchers=($!)
-    perf stat -x, -e syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,syscalls:sys_enter_writev \
-      -p "$server_pid" -o "$dir/$name.syscalls" -- sleep 10 >/dev/null 2>&1 &
-    watchers+=($!)
-    perf record -F 499 -g -p "$server_pid" -o "$dir/$name.perf.data" -- sleep 10 >"$dir/$name.perf.log" 2>&1 || true
-    wait "${watchers[@]}" || true
+    watcher=$!
+    # Every CPU (-a), the server's samples picked out below: `perf record -p` follows only the threads that exist when
+    # it starts, and the thread pool starts new ones (here it missed about 40% of the server's CPU).
+    perf record -F 499 -g -a -o "$dir/$name.perf.data" -- sleep 10 >"$dir/$name.perf.log" 2>&1 || true
+    wait "$watcher" || true
   fi
   wait "$tester" || true
   # Symbols come from the server's perf map (/tmp/perf-PID.map), read while it still runs.
-  [ -f "$dir/$name.perf.data" ] && perf script -i "$dir/$name.perf.data" -F comm,tid,ip,sym,dso >"$dir/$name.perf.script" 2>>"$dir/$name.perf.log"
+  [ -f "$dir/$name.perf.data" ] && perf script -i "$dir/$name.perf.data" --pid "$server_pid" -F comm,tid,ip,sym,dso >"$dir/$name.perf.script" 2>>"$dir/$name.perf.log"
   stop_server
   if [ ! -s "$dir/$name.perf.script" ]; then
     echo "$name: no profile (see $dir/$name.perf.log and $dir/$name.txt)" >&2
     return 0
   fi
-  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --syscalls "$dir/$name.syscalls" --seconds 10 --counters "$dir/$name.counters.csv" \
+  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --counters "$dir/$name.counters.csv" \
     --load-test "$dir/$name.load.json" --server "${name%-perf}" \
-    --command "bash bench/run.sh fanout-perf (${FANOUT[*]}; perf record -F 499 -g -p PID -- sleep 10, 5 s into publishing)" \
+    --command "bash bench/run.sh fanout-perf (${FANOUT[*]}; perf record -F 499 -g -a -- sleep 10, 5 s into publishing, the server's samples)" \
     --json "$dir/$name.json" | tee "$dir/$name.summary"
   rm -f "$dir/$name.perf.script"
 }

@@ -56,9 +56,6 @@ internal static partial class ProfileEvidence
         public required IReadOnlyList<Share> Libraries { get; init; }
         public required IReadOnlyList<Share> Buckets { get; init; }
         public required IReadOnlyList<FrameShare> TopManagedFrames { get; init; }
-        /// <summary>Send system calls (sendto, sendmsg, write, writev) per delivery over the profile's window (perf stat).</summary>
-        public double? SendSyscallsPerDelivery { get; init; }
-        public IReadOnlyList<Share>? Syscalls { get; init; }
         /// <summary>The runtime's own counters over the window (dotnet-counters, System.Runtime): seconds covered, GC pause and JIT time.</summary>
         public RuntimeCounters? Runtime { get; init; }
     }
@@ -302,19 +299,6 @@ internal static partial class ProfileEvidence
         };
     }
 
-    /// <summary>The counts of <c>perf stat -x,</c> output (<c>count,unit,event,...</c>), by event; "&lt;not counted&gt;" is left out.</summary>
-    public static List<Share> ParsePerfStat(IEnumerable<string> lines)
-    {
-        var counts = new List<Share>();
-        foreach (var line in lines)
-        {
-            var fields = line.Split(',');
-            if (fields.Length >= 3 && double.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var count))
-                counts.Add(new Share(fields[2].Replace("syscalls:sys_enter_", "", StringComparison.Ordinal), count));
-        }
-        return counts;
-    }
-
     /// <summary>
     /// The GC pause time, JIT time and collections by generation from <c>dotnet-counters collect --format csv
     /// --refresh-interval 1</c>: each rate row is one interval's increment, so they are summed.
@@ -357,9 +341,8 @@ internal static partial class ProfileEvidence
     /// </summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output)
     {
-        string? idle = null, held = null, script = null, syscalls = null, counters = null, loadTest = null, server = null, command = null, json = null;
+        string? idle = null, held = null, script = null, counters = null, loadTest = null, server = null, command = null, json = null;
         double[]? rss = null;
-        double seconds = 0;
         try
         {
             var a = new ArgReader(args[1..]);
@@ -370,9 +353,7 @@ internal static partial class ProfileEvidence
                     case "--idle": idle = a.Value(); break;
                     case "--held": held = a.Value(); break;
                     case "--script": script = a.Value(); break;
-                    case "--syscalls": syscalls = a.Value(); break;
                     case "--counters": counters = a.Value(); break;
-                    case "--seconds": seconds = a.Positive(); break;
                     case "--load-test": loadTest = a.Value(); break;
                     case "--server": server = a.Value(); break;
                     case "--command": command = a.Value(); break;
@@ -428,16 +409,6 @@ internal static partial class ProfileEvidence
             if (counters is not null && File.Exists(counters))
                 evidence = evidence with { Runtime = ParseCounters(File.ReadLines(counters)) };
             evidence = evidence with { DeliveriesPerSecond = deliveriesPerSecond };
-            // The deliveries in perf stat's window, at the run's steady rate.
-            if (syscalls is not null && File.Exists(syscalls) && seconds > 0 && deliveriesPerSecond > 0)
-            {
-                var counts = ParsePerfStat(File.ReadLines(syscalls));
-                evidence = evidence with
-                {
-                    Syscalls = counts,
-                    SendSyscallsPerDelivery = counts.Count > 0 ? Math.Round(counts.Sum(x => x.Value) / (seconds * deliveriesPerSecond.Value), 3) : null,
-                };
-            }
             await File.WriteAllTextAsync(json!, JsonSerializer.Serialize(evidence, Json));
             await output.WriteLineAsync(FormatCpu(evidence));
         }
@@ -462,8 +433,7 @@ internal static partial class ProfileEvidence
     public static string FormatCpu(CpuEvidence e)
     {
         var s = new StringBuilder();
-        s.AppendLine(CultureInfo.InvariantCulture, $"{e.Server}: {e.Samples:N0} samples; {F(e.ServerCpuMicrosecondsPerDelivery, "0.00")} µs server CPU per delivery; " +
-                                                   $"{F(e.SendSyscallsPerDelivery, "0.000")} send system calls per delivery");
+        s.AppendLine(CultureInfo.InvariantCulture, $"{e.Server}: {e.Samples:N0} samples; {F(e.ServerCpuMicrosecondsPerDelivery, "0.00")} µs server CPU per delivery");
         if (e.Runtime is { } rt)
             s.AppendLine(CultureInfo.InvariantCulture, $"  runtime over {rt.Seconds} s: GC pause {rt.GcPauseSeconds * 1000:0.0} ms, JIT {rt.JitSeconds * 1000:0.0} ms, " +
                                                        $"collections {string.Join(", ", rt.Collections.Select(c => $"{c.Name} {c.Value:0}"))}");
@@ -574,26 +544,24 @@ internal static class EvidenceSections
         s.AppendLine("JIT-compiled frames; these runs are not the fanout rows above. A sample counts in the bucket of the first frame, from the");
         s.AppendLine("leaf up, that names one: a copy inside the JSON writer is JSON, a socket send called from the transport is the kernel's");
         s.AppendLine("(over loopback the receiver's TCP work runs inside the sender's send call, so it counts there too). µs per delivery is");
-        s.AppendLine("the share times the server's CPU per delivery in the profiled run (profiling included). Send system calls are counted");
-        s.AppendLine("by `perf stat -e syscalls:sys_enter_{sendto,sendmsg,write,writev}` over the same 10 s, per delivery at the run's rate.");
+        s.AppendLine("the share times the server's CPU per delivery in the profiled run (profiling included). User stacks end in libc, which");
+        s.AppendLine("has no frame pointers, so a managed frame's inclusive share below leaves out the kernel time of the calls it makes.");
         s.AppendLine();
-        string Calls(ProfileEvidence.CpuEvidence? e) => e?.Syscalls is { Count: > 0 } c
-            ? $"{F(e.SendSyscallsPerDelivery, "0.000")} ({string.Join(", ", c.Where(x => x.Value > 0).Select(x => $"{x.Name} {F(x.Value, "N0")}"))})" : "–";
-        s.AppendLine($"Send system calls per delivery: project {Calls(p)}; reference {Calls(r)}.");
-        s.AppendLine();
-        // perf cannot tell the GC from the runtime's other native code without its symbols: the runtime's own counters can.
-        // With workstation GC the collecting thread does the work while the others wait, so pause time is close to GC CPU time.
-        string Gc(ProfileEvidence.CpuEvidence? e)
+        // perf cannot tell the GC from the runtime's other native code without its symbols: the runtime's own counters say
+        // how often it collected and for how long the process was paused. Both times are wall time (a preempted thread's
+        // included), so on a loaded machine they exceed the CPU the GC and the JIT used.
+        string Runtime(ProfileEvidence.CpuEvidence? e)
         {
             if (e?.Runtime is not { Seconds: > 0 } rt)
                 return "–";
-            var perSecond = rt.GcPauseSeconds / rt.Seconds;
-            var share = e.ServerCpuMicrosecondsPerDelivery is { } cpu && e.DeliveriesPerSecond is { } rate && rate > 0 ? perSecond / (cpu * rate / 1e6) * 100 : (double?)null;
-            return $"GC pause {F(perSecond * 1000, "0.0")} ms per second ({F(share, "0.0")}% of the server's CPU; " +
-                   $"{string.Join(", ", rt.Collections.Select(c => $"{c.Name} {F(c.Value, "0")}"))} collections in {rt.Seconds} s), JIT {F(rt.JitSeconds / rt.Seconds * 1000, "0.0")} ms per second";
+            var perDelivery = e.DeliveriesPerSecond is { } rate && rate > 0 ? rt.GcPauseSeconds / rt.Seconds / rate * 1e6 : (double?)null;
+            return $"{string.Join(", ", rt.Collections.Select(c => $"{c.Name} {F(c.Value, "0")}"))} collections in {rt.Seconds} s, " +
+                   $"paused {F(rt.GcPauseSeconds / rt.Seconds * 1000, "0")} ms per second ({F(perDelivery, "0.00")} µs per delivery); " +
+                   $"JIT {F(rt.JitSeconds / rt.Seconds * 1000, "0")} ms per second";
         }
-        s.AppendLine($"The runtime's own counters over the same window (`dotnet-counters`, `System.Runtime`; perf cannot tell the GC from the rest of");
-        s.AppendLine($"`libcoreclr` without its symbols, and with workstation GC the pause is close to the GC's CPU time): project {Gc(p)}; reference {Gc(r)}.");
+        s.AppendLine("The runtime's own counters over the same 10 s (`dotnet-counters collect --counters System.Runtime`), since perf cannot tell the");
+        s.AppendLine("GC from the rest of `libcoreclr` without its symbols; pause and JIT times are wall time, so on a loaded machine they");
+        s.AppendLine($"overstate CPU: project {Runtime(p)}; reference {Runtime(r)}.");
         s.AppendLine();
         s.AppendLine($"| bucket | project % (µs per delivery of {F(p?.ServerCpuMicrosecondsPerDelivery, "0.00")}) | reference % (µs per delivery of {F(r?.ServerCpuMicrosecondsPerDelivery, "0.00")}) |");
         s.AppendLine("|---|---|---|");

@@ -68,14 +68,6 @@ public sealed class ProfileEvidenceTests : IDisposable
 
         """;
 
-    private const string PerfStat = """
-        # started on Fri Nov 27 11:50:01 2026
-
-        3000,,syscalls:sys_enter_sendto,10001234567,100.00,,
-        0,,syscalls:sys_enter_sendmsg,10001234567,100.00,,
-        <not counted>,,syscalls:sys_enter_write,0,0.00,,
-        """;
-
     private const string Counters = """
         Timestamp,Provider,Counter Name,Counter Type,Mean/Increment
         11/27/2026 11:46:04,System.Runtime,dotnet.process.memory.working_set (By),Metric,60342272
@@ -111,8 +103,8 @@ public sealed class ProfileEvidenceTests : IDisposable
         var loadTest = Write($"evidence/{server}-perf.load.json", """{"connectionsOpened": 10, "serverCpuMicrosecondsPerDelivery": 8.0, "deliveriesPerSecond": 100}""");
         var json = Path.Combine(_dir, "evidence", $"{server}-perf.json");
         var output = new StringWriter();
-        var exit = await ProfileEvidence.RunAsync(["perf-summary", "--script", Write("perf.script", PerfScript), "--syscalls", Write("perf.syscalls", PerfStat),
-            "--seconds", "10", "--counters", Write("counters.csv", Counters), "--load-test", loadTest, "--server", server,
+        var exit = await ProfileEvidence.RunAsync(["perf-summary", "--script", Write("perf.script", PerfScript),
+            "--counters", Write("counters.csv", Counters), "--load-test", loadTest, "--server", server,
             "--command", "bash bench/run.sh fanout-perf", "--json", json], output);
         Assert.True(exit == 0, output.ToString());
         return json;
@@ -144,7 +136,7 @@ public sealed class ProfileEvidenceTests : IDisposable
     }
 
     [Fact]
-    public async Task A_perf_profile_is_split_by_the_first_named_frame_from_the_leaf_with_library_frames_syscalls_and_gc()
+    public async Task A_perf_profile_is_split_by_the_first_named_frame_from_the_leaf_with_libraries_frames_and_the_runtime_counters()
     {
         var evidence = JsonSerializer.Deserialize<ProfileEvidence.CpuEvidence>(await File.ReadAllTextAsync(await PerfSummaryAsync("project")), Json)!;
 
@@ -163,7 +155,6 @@ public sealed class ProfileEvidenceTests : IDisposable
         Assert.Equal(75.0, mailbox.Percent);
         Assert.Equal(50.0, evidence.TopManagedFrames.Single(f => f.Frame == "TradeRoom.Actors.Rooms.RoomRelay::Deliver").Percent);
         Assert.Equal(8.0, evidence.ServerCpuMicrosecondsPerDelivery);
-        Assert.Equal(3.0, evidence.SendSyscallsPerDelivery); // 3,000 sends in 10 s at 100 deliveries/s
         Assert.Equal(2, evidence.Runtime!.Seconds);
         Assert.Equal(0.010, evidence.Runtime.GcPauseSeconds, 6);
         Assert.Equal(0.002, evidence.Runtime.JitSeconds, 6);
@@ -204,7 +195,8 @@ public sealed class ProfileEvidenceTests : IDisposable
         Assert.Contains("`System.IO.Pipelines.Pipe`", text);
         Assert.Contains("\n## Where the CPU goes\n", text);
         Assert.Contains("| kernel: network send (loopback receive included) | 25.0% (2.00) | 25.0% (2.00) |", text);
-        Assert.Contains("Send system calls per delivery: project 3.000 (sendto 3,000)", text);
+        // 10 ms paused in 2 s at 100 deliveries/s: 50 µs per delivery.
+        Assert.Contains("project gen0 5, gen1 1 collections in 2 s, paused 5 ms per second (50.00 µs per delivery); JIT 1 ms per second", text);
         Assert.Contains("`bash bench/run.sh fanout-perf`", text);
 
         // A later run of other scenarios, in a results directory without the evidence, keeps the sections as they were.
