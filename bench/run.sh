@@ -224,7 +224,7 @@ perf_run() {
   echo "== $name: ${FANOUT[*]}"
   # JIT'd code in plain memory rather than a double mapping perf cannot read (as bench/profile-publish.sh).
   $start "$dir/$name.server.log" DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.counters.csv"
+  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.perf.script" "$dir/$name.counters.csv"
   dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
     --server-pid "$server_pid" --json "$dir/$name.load.json" "${FANOUT[@]}" >"$dir/$name.txt" 2>&1 &
   tester=$!
@@ -242,7 +242,9 @@ perf_run() {
   fi
   wait "$tester" || true
   # Symbols come from the server's perf map (/tmp/perf-PID.map), read while it still runs.
-  [ -f "$dir/$name.perf.data" ] && perf script -i "$dir/$name.perf.data" --pid "$server_pid" -F comm,tid,ip,sym,dso >"$dir/$name.perf.script" 2>>"$dir/$name.perf.log"
+  if [ -f "$dir/$name.perf.data" ]; then
+    perf script -i "$dir/$name.perf.data" --pid "$server_pid" -F comm,tid,ip,sym,dso >"$dir/$name.perf.script" 2>>"$dir/$name.perf.log" || true
+  fi
   stop_server
   if [ ! -s "$dir/$name.perf.script" ]; then
     echo "$name: no profile (see $dir/$name.perf.log and $dir/$name.txt)" >&2

@@ -10,7 +10,7 @@ namespace TradeRoom.LoadTest;
 /// fanout-perf scenarios: <c>gcdump-diff</c> turns two <c>dotnet-gcdump report</c>s (idle, then with N connections
 /// held) into bytes per connection by type and bucket; <c>perf-summary</c> turns <c>perf script</c> output into CPU by
 /// library and by bucket, and the top inclusive managed frames. The page's "Where the memory goes" and "Where the CPU
-/// goes" sections (<see cref="Sections"/>) are written from their JSON.
+/// goes" sections (<see cref="EvidenceSections"/>) are written from their JSON.
 /// </summary>
 internal static partial class ProfileEvidence
 {
