@@ -92,13 +92,15 @@ launch_server() {
   server_pid=$!
   wait_port "$log"
 }
-# start_reference LOG: the reference server on the same ports and secret, with its own runtimeconfig and nothing else
-# (it keeps nothing, so no store). stop_server stops it.
+# start_reference LOG [NAME=VALUE...]: the reference server on the same ports and secret, with its own runtimeconfig and
+# nothing else but the extra variables (it keeps nothing, so no store). stop_server stops it.
 start_reference() {
-  : >"$1"
-  JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" BIND_ADDRESS=127.0.0.1 dotnet "$REFERENCE" >>"$1" 2>&1 &
+  local log=$1
+  shift
+  : >"$log"
+  env "$@" JWT_SECRET="$SECRET" WS_PORT="$WS_PORT" API_PORT="$API_PORT" BIND_ADDRESS=127.0.0.1 dotnet "$REFERENCE" >>"$log" 2>&1 &
   server_pid=$!
-  wait_port "$1"
+  wait_port "$log"
 }
 # wait_port LOG: until the API port answers (at most 20 s), then a second more for the WebSocket port.
 wait_port() {

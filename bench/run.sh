@@ -5,6 +5,8 @@
 #   bash bench/run.sh                 all scenarios (about 20 minutes)
 #   bash bench/run.sh fanout burst    only these (the page is rewritten from whatever results exist)
 #   bash bench/run.sh fanout fanout-tls   the fan-out in plaintext and over TLS (wss:// and https://): the cost of TLS
+#   bash bench/run.sh density-gcdump fanout-perf   where a connection's memory and a delivery's CPU go (gcdump, perf),
+#                                     on the project and the reference (about 4 minutes; needs perf for fanout-perf)
 #   bash bench/run.sh durable         the durable-room rows (issue 11): SQLite beside memory and PostgreSQL (8.5 minutes here)
 #   bash bench/run.sh cluster         the cluster rows (issue 12): 1 node vs 3 nodes, a cross-node event's cost, failover;
 #                                     they only rewrite the page's "Cluster mode" section (about 4 minutes here)
@@ -146,6 +148,115 @@ run_tls() {
   WS_SCHEME=ws HTTP_SCHEME=http TLS_ENV=() TESTER_TLS=()
 }
 
+# Where the memory and the CPU go (issue 13: the page's "Where the memory goes" and "Where the CPU goes"). Each runs on
+# fresh servers of its own, so that density's and fanout's figures are never taken with a forced GC or a profiler.
+# Their files go to $OUT/evidence (NAME.json is the summary the page is written from).
+EVIDENCE="$OUT/evidence"
+# 10,000 idle subscribed connections, 1,000 per room as in density; held long enough to connect, settle and dump.
+read -r -a GCDUMP_DENSITY <<<"${BENCH_GCDUMP_ARGS:---connections 10000 --rooms 10 --hold 45}"
+# dotnet_tool NAME: the path of the .NET diagnostics tool NAME (dotnet-gcdump, dotnet-counters) at DIAGNOSTICS_VERSION,
+# installed once, pinned, into a cache (TRADEROOM_TOOLS_CACHE, default ~/.cache/traderoom) as clients/js/typecheck.sh
+# caches TypeScript; into a folder of its own first, so that an interrupted install is not taken for one.
+DIAGNOSTICS_VERSION=10.0.750501
+dotnet_tool() {
+  local cache="${TRADEROOM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/traderoom}/$1-$DIAGNOSTICS_VERSION" partial
+  if [ ! -x "$cache/$1" ]; then
+    echo "installing $1 $DIAGNOSTICS_VERSION into $cache (once)" >&2
+    mkdir -p "$(dirname "$cache")"
+    partial=$(mktemp -d "$cache.partial.XXXXXX")
+    dotnet tool install --tool-path "$partial" "$1" --version "$DIAGNOSTICS_VERSION" >&2
+    rm -rf "$cache"
+    mv "$partial" "$cache"
+  fi
+  echo "$cache/$1"
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+# wait_phase FILE PHASE PID: until the load tester (PID) writing its progress to FILE reaches PHASE (at most 120 s).
+wait_phase() {
+  for _ in $(seq 1 600); do
+    grep -q "] $2" "$1" && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+# gcdump_run NAME START: START (start_server or start_reference) a fresh server; a gcdump idle; GCDUMP_DENSITY's
+# connections, and a second gcdump while they are held; then the per-type difference per connection, beside the
+# resident memory per connection just before the second dump's full GC and just after it.
+gcdump_run() {
+  local name=$1 start=$2 tool dir="$EVIDENCE" tester rss_idle rss_held rss_after
+  tool=$(dotnet_tool dotnet-gcdump)
+  mkdir -p "$dir"
+  rm -f "$dir/$name-idle.gcdump" "$dir/$name-held.gcdump" "$dir/$name.load.json"
+  echo "== $name: ${GCDUMP_DENSITY[*]}"
+  $start "$dir/$name.server.log"
+  sleep 3 # past the start's own allocations
+  "$tool" collect -p "$server_pid" -o "$dir/$name-idle.gcdump" >"$dir/$name.gcdump.log" 2>&1 || true
+  rss_idle=$(rss_kib)
+  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    --server-pid "$server_pid" --json "$dir/$name.load.json" "${GCDUMP_DENSITY[@]}" >"$dir/$name.txt" 2>&1 &
+  tester=$!
+  if wait_phase "$dir/$name.txt" holding "$tester"; then
+    sleep 3 # the last subscribes' replies written, the connect burst's garbage still there as density sees it
+    rss_held=$(rss_kib)
+    "$tool" collect -p "$server_pid" -o "$dir/$name-held.gcdump" >>"$dir/$name.gcdump.log" 2>&1 || true
+    rss_after=$(rss_kib)
+  fi
+  wait "$tester" || true
+  stop_server
+  if [ -z "${rss_held:-}" ] || [ ! -f "$dir/$name-idle.gcdump" ] || [ ! -f "$dir/$name-held.gcdump" ]; then
+    echo "$name: the connections were not held (see $dir/$name.txt)" >&2
+    return 0
+  fi
+  "$tool" report "$dir/$name-idle.gcdump" >"$dir/$name-idle.types"
+  "$tool" report "$dir/$name-held.gcdump" >"$dir/$name-held.types"
+  dotnet "$LOADTEST" gcdump-diff --idle "$dir/$name-idle.types" --held "$dir/$name-held.types" --load-test "$dir/$name.load.json" \
+    --rss-kib "$rss_idle" "$rss_held" "$rss_after" --server "${name%-gcdump}" --command "bash bench/run.sh density-gcdump (${GCDUMP_DENSITY[*]})" \
+    --json "$dir/$name.json" | tee "$dir/$name.summary"
+}
+# perf_run NAME START: START a fresh server with a perf map (managed frames by name), the fan-out scenario against it,
+# and `perf record -F 499 -g` for 10 s in the middle of its publishing; then the server's CPU by library, by bucket and
+# the top inclusive managed frames, and its GC and JIT counters over the same 10 s.
+perf_run() {
+  local name=$1 start=$2 dir="$EVIDENCE" tester counters watcher
+  counters=$(dotnet_tool dotnet-counters)
+  mkdir -p "$dir"
+  echo "== $name: ${FANOUT[*]}"
+  # JIT'd code in plain memory rather than a double mapping perf cannot read (as bench/profile-publish.sh).
+  $start "$dir/$name.server.log" DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+  rm -f "$dir/$name.load.json" "$dir/$name.perf.data" "$dir/$name.perf.script" "$dir/$name.counters.csv"
+  dotnet "$LOADTEST" --ws "ws://127.0.0.1:$WS_PORT/ws" --api "http://127.0.0.1:$API_PORT" --secret "$SECRET" \
+    --server-pid "$server_pid" --json "$dir/$name.load.json" "${FANOUT[@]}" >"$dir/$name.txt" 2>&1 &
+  tester=$!
+  if wait_phase "$dir/$name.txt" publishing "$tester"; then
+    sleep 5
+    # Beside the profile, over the same 10 s: the runtime's GC and JIT counters (perf cannot name the runtime's own
+    # native code without its symbols).
+    "$counters" collect -p "$server_pid" --counters System.Runtime --format csv -o "$dir/$name.counters.csv" --refresh-interval 1 \
+      --duration 00:00:10 >/dev/null 2>&1 &
+    watcher=$!
+    # Every CPU (-a), the server's samples picked out below: `perf record -p` follows only the threads that exist when
+    # it starts, and the thread pool starts new ones (here it missed about 40% of the server's CPU).
+    perf record -F 499 -g -a -o "$dir/$name.perf.data" -- sleep 10 >"$dir/$name.perf.log" 2>&1 || true
+    wait "$watcher" || true
+  fi
+  wait "$tester" || true
+  # Symbols come from the server's perf map (/tmp/perf-PID.map), read while it still runs.
+  if [ -f "$dir/$name.perf.data" ]; then
+    perf script -i "$dir/$name.perf.data" --pid "$server_pid" -F comm,tid,ip,sym,dso >"$dir/$name.perf.script" 2>>"$dir/$name.perf.log" || true
+  fi
+  stop_server
+  if [ ! -s "$dir/$name.perf.script" ]; then
+    echo "$name: no profile (see $dir/$name.perf.log and $dir/$name.txt)" >&2
+    return 0
+  fi
+  dotnet "$LOADTEST" perf-summary --script "$dir/$name.perf.script" --counters "$dir/$name.counters.csv" \
+    --load-test "$dir/$name.load.json" --server "${name%-perf}" \
+    --command "bash bench/run.sh fanout-perf (${FANOUT[*]}; perf record -F 499 -g -a -- sleep 10, 5 s into publishing, the server's samples)" \
+    --json "$dir/$name.json" | tee "$dir/$name.summary"
+  rm -f "$dir/$name.perf.script"
+}
+
 # Cluster mode (issue 12): every node a process on this machine, on a fresh PostgreSQL database (bench/common.sh).
 # The same total connections and events on 1 node and on 3, small enough for 2 cores shared by 3 nodes and the tester.
 read -r -a CLUSTER_FANOUT <<<"${BENCH_CLUSTER_ARGS:---connections 3000 --rooms 10 --rate 10 --warmup 5 --duration 20}"
@@ -221,6 +332,9 @@ for scenario in "${scenarios[@]}"; do
     # The reference has no TLS: this one runs on the project only.
     fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
     burst) both burst --connections 10000 --rooms 1 --burst 100 ;;
+    # Where the memory and the CPU go (issue 13), on the project and on the reference; not part of the default run.
+    density-gcdump) gcdump_run project-gcdump start_server; gcdump_run reference-gcdump start_reference ;;
+    fanout-perf) perf_run project-perf start_server; perf_run reference-perf start_reference ;;
     # The same with the rooms' store in memory (nothing kept) and on PostgreSQL, for comparison with the default (SQLite).
     fanout-memory) as_provider memory run fanout-memory "${FANOUT[@]}" ;;
     burst-memory) as_provider memory run burst-memory --connections 10000 --rooms 1 --burst 100 ;;
@@ -258,7 +372,7 @@ for scenario in "${scenarios[@]}"; do
       echo "--connections 1000 --expect-per-connection 1000 (trivial server, one core each)" >"$OUT/selfcheck.args"
       kill "$trivial" 2>/dev/null || true
       ;;
-    *) echo "unknown scenario $scenario (density, fanout, steady-50k, fanout-tls, burst, growth, selfcheck, fanout-memory, burst-memory," \
+    *) echo "unknown scenario $scenario (density, fanout, steady-50k, fanout-tls, burst, growth, selfcheck, density-gcdump, fanout-perf, fanout-memory, burst-memory," \
          "fanout-pg, burst-pg, cluster-1node, cluster-3nodes, cluster-cross-host, cluster-cross-remote, cluster-failover, publish-1room[-memory|-pg], publish-100rooms[-memory|-pg], recovery[-pg], first-subscribe[-pg], disk[-pg])" >&2
        exit 2 ;;
   esac

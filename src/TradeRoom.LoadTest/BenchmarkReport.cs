@@ -49,7 +49,17 @@ internal static class BenchmarkReport
             s.AppendLine();
         }
 
-        AgainstReference(s, resultsDirectory, Load, Args);
+        // Where the memory and the CPU go (bench/run.sh density-gcdump, fanout-perf): from this results directory, else kept
+        // from the page as it was; the targets' "not met" rows link to them.
+        var previous = File.Exists(outputPath) ? await File.ReadAllTextAsync(outputPath) : "";
+        var memoryEvidence = EvidenceSections.Memory(resultsDirectory) ?? Section(previous, EvidenceSections.MemoryHeading + "\n");
+        var cpuEvidence = EvidenceSections.Cpu(resultsDirectory) ?? Section(previous, EvidenceSections.CpuHeading + "\n");
+        AgainstReference(s, resultsDirectory, Load, Args, memoryEvidence is not null, cpuEvidence is not null);
+        foreach (var evidence in new[] { memoryEvidence, cpuEvidence })
+        {
+            if (evidence is not null)
+                s.AppendLine(evidence.TrimEnd()).AppendLine();
+        }
 
         s.AppendLine("## Results against the earlier targets");
         s.AppendLine();
@@ -120,7 +130,6 @@ internal static class BenchmarkReport
 
         // Sections whose results are not in this results directory (another machine's or session's runs) are kept from
         // the page as it was, so that running some scenarios never drops the others' numbers.
-        var previous = File.Exists(outputPath) ? await File.ReadAllTextAsync(outputPath) : "";
         var before = s.Length;
         DurableRooms(s, resultsDirectory, Load);
         if (s.Length == before && Section(previous, "## Durable rooms: the store's cost") is { } keptDurable)
@@ -190,12 +199,16 @@ internal static class BenchmarkReport
     /// Issue 13: every scenario that has one beside its run on the reference server (bench/reference, NAME-reference),
     /// the targets computed from the ratios, then every figure as project / reference.
     /// </summary>
-    private static void AgainstReference(StringBuilder s, string resultsDirectory, Func<string, LoadTestResult?> load, Func<string, string> args)
+    private static void AgainstReference(StringBuilder s, string resultsDirectory, Func<string, LoadTestResult?> load, Func<string, string> args,
+        bool memoryEvidence, bool cpuEvidence)
     {
         static string F(double? v, string format = "0.00") => v is { } x ? x.ToString(format, CultureInfo.InvariantCulture) : "–";
         static double? Ratio(double? project, double? reference) => project is { } p && reference is { } r && r > 0 ? p / r : null;
         static string X(double? ratio) => ratio is { } x ? $"×{x.ToString("0.00", CultureInfo.InvariantCulture)}" : "×–";
         static string Verdict(bool? ok) => ok switch { true => "**met**", false => "**not met**", null => "no result" };
+        // A target not met links to the evidence of where that memory or CPU goes, when the page has it.
+        string Memory(bool? ok) => Verdict(ok) + (ok == false && memoryEvidence ? $" ([where the memory goes]({EvidenceSections.MemoryAnchor}))" : "");
+        string Cpu(bool? ok) => Verdict(ok) + (ok == false && cpuEvidence ? $" ([where the CPU goes]({EvidenceSections.CpuAnchor}))" : "");
         static double? Tester(LoadTestResult r) => r.LoadTesterCpuMicrosecondsPerDelivery
             ?? (r.Delivered > 0 ? Math.Round(r.LoadTesterCpuSecondsInPublishPhase * 1e6 / r.Delivered, 2) : null);
         static double? Total(LoadTestResult r) => r.TotalCpuMicrosecondsPerDelivery
@@ -234,7 +247,7 @@ internal static class BenchmarkReport
         if (density is not null)
         {
             s.AppendLine($"| memory per idle subscribed connection | density | {PR(density.ServerKiBPerConnection, densityRef?.ServerKiBPerConnection, "KiB")} | " +
-                         $"≤ 6 KiB (Node `ws`: 6.3 KB); stretch 4 KiB | {Verdict(density.ServerKiBPerConnection <= 6)}" +
+                         $"≤ 6 KiB (Node `ws`: 6.3 KB); stretch 4 KiB | {Memory(density.ServerKiBPerConnection <= 6)}" +
                          $"{(density.ServerKiBPerConnection <= 4 ? ", stretch met" : "")} |");
         }
         // Each row says the rate it measured (the scenario's planned rate unless the machine could not keep up or the options were changed).
@@ -246,7 +259,7 @@ internal static class BenchmarkReport
             var ratio = Ratio(p.ServerCpuMicrosecondsPerDelivery, r?.ServerCpuMicrosecondsPerDelivery);
             s.AppendLine($"| steady CPU per delivery ({p.DeliveriesPerSecond:N0} deliveries/s) | {name} | server {PR(p.ServerCpuMicrosecondsPerDelivery, r?.ServerCpuMicrosecondsPerDelivery, "µs")}; " +
                          $"load tester {PR(Tester(p), r is null ? null : Tester(r), "µs")}; sum {PR(Total(p), r is null ? null : Total(r), "µs")} | " +
-                         $"server ≤ 0.8 × the reference's | {Verdict(ratio is { } x ? x <= 0.8 && p.Clean : null)} |");
+                         $"server ≤ 0.8 × the reference's | {Cpu(ratio is { } x ? x <= 0.8 && p.Clean : null)} |");
         }
         var (burst, burstRef) = Pair("burst");
         if (burst is not null)
@@ -255,7 +268,7 @@ internal static class BenchmarkReport
             s.AppendLine($"| burst CPU per delivery | burst | server {PR(burst.ServerCpuMicrosecondsPerDelivery, burstRef?.ServerCpuMicrosecondsPerDelivery, "µs")}; " +
                          $"load tester {PR(Tester(burst), burstRef is null ? null : Tester(burstRef), "µs")}; sum {PR(Total(burst), burstRef is null ? null : Total(burstRef), "µs")}; " +
                          $"all delivered in {F(burst.DeliverySeconds)} / {F(burstRef?.DeliverySeconds)} s | ≤ 1.0 × the reference's; stretch ≤ 1 µs | " +
-                         $"{Verdict(ratio is { } x ? x <= 1.0 && burst.Clean : null)}{(burst.ServerCpuMicrosecondsPerDelivery <= 1 ? ", stretch met" : "")} |");
+                         $"{Cpu(ratio is { } x ? x <= 1.0 && burst.Clean : null)}{(burst.ServerCpuMicrosecondsPerDelivery <= 1 ? ", stretch met" : "")} |");
         }
         var (steady, steadyRef) = Pair("steady-50k");
         if (steady is not null)
@@ -263,13 +276,13 @@ internal static class BenchmarkReport
             var ratio = Ratio(steady.LatencyMs.P99, steadyRef?.LatencyMs.P99);
             s.AppendLine($"| p99 publish→receive at 50,000 deliveries/s ({steady.DeliveriesPerSecond:N0} measured) | steady-50k | {PR(steady.LatencyMs.P99, steadyRef?.LatencyMs.P99, "ms", "0.0")}; " +
                          $"p50 {PR(steady.LatencyMs.P50, steadyRef?.LatencyMs.P50, "ms", "0.0", ratio: false)} | ≤ 0.8 × the reference's, and ≤ 20 ms | " +
-                         $"{Verdict(ratio is { } x ? x <= 0.8 && steady.LatencyMs.P99 <= 20 && steady.Clean : null)} |");
+                         $"{Cpu(ratio is { } x ? x <= 0.8 && steady.LatencyMs.P99 <= 20 && steady.Clean : null)} |");
         }
         var (fanout, fanoutRef) = Pair("fanout");
         if (fanout is not null)
         {
             s.AppendLine($"| p99 publish→receive at 100,000 deliveries/s ({fanout.DeliveriesPerSecond:N0} measured) | fanout | {PR(fanout.LatencyMs.P99, fanoutRef?.LatencyMs.P99, "ms", "0.0")}; " +
-                         $"p50 {PR(fanout.LatencyMs.P50, fanoutRef?.LatencyMs.P50, "ms", "0.0", ratio: false)} | ≤ 50 ms | {Verdict(fanout.LatencyMs.P99 <= 50 && fanout.Clean)} |");
+                         $"p50 {PR(fanout.LatencyMs.P50, fanoutRef?.LatencyMs.P50, "ms", "0.0", ratio: false)} | ≤ 50 ms | {Cpu(fanout.LatencyMs.P99 <= 50 && fanout.Clean)} |");
         }
         var (g1, g1Ref) = Pair("growth-1000");
         var (g15, g15Ref) = Pair("growth-15000");
@@ -281,7 +294,9 @@ internal static class BenchmarkReport
                 ? $" (reference: memory {X(Ratio(g15Ref.ServerKiBPerConnection, g1Ref.ServerKiBPerConnection))}, CPU {X(Ratio(g15Ref.ServerCpuMicrosecondsPerDelivery, g1Ref.ServerCpuMicrosecondsPerDelivery))})"
                 : "";
             s.AppendLine($"| growth from 1,000 to 15,000 connections | growth | memory per connection {X(memory)}, CPU per delivery {X(cpu)}{reference} | " +
-                         $"no figure rises by more than 20% (≤ ×1.20) | {Verdict(memory is { } m && cpu is { } c ? m <= 1.2 && c <= 1.2 : null)} |");
+                         $"no figure rises by more than 20% (≤ ×1.20) | {Verdict(memory is { } m && cpu is { } c ? m <= 1.2 && c <= 1.2 : null)}" +
+                         (memory > 1.2 && memoryEvidence ? $" ([where the memory goes]({EvidenceSections.MemoryAnchor}))" : "") +
+                         (cpu > 1.2 && cpuEvidence ? $" ([where the CPU goes]({EvidenceSections.CpuAnchor}))" : "") + " |");
         }
         s.AppendLine();
 

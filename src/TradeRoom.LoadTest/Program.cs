@@ -19,6 +19,8 @@ if (args.Contains("--failover"))
     return await ClusterFailover.RunAsync(args, Console.Out);
 if (args.Contains("--attack"))
     return await RoomAttack.RunAsync(args, Console.Out);
+if (args.Length > 0 && args[0] is "gcdump-diff" or "perf-summary")
+    return await ProfileEvidence.RunAsync(args, Console.Out);
 if (args.Length == 3 && args[0] == "report-cluster")
 {
     await ClusterReport.WriteSectionAsync(args[1], args[2]);
