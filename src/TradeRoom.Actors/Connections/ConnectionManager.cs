@@ -5,8 +5,10 @@ namespace TradeRoom.Actors.Connections;
 
 /// <summary>
 /// Parent of every <see cref="ConnectionActor"/>, and keeper of the optional per-user connection limit.
-/// A connection actor that throws is stopped (its PostStop closes the socket with 1011 and rooms drop it through
-/// DeathWatch): a connection has nothing worth keeping through a fault, and the client can reconnect and resume.
+/// A connection actor that throws is stopped (its PostStop closes the socket with 1011, and tells its relays and this
+/// manager that it is gone): a connection has nothing worth keeping through a fault, and the client can reconnect and resume.
+/// The manager does not watch its connections (a watch costs each one a set of its watchers): it learns that one ended
+/// from the <see cref="ConnectionStopped"/> the connection tells it from its PostStop.
 /// </summary>
 public sealed class ConnectionManager : ReceiveActor
 {
@@ -22,7 +24,6 @@ public sealed class ConnectionManager : ReceiveActor
         Receive<OpenConnection>(open =>
         {
             var connection = Context.ActorOf(ConnectionActor.Props(open.Socket, rooms, settings).WithMailbox(LeanMailbox.ConfigPath));
-            Context.Watch(connection);
             _connections++;
             Sender.Tell(connection);
         });
@@ -46,11 +47,11 @@ public sealed class ConnectionManager : ReceiveActor
                 _byUser.Remove(admit.UserId);
             Sender.Tell(new UserAdmission(admitted));
         });
-        Receive<Terminated>(t =>
+        Receive<ConnectionStopped>(_ =>
         {
             _connections--;
-            if (_users.Remove(t.ActorRef, out var userId) && _byUser.TryGetValue(userId, out var connections)
-                && connections.Remove(t.ActorRef) && connections.Count == 0)
+            if (_users.Remove(Sender, out var userId) && _byUser.TryGetValue(userId, out var connections)
+                && connections.Remove(Sender) && connections.Count == 0)
                 _byUser.Remove(userId);
         });
         Receive<GetConnectionCount>(_ => Sender.Tell(new ConnectionCount(_connections)));
