@@ -13,8 +13,8 @@ namespace TradeRoom.Tests.Support;
 /// </summary>
 public sealed record LiveConnection(IActorRef Actor, FakeClientSocket Socket, IActorRef Manager)
 {
-    /// <summary>Opens a connection as <paramref name="userId"/> and subscribes it to <paramref name="bullPenId"/>, waiting for <c>subscribed</c>.</summary>
-    public static LiveConnection Subscribed(TestKitBase kit, IActorRef rooms, string bullPenId, string userId)
+    /// <summary>Opens a connection and authenticates it as <paramref name="userId"/> (<c>auth_success</c> read).</summary>
+    public static LiveConnection Authenticated(TestKitBase kit, IActorRef rooms, string userId)
     {
         var manager = kit.Sys.ActorOf(ConnectionManager.Props(rooms, ConnectionSettings.Default));
         var socket = new FakeClientSocket();
@@ -23,9 +23,16 @@ public sealed record LiveConnection(IActorRef Actor, FakeClientSocket Socket, IA
         var actor = opener.ExpectMsg<IActorRef>();
         actor.Tell(new AuthSucceeded(userId, null));
         socket.NextFrame("auth_success");
-        actor.Tell(new SubscribeRoomMessage(bullPenId));
-        socket.NextFrame("subscribed");
         return new LiveConnection(actor, socket, manager);
+    }
+
+    /// <summary>Opens a connection as <paramref name="userId"/> and subscribes it to <paramref name="bullPenId"/>, waiting for <c>subscribed</c>.</summary>
+    public static LiveConnection Subscribed(TestKitBase kit, IActorRef rooms, string bullPenId, string userId)
+    {
+        var connection = Authenticated(kit, rooms, userId);
+        connection.Actor.Tell(new SubscribeRoomMessage(bullPenId));
+        connection.Socket.NextFrame("subscribed");
+        return connection;
     }
 
     /// <summary>Its socket closes (as when the client goes away without unsubscribing); returns once the actor has stopped.</summary>
