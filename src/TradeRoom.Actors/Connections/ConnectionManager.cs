@@ -13,8 +13,10 @@ namespace TradeRoom.Actors.Connections;
 public sealed class ConnectionManager : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<string, HashSet<IActorRef>> _byUser = new(StringComparer.Ordinal);
+    // The admitted connections' users, and how many each user has: a count, not a set per user (most users have one
+    // connection, and a set would cost each of them two objects), since _users already says whether one is admitted.
     private readonly Dictionary<IActorRef, string> _users = new();
+    private readonly Dictionary<string, int> _perUser = new(StringComparer.Ordinal);
     private int _connections;
 
     /// <param name="maxConnectionsPerUser">0: no limit.</param>
@@ -29,30 +31,32 @@ public sealed class ConnectionManager : ReceiveActor
         });
         Receive<AdmitUser>(admit =>
         {
-            if (_users.TryGetValue(admit.Connection, out var current) && current != admit.UserId)
+            if (_users.ContainsKey(admit.Connection))
             {
-                // A token for another user on an admitted connection: the connection answers user_mismatch and
-                // stays who it is, so it takes none of the other user's places.
+                // Admitted already: a refresh takes no second place. A token for another user gets user_mismatch from
+                // the connection, which stays who it is, so it takes none of the other user's places either.
                 Sender.Tell(new UserAdmission(true));
                 return;
             }
-            if (!_byUser.TryGetValue(admit.UserId, out var connections))
-                _byUser[admit.UserId] = connections = [];
-            var admitted = connections.Contains(admit.Connection)
-                           || maxConnectionsPerUser <= 0
-                           || connections.Count < maxConnectionsPerUser;
-            if (admitted && connections.Add(admit.Connection))
+            var held = _perUser.GetValueOrDefault(admit.UserId);
+            var admitted = maxConnectionsPerUser <= 0 || held < maxConnectionsPerUser;
+            if (admitted)
+            {
                 _users[admit.Connection] = admit.UserId;
-            if (connections.Count == 0)
-                _byUser.Remove(admit.UserId);
+                _perUser[admit.UserId] = held + 1;
+            }
             Sender.Tell(new UserAdmission(admitted));
         });
         Receive<ConnectionStopped>(_ =>
         {
             _connections--;
-            if (_users.Remove(Sender, out var userId) && _byUser.TryGetValue(userId, out var connections)
-                && connections.Remove(Sender) && connections.Count == 0)
-                _byUser.Remove(userId);
+            if (!_users.Remove(Sender, out var userId))
+                return;
+            var held = _perUser[userId] - 1;
+            if (held == 0)
+                _perUser.Remove(userId);
+            else
+                _perUser[userId] = held;
         });
         Receive<GetConnectionCount>(_ => Sender.Tell(new ConnectionCount(_connections)));
     }
