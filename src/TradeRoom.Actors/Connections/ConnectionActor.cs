@@ -74,7 +74,6 @@ public sealed class ConnectionActor : UntypedActor
                 OnRoomAuthorized(authorized);
                 break;
             case UnsubscribeAck ack:
-                Context.Unwatch(Sender); // the room's relay on this node (a no-op if none answered)
                 _socket.Send(ServerFrames.Unsubscribed(ack.BullPenId));
                 break;
             case RelayStopped stopped:
@@ -133,11 +132,21 @@ public sealed class ConnectionActor : UntypedActor
     protected override void PreStart() =>
         _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.AuthTimeout, Self, AuthTimeoutElapsed.Instance, Self);
 
+    /// <summary>
+    /// Runs however the actor stops (its socket closed, or its supervisor stopped it after a failure). Nobody watches
+    /// a connection, and it watches nobody: DeathWatch would cost every idle connection a set and a dictionary. So it
+    /// tells its relays and its parent itself; they are on this node, so the messages arrive.
+    /// </summary>
     protected override void PostStop()
     {
         _timer?.Cancel();
         // A no-op when the socket closed first; otherwise (the actor failed) the client learns why.
         _socket.Close(CloseCodes.InternalError, "internal error");
+        // Pending rooms too: a subscribe on its way to the room must not add a connection that is gone. Rooms already
+        // left have had their Unsubscribe sent.
+        foreach (var room in _subscriptions.ToArray())
+            _rooms.Tell(new SubscriberStopped(room, Self));
+        Context.Parent.Tell(ConnectionStopped.Instance, Self);
     }
 
     private void Reject(string code, string message, int closeCode)
@@ -303,8 +312,6 @@ public sealed class ConnectionActor : UntypedActor
                 _ackToDrop = null;
             return;
         }
-        if (!_subscriptions.IsActive(ack.BullPenId))
-            Context.WatchWith(Sender, new RelayStopped(ack.BullPenId)); // the room's relay on this node, which delivers its events
         _subscriptions.Activate(ack.BullPenId);
         _socket.Send(ServerFrames.Subscribed(ack.BullPenId, ack.Seq, ack.Epoch, ack.Recovered, ack.State));
         if (ack.Replayed > 0)

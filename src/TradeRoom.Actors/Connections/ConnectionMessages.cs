@@ -15,7 +15,7 @@ public sealed record AuthFailed(string Code, string Message, int CloseCode = Pro
 /// </summary>
 public sealed record CloseConnection(int Code, string Reason);
 
-/// <summary>The socket has closed (either side); the connection actor stops, and rooms drop it through DeathWatch.</summary>
+/// <summary>The socket has closed (either side); the connection actor stops, and tells its relays and its parent so (see <see cref="ConnectionActor"/>'s PostStop).</summary>
 public sealed record SocketClosed
 {
     public static readonly SocketClosed Instance = new();
@@ -60,5 +60,11 @@ public sealed record GetConnectionCount
 
 public sealed record ConnectionCount(int Connections);
 
-/// <summary>The relay through which a connection follows <paramref name="BullPenId"/> stopped (see <see cref="ConnectionActor"/>).</summary>
-internal sealed record RelayStopped(string BullPenId);
+/// <summary>
+/// Told by a <see cref="ConnectionActor"/> to its parent from its PostStop (which runs also when the supervisor stops it
+/// after a failure): the <see cref="ConnectionManager"/> counts it out without watching it.
+/// </summary>
+internal sealed record ConnectionStopped
+{
+    public static readonly ConnectionStopped Instance = new();
+}

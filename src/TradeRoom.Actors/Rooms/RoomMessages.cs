@@ -21,6 +21,20 @@ public sealed record Subscribe(string BullPenId, IActorRef Subscriber, string Us
 /// <summary>Removes <paramref name="Subscriber"/> from the room; idempotent. Answered with <see cref="UnsubscribeAck"/>.</summary>
 public sealed record Unsubscribe(string BullPenId, IActorRef Subscriber) : IWithBullPenId;
 
+/// <summary>
+/// <paramref name="Subscriber"/> has stopped: its relay forgets it at once, with any request of it still waiting for the
+/// room, and answers nothing. Nobody watches a connection (DeathWatch would cost each one a set and a dictionary), so
+/// a connection sends this from its PostStop for every room it follows or has asked for. Connections and relays
+/// share a node, so it arrives (short of the actor system shutting down, when neither matters any more).
+/// </summary>
+internal sealed record SubscriberStopped(string BullPenId, IActorRef Subscriber) : IWithBullPenId;
+
+/// <summary>
+/// The relay through which a connection follows <paramref name="BullPenId"/> stopped (its parent failed or stopped):
+/// sent from the relay's PostStop to each of its connections, which tell their client <c>room_unavailable</c>.
+/// </summary>
+internal sealed record RelayStopped(string BullPenId);
+
 /// <param name="Seq">The room's last sequence number when the subscriber was added; live events after it follow.</param>
 /// <param name="Recovered">True when the missed events after the requested position follow this ack (then live ones).</param>
 /// <param name="State">The room's state snapshot as JSON: <c>{"leaderboard":…,"room":…,"members":[…]}</c>.</param>

@@ -18,6 +18,12 @@ namespace TradeRoom.Actors.Rooms;
 /// tries again after a backoff (<c>persistence.restart-backoff</c>).
 /// </para>
 /// <para>
+/// It watches no connection, and no connection watches it (a watch costs the watched a set of its watchers, and the
+/// watcher a dictionary: hundreds of bytes per idle connection). A connection that stops says so
+/// (<see cref="SubscriberStopped"/>), and a relay that stops tells its connections (<see cref="RelayStopped"/>); both
+/// are on this node, so these messages arrive.
+/// </para>
+/// <para>
 /// A connection's subscribe is answered only by the room's own answer (<see cref="RelaySubscribed"/>), which the room
 /// sends in the turn that adds it, so no event published in between misses it.
 /// </para>
@@ -55,17 +61,11 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         Receive<RelaySubscribed>(OnSubscribed);
         Receive<RelayRefused>(OnRefused);
         Receive<RelayJoined>(OnJoined);
+        Receive<SubscriberStopped>(OnSubscriberStopped);
         Receive<Terminated>(t =>
         {
             if (t.ActorRef.Equals(_room))
                 OnRoomStopped();
-            else
-            {
-                _pending.Remove(t.ActorRef);
-                Drop(t.ActorRef);
-                Context.Unwatch(t.ActorRef);
-                ReportIfEmpty();
-            }
         });
         Receive<JoinAgain>(_ => Join());
     }
@@ -75,13 +75,27 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
     public static Props Props(string bullPenId, IActorRef rooms, RoomSettings settings) =>
         Akka.Actor.Props.Create(() => new RoomRelay(bullPenId, rooms, settings));
 
-    protected override void PostStop() => _settings.Metrics.Subscriptions.Dec(_members.Count);
+    /// <summary>
+    /// Runs however the relay stops (its parent stopped or failed; a restart would run it too): its connections would
+    /// otherwise wait for events (or an answer to their subscribe) that never come, so each learns that the room's
+    /// delivery here stopped.
+    /// </summary>
+    protected override void PostStop()
+    {
+        _settings.Metrics.Subscriptions.Dec(_members.Count);
+        var stopped = new RelayStopped(_bullPenId);
+        foreach (var connection in _members.Keys)
+            connection.Tell(stopped, Self);
+        foreach (var connection in _pending.Keys)
+        {
+            if (!_members.ContainsKey(connection))
+                connection.Tell(stopped, Self);
+        }
+    }
 
     private void OnSubscribe(Subscribe s)
     {
         _received++;
-        if (!_members.ContainsKey(s.Subscriber) && !_pending.ContainsKey(s.Subscriber))
-            Context.Watch(s.Subscriber);
         if (!_pending.TryGetValue(s.Subscriber, out var requests))
             _pending[s.Subscriber] = requests = new Queue<Subscribe?>(1);
         requests.Enqueue(s);
@@ -101,10 +115,18 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         ReportIfEmpty();
     }
 
+    /// <summary>The connection has stopped: it leaves at once, with its requests still waiting for the room, and nothing is answered.</summary>
+    private void OnSubscriberStopped(SubscriberStopped stopped)
+    {
+        _received++;
+        _pending.Remove(stopped.Subscriber);
+        Drop(stopped.Subscriber);
+        ReportIfEmpty();
+    }
+
     private void Leave(IActorRef connection)
     {
         Drop(connection);
-        UnwatchIfDone(connection);
         connection.Tell(new UnsubscribeAck(_bullPenId));
     }
 
@@ -113,7 +135,7 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
         var connection = answer.Connection;
         if (!TakePending(connection, out var subscribe))
         {
-            // It died while the room answered, and the room may have added it after hearing so: it forgets it now.
+            // It stopped (SubscriberStopped) while the room answered, and the room added it all the same: it forgets it now.
             Sender.Tell(new RelayUnsubscribe(_bullPenId, connection));
             return;
         }
@@ -160,7 +182,6 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
             if (requests.Count == 0)
                 _pending.Remove(connection);
         }
-        UnwatchIfDone(connection);
         ReportIfEmpty();
     }
 
@@ -299,13 +320,6 @@ public sealed class RoomRelay : ReceiveActor, IWithTimers
             _membersByUser.Remove(userId);
         // Straight to the room's own ref: routed, it could start a room that is not running.
         _room?.Tell(new RelayUnsubscribe(_bullPenId, connection));
-    }
-
-    /// <summary>Stops watching <paramref name="connection"/> once it is neither a member nor waiting for an answer.</summary>
-    private void UnwatchIfDone(IActorRef connection)
-    {
-        if (!_members.ContainsKey(connection) && !_pending.ContainsKey(connection))
-            Context.Unwatch(connection);
     }
 
     private void ReportIfEmpty()

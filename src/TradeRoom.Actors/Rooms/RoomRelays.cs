@@ -5,8 +5,9 @@ namespace TradeRoom.Actors.Rooms;
 
 /// <summary>
 /// This node's <see cref="RoomRelay"/>s, one per room that a connection here follows: connections send their
-/// <see cref="Subscribe"/> and <see cref="Unsubscribe"/> here, and each goes to its room's relay, made on the first
-/// subscribe. A relay left with no connection is stopped, unless a message for it is already on its way.
+/// <see cref="Subscribe"/>, <see cref="Unsubscribe"/> and <see cref="SubscriberStopped"/> here, and each goes to its
+/// room's relay, made on the first subscribe. A relay left with no connection is stopped, unless a message for it is
+/// already on its way.
 /// </summary>
 public sealed class RoomRelays : ReceiveActor
 {
@@ -32,6 +33,14 @@ public sealed class RoomRelays : ReceiveActor
             }
             _relays[u.BullPenId] = (relay.Relay, relay.Sent + 1);
             relay.Relay.Forward(u);
+        });
+        Receive<SubscriberStopped>(s =>
+        {
+            // No relay: nothing here holds the connection, and nobody waits for an answer.
+            if (!_relays.TryGetValue(s.BullPenId, out var relay))
+                return;
+            _relays[s.BullPenId] = (relay.Relay, relay.Sent + 1);
+            relay.Relay.Forward(s);
         });
         Receive<RelayEmpty>(e =>
         {

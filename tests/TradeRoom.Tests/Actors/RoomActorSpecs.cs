@@ -196,12 +196,10 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     {
         var parent = CreateTestProbe();
         var room = RoomUnder(parent, ShortIdle);
-        var subscriber = Subscribed(room);
+        var subscriber = LiveConnection.Subscribed(this, room, Room, "u1");
         parent.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
 
-        Watch(subscriber.Ref);
-        Sys.Stop(subscriber.Ref);
-        ExpectTerminated(subscriber.Ref);
+        subscriber.Close(this); // without unsubscribing
 
         Assert.Equal(Room, parent.ExpectMsg<RoomIdle>(PassivateWithin).BullPenId);
     }
@@ -210,15 +208,13 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     public void Dead_subscriber_gets_no_more_events()
     {
         var room = NewRoom();
-        var dead = Subscribed(room, "u1");
+        var dead = LiveConnection.Subscribed(this, room, Room, "u1");
         var alive = Subscribed(room, "u2");
-        Watch(dead.Ref);
-        Sys.Stop(dead.Ref);
-        ExpectTerminated(dead.Ref);
+        dead.Close(this);
         var deadLetters = CreateTestProbe();
         Sys.EventStream.Subscribe(deadLetters.Ref, typeof(Akka.Event.DeadLetter));
 
-        // The room may see Terminated a moment after the test does; once it has, nothing goes to the dead subscriber.
+        // The relay may hear of it a moment after the test sees it stop; once it has, nothing goes to the dead subscriber.
         AwaitAssert(() =>
         {
             room.Tell(Public());

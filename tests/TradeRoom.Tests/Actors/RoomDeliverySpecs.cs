@@ -416,14 +416,12 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
         var parent = CreateTestProbe();
         parent.IgnoreMessages<RoomReady>();
         var room = RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = ShortIdle })));
-        var alice = Subscriber(room, "alice");
-        Watch(alice.Ref);
-        Sys.Stop(alice.Ref);
-        ExpectTerminated(alice.Ref);
+        var alice = LiveConnection.Subscribed(this, room, Room, "alice");
+        alice.Close(this);
         var deadLetters = CreateTestProbe();
         Sys.EventStream.Subscribe(deadLetters.Ref, typeof(DeadLetter));
 
-        // The room may see Terminated a moment after the test does; from then on alice's orders are sent to no one.
+        // The relay may hear of it a moment after the test sees it stop; from then on alice's orders are sent to no one.
         AwaitAssert(() =>
         {
             PublishPrivate(room, "alice");
@@ -437,11 +435,9 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     public void After_one_connection_of_a_user_dies_the_other_still_gets_each_private_event_once()
     {
         var room = NewRoom();
-        var dying = Subscriber(room, "alice");
+        var dying = LiveConnection.Subscribed(this, room, Room, "alice");
         var surviving = Subscriber(room, "alice");
-        Watch(dying.Ref);
-        Sys.Stop(dying.Ref);
-        ExpectTerminated(dying.Ref);
+        dying.Close(this);
         var deadLetters = CreateTestProbe();
         Sys.EventStream.Subscribe(deadLetters.Ref, typeof(DeadLetter));
 

@@ -206,11 +206,9 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     public void Room_whose_only_subscriber_died_is_stopped_after_the_idle_time()
     {
         var registry = RoomFronts.Registry(Sys, Settings(ShortIdle));
-        var probe = Subscribed(registry, "a");
-        Watch(probe.Ref);
+        var connection = LiveConnection.Subscribed(this, registry, "a", "u1");
 
-        Sys.Stop(probe.Ref);
-        ExpectTerminated(probe.Ref);
+        connection.Close(this); // without unsubscribing
 
         AwaitAssert(() => Assert.Equal(0, RoomCount(registry)), TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(100));
     }

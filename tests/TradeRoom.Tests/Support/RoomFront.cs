@@ -4,9 +4,10 @@ using TradeRoom.Actors.Rooms;
 namespace TradeRoom.Tests.Support;
 
 /// <summary>
-/// A room (or the registry) as a connection sees it, for actor specs: <see cref="Subscribe"/> and
-/// <see cref="Unsubscribe"/> go through this node's real <see cref="RoomRelays"/>, as in the server, and every other
-/// message straight to the room. It stops when the room does, so a spec can watch it for the room's end.
+/// A room (or the registry) as a connection sees it, for actor specs: <see cref="Subscribe"/>,
+/// <see cref="Unsubscribe"/> and a stopped connection's <see cref="SubscriberStopped"/> go through this node's real
+/// <see cref="RoomRelays"/>, as in the server, and every other message straight to the room. It stops when the room
+/// does, so a spec can watch it for the room's end.
 /// </summary>
 public sealed class RoomFront : ReceiveActor
 {
@@ -16,6 +17,7 @@ public sealed class RoomFront : ReceiveActor
         Context.Watch(room);
         Receive<Subscribe>(s => relays.Forward(s));
         Receive<Unsubscribe>(u => relays.Forward(u));
+        Receive<SubscriberStopped>(s => relays.Forward(s));
         Receive<Terminated>(t => Context.Stop(Self), t => t.ActorRef.Equals(room));
         ReceiveAny(m => room.Forward(m));
     }
