@@ -1,4 +1,4 @@
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;

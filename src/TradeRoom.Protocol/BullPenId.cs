@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>
 /// Rules for bull pen ids: a non-empty string of at most 128 characters with no control or format characters, or an

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>A message a client sent over its socket, parsed.</summary>
 public abstract record ClientMessage

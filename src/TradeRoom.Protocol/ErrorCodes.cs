@@ -1,4 +1,4 @@
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>The <c>code</c> values of <c>error</c> and <c>auth_error</c> frames and of HTTP error bodies.</summary>
 public static class ErrorCodes

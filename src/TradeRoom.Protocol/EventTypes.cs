@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
 
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>The 14 event types of the Trade Room that trade services publish and clients receive.</summary>
 public static class EventTypes

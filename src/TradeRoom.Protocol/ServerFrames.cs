@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>
 /// Builds the UTF-8 JSON frames the server sends. Each call produces one immutable byte array that

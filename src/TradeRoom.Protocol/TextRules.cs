@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace TradeRoom.Actors.Protocol;
+namespace TradeRoom.Protocol;
 
 /// <summary>Rules for text that names things (user ids, room ids) and for client-controlled text written to logs.</summary>
 public static class TextRules

@@ -1,6 +1,6 @@
 using Akka.Actor;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Connections;
 

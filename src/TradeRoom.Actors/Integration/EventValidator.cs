@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Unicode;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Integration;
 

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Akka.Actor;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Integration;
 

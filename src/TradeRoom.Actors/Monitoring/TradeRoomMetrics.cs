@@ -1,7 +1,7 @@
 using System.Collections.Frozen;
 using System.Diagnostics;
 using Prometheus;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Monitoring;
 

@@ -2,8 +2,8 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using TradeRoom.Actors.Monitoring;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Rooms;
 

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using TradeRoom.Actors.Monitoring;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Rooms;
 

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Actors.Rooms;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Akka;
 using Akka.Actor;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 using TradeRoom.Transport;
 
 namespace TradeRoom.Server.Cluster;

@@ -1,4 +1,4 @@
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Demo;
 

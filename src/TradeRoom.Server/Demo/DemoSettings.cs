@@ -34,7 +34,7 @@ public sealed record DemoSettings(bool Enabled, string BullPenId, int Traders, T
             throw new StartupException($"the settings are invalid: traderoom.demo: {e.Message}");
         }
 
-        if (!Actors.Protocol.BullPenId.TryValidate(settings.BullPenId, out _, out var roomError))
+        if (!Protocol.BullPenId.TryValidate(settings.BullPenId, out _, out var roomError))
             throw new StartupException($"traderoom.demo.bull-pen-id is invalid: {roomError}");
         if (settings.Traders is < 2 or > MaxTraders)
             throw new StartupException($"traderoom.demo.traders must be between 2 and {MaxTraders}, not {settings.Traders}");

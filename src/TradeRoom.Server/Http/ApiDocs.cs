@@ -4,7 +4,7 @@ using Microsoft.OpenApi;
 using Scalar.AspNetCore;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

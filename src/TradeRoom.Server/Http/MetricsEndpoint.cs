@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Prometheus;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

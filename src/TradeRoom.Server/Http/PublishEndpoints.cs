@@ -5,8 +5,8 @@ using System.Text.Json;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

@@ -4,8 +4,8 @@ using Akka.Hosting;
 using Microsoft.OpenApi;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

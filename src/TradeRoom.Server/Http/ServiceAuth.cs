@@ -1,5 +1,5 @@
 using TradeRoom.Actors.Auth;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Server.Http;
 

@@ -9,8 +9,8 @@ using TradeRoom.Actors;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
 using TradeRoom.Actors.Monitoring;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 using TradeRoom.Transport;
 
 namespace TradeRoom.Server.WebSockets;

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Text;
 using Akka.Actor;
 using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

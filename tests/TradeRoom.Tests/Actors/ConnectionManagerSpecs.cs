@@ -1,7 +1,7 @@
 using Akka.Actor;
 using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

@@ -1,9 +1,9 @@
 using System.Text;
 using Akka.Actor;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -18,7 +18,7 @@ public class LeanMailboxSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.IsType<LeanMessageQueue>(cell.Mailbox!.MessageQueue);
 
         for (var i = 0; i < 100; i++)
-            connection.Tell(new TradeRoom.Actors.Protocol.PingMessage(System.Text.Encoding.UTF8.GetBytes($"{{\"n\":{i}}}")));
+            connection.Tell(new TradeRoom.Protocol.PingMessage(System.Text.Encoding.UTF8.GetBytes($"{{\"n\":{i}}}")));
         for (var i = 0; i < 100; i++)
             Assert.Equal(i, socket.NextFrame("pong").Data.GetProperty("n").GetInt32());
     }

@@ -3,8 +3,8 @@ using Akka.Actor;
 using Akka.TestKit;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

@@ -3,9 +3,9 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.TestKit;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

@@ -1,8 +1,8 @@
 using System.Text;
 using Akka.Actor;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

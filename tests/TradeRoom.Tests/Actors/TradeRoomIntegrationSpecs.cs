@@ -4,9 +4,9 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.TestKit;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using Xunit.Abstractions;
 
 using TradeRoom.Tests.Support;

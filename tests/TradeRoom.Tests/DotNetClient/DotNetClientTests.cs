@@ -1,4 +1,4 @@
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 using System.Text.Json;
 using TradeRoom.Actors.Auth;
 using TradeRoom.Client;

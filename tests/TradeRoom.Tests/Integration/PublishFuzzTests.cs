@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
 using Xunit.Abstractions;
 

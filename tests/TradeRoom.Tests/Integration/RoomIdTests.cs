@@ -79,7 +79,7 @@ public class RoomIdTests(SharedServerFixture fixture) : IClassFixture<SharedServ
     public async Task An_id_of_exactly_the_maximum_length_with_emoji_and_slashes_is_a_room()
     {
         var id = "desk/7-😀-" + Guid.NewGuid().ToString("N");
-        id += new string('x', TradeRoom.Actors.Protocol.BullPenId.MaxLength - id.Length);
+        id += new string('x', TradeRoom.Protocol.BullPenId.MaxLength - id.Length);
         await using var client = await Server.ConnectAndSubscribeAsync("ids-user", id);
 
         var seq = await Server.PublishAsync(id, "member_joined", new { userId = "u9" });

@@ -5,10 +5,10 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Contracts;
-using TradeRoom.Transport;
+using TradeRoom.Protocol;
 using TradeRoom.Tests.Support;
+using TradeRoom.Transport;
 using Xunit.Abstractions;
 
 namespace TradeRoom.Tests.Integration;

@@ -10,13 +10,13 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using TradeRoom.Actors;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 using TradeRoom.Server;
 using TradeRoom.Server.WebSockets;
-using TradeRoom.Transport;
 using TradeRoom.Tests.Support;
+using TradeRoom.Transport;
 using Xunit.Abstractions;
 
 namespace TradeRoom.Tests.Integration;

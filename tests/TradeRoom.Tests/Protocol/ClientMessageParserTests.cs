@@ -1,5 +1,5 @@
 using System.Text;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Tests.Protocol;
 

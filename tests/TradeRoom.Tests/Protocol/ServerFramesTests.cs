@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Tests.Protocol;
 

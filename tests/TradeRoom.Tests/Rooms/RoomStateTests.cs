@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.Json;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Tests.Rooms;
 

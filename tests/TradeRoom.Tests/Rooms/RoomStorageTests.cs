@@ -4,9 +4,9 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Serialization;
 using TradeRoom.Actors.Integration;
-using TradeRoom.Actors.Protocol;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Tests.Rooms;
 

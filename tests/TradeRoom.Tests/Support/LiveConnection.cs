@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit;
 using TradeRoom.Actors.Connections;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 
 namespace TradeRoom.Tests.Support;
 

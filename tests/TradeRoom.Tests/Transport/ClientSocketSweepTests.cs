@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
-using TradeRoom.Actors.Protocol;
+using TradeRoom.Protocol;
 using TradeRoom.Transport;
 
 namespace TradeRoom.Tests.Transport;
