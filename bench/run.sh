@@ -18,8 +18,11 @@ cd "$(dirname "$0")/.."
 
 source bench/common.sh
 # The fan-out parameters, one set for fanout and fanout-tls so that the two compare (smaller for a smoke run).
-read -r -a FANOUT <<<"${BENCH_FANOUT_ARGS:---connections 10000 --rooms 10 --rate 10 --warmup 5 --duration 30}"
-read -r -a STEADY_50K <<<"${BENCH_STEADY_ARGS:---connections 10000 --rooms 10 --rate 5 --warmup 5 --duration 30}"
+# Each measured window starts after a 20 s warm-up: the server's tiered compilation (JIT) takes the first ~30 s after
+# start on this machine (measured: its thread's CPU stops by then), and a long-running server has paid it long before.
+read -r -a FANOUT <<<"${BENCH_FANOUT_ARGS:---connections 10000 --rooms 10 --rate 10 --warmup 20 --duration 30}"
+read -r -a STEADY_50K <<<"${BENCH_STEADY_ARGS:---connections 10000 --rooms 10 --rate 5 --warmup 20 --duration 30}"
+read -r -a BURST <<<"${BENCH_BURST_ARGS:---connections 10000 --rooms 1 --burst 100 --warmup 20}"
 # Optional: a /metrics bearer token for the server (traderoom.http.metrics-token), which the load tester then sends.
 METRICS_TOKEN=${BENCH_METRICS_TOKEN:-}
 
@@ -331,15 +334,15 @@ for scenario in "${scenarios[@]}"; do
     steady-50k) both steady-50k "${STEADY_50K[@]}" ;;
     # The reference has no TLS: this one runs on the project only.
     fanout-tls) run_tls fanout-tls "${FANOUT[@]}" ;;
-    burst) both burst --connections 10000 --rooms 1 --burst 100 ;;
+    burst) both burst "${BURST[@]}" ;;
     # Where the memory and the CPU go (issue 13), on the project and on the reference; not part of the default run.
     density-gcdump) gcdump_run project-gcdump start_server; gcdump_run reference-gcdump start_reference ;;
     fanout-perf) perf_run project-perf start_server; perf_run reference-perf start_reference ;;
     # The same with the rooms' store in memory (nothing kept) and on PostgreSQL, for comparison with the default (SQLite).
     fanout-memory) as_provider memory run fanout-memory "${FANOUT[@]}" ;;
-    burst-memory) as_provider memory run burst-memory --connections 10000 --rooms 1 --burst 100 ;;
+    burst-memory) as_provider memory run burst-memory "${BURST[@]}" ;;
     fanout-pg) as_provider postgresql run fanout-pg "${FANOUT[@]}" ;;
-    burst-pg) as_provider postgresql run burst-pg --connections 10000 --rooms 1 --burst 100 ;;
+    burst-pg) as_provider postgresql run burst-pg "${BURST[@]}" ;;
     # Durable rooms (issue 11): publish throughput, recovery, first subscribe after a restart, disk per event.
     publish-1room) publish publish-1room 1 ;;
     publish-100rooms) publish publish-100rooms 100 ;;
@@ -360,7 +363,7 @@ for scenario in "${scenarios[@]}"; do
     cluster-cross-remote) cluster_run cluster-cross-remote 2 --placement remote "${CLUSTER_CROSS[@]}" ;;
     cluster-failover) cluster_failover cluster-failover ;;
     cluster-idle) cluster_idle cluster-idle-1node 1; cluster_idle cluster-idle-3nodes 3 ;;
-    growth) for n in 1000 5000 10000 15000; do both "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 5 --duration 20; done ;;
+    growth) for n in 1000 5000 10000 15000; do both "growth-$n" --connections "$n" --rooms 10 --rate 10 --warmup 20 --duration 20; done ;;
     selfcheck)
       # The load tester against a trivial blasting server, pinned to one core each: can it measure 200k frames/s?
       echo "== selfcheck"

@@ -81,7 +81,7 @@ public sealed record LoadTestOptions
           --rooms R                rooms to spread them over                (10)
           --rate E                 events per second per room, steady       (0: none)
           --duration S             seconds of steady publishing             (30)
-          --warmup S               seconds of steady publishing first, not measured (0)
+          --warmup S               seconds of steady publishing first, not measured (0); before a --burst, at 10 events/s per room
           --burst K                publish K events to every room at once   (0: none)
           --event-size B           approximate bytes of each event's data   (120)
           --event-type T           event type to publish                    (ranking_changed)

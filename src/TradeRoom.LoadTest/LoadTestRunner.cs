@@ -178,10 +178,11 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         }
         var rssConnected = Rss();
 
-        if (options.Warmup > TimeSpan.Zero && options.Rate > 0)
+        if (options.Warmup > TimeSpan.Zero && (options.Rate > 0 || options.Burst > 0))
         {
+            // Before a burst too: the server's tiered compilation then runs before the measured window, not in it.
             _phase = "warming up";
-            await PublishSteadyAsync(http, options.Warmup, cancellationToken);
+            await PublishSteadyAsync(http, options.Rate > 0 ? options.Rate : BurstWarmupRate, options.Warmup, cancellationToken);
             var warmupDeadline = Stopwatch.StartNew();
             while (warmupDeadline.Elapsed < options.Drain && _metrics.Delivered < ExpectedSoFar())
                 await Task.Delay(20, cancellationToken);
@@ -206,7 +207,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         if (options.Burst > 0)
             await PublishBurstAsync(http, cancellationToken);
         if (options.Rate > 0)
-            await PublishSteadyAsync(http, options.Duration, cancellationToken);
+            await PublishSteadyAsync(http, options.Rate, options.Duration, cancellationToken);
         var publishSeconds = publishClock.Elapsed.TotalSeconds;
 
         _phase = "draining";
@@ -352,6 +353,9 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
         }
     }
 
+    /// <summary>Events per second per room while warming up before a burst (<c>--warmup</c> with <c>--burst</c>).</summary>
+    private const double BurstWarmupRate = 10;
+
     private async Task PublishBurstAsync(HttpClient http, CancellationToken cancellationToken)
     {
         var perRoom = Enumerable.Range(0, options.Rooms).ToDictionary(r => $"load-{r}", _ => options.Burst);
@@ -362,11 +366,11 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
     /// Each room's events are evenly spaced and the rooms are offset from each other, so the offered load is
     /// steady rather than a burst every tick; every 10 ms whatever is due goes out in one batch request.
     /// </summary>
-    private async Task PublishSteadyAsync(HttpClient http, TimeSpan duration, CancellationToken cancellationToken)
+    private async Task PublishSteadyAsync(HttpClient http, double rate, TimeSpan duration, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var sent = new long[options.Rooms];
-        var total = (long)Math.Round(options.Rate * duration.TotalSeconds);
+        var total = (long)Math.Round(rate * duration.TotalSeconds);
         using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (sent.Any(n => n < total) && await ticker.WaitForNextTickAsync(cancellationToken))
         {
@@ -374,7 +378,7 @@ public sealed class LoadTestRunner(LoadTestOptions options, TextWriter output)
             var due = new Dictionary<string, int>();
             for (var r = 0; r < options.Rooms; r++)
             {
-                var dueCount = Math.Min(total, (long)Math.Floor(now * options.Rate - (double)r / options.Rooms) + 1) - sent[r];
+                var dueCount = Math.Min(total, (long)Math.Floor(now * rate - (double)r / options.Rooms) + 1) - sent[r];
                 if (dueCount <= 0)
                     continue;
                 sent[r] += dueCount;
