@@ -14,15 +14,15 @@ public sealed class ClientSocketSweepTests
 {
     private static byte[] Text(int i) => ServerFrames.Event("order_executed", "A", i, Encoding.UTF8.GetBytes($"{{\"i\":{i}}}"));
 
-    /// <summary>Every frame up to the close, in order: opcode and payload.</summary>
-    private static List<(int Opcode, byte[] Payload)> ReadAll(LoopbackPair pair)
+    /// <summary>Every frame up to and with the first of <paramref name="opcode"/>, in order: opcode and payload.</summary>
+    private static List<(int Opcode, byte[] Payload)> ReadUntil(LoopbackPair pair, int opcode)
     {
         var frames = new List<(int, byte[])>();
         while (true)
         {
             var frame = pair.ReadFrame();
             frames.Add(frame);
-            if (frame.Opcode == 0x8)
+            if (frame.Opcode == opcode)
                 return frames;
         }
     }
@@ -38,30 +38,18 @@ public sealed class ClientSocketSweepTests
         Assert.True(socket.Send(Text(1)));
         socket.CheckHealth(t0 + 1_000);        // due: one ping, before or after the frame queued
         Assert.True(socket.Send(Text(2)));
-        var first = await Task.Run(() => ReadUntilPing(pair));
+        var first = await Task.Run(() => ReadUntil(pair, 0x9));
         socket.CheckHealth(t0 + 1_900);        // 900 ms after that ping: none
         socket.CheckHealth(t0 + 2_000);        // due again
         Assert.True(socket.Send(Text(3)));
         socket.Close(CloseCodes.Normal, "done");
-        var rest = await Task.Run(() => ReadAll(pair));
+        var rest = await Task.Run(() => ReadUntil(pair, 0x8));
 
         var frames = first.Concat(rest).ToList();
         Assert.Equal(2, frames.Count(f => f.Opcode == 0x9));
         Assert.All(frames.Where(f => f.Opcode == 0x9), ping => Assert.Empty(ping.Payload));
         Assert.Equal([Text(1), Text(2), Text(3)], frames.Where(f => f.Opcode == 0x1).Select(f => f.Payload));
         Assert.Equal(CloseCodes.Normal, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(frames[^1].Payload));
-    }
-
-    private static List<(int Opcode, byte[] Payload)> ReadUntilPing(LoopbackPair pair)
-    {
-        var frames = new List<(int, byte[])>();
-        while (true)
-        {
-            var frame = pair.ReadFrame();
-            frames.Add(frame);
-            if (frame.Opcode == 0x9)
-                return frames;
-        }
     }
 
     [Fact]
