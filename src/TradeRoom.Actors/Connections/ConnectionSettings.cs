@@ -25,7 +25,5 @@ public sealed record ConnectionSettings(TimeSpan AuthTimeout, int MaxSubscriptio
     /// </summary>
     public int NewRoomsPerMinute { get; init; }
 
-    public static ConnectionSettings Default { get; } = new(TimeSpan.FromSeconds(10), 100, 1 << 20, 4 << 20);
-
     public long ReplayWindow => OutboundBudget / 2;
 }

@@ -74,12 +74,4 @@ public sealed record RoomSettings(TimeSpan IdleTimeout, int HistorySize, TimeSpa
             RetentionSweepInterval = traderoom.GetTimeSpan("rooms.retention-sweep-interval"),
         };
     }
-
-    /// <summary>The defaults of hocon/traderoom.conf, for tests that build actors by hand.</summary>
-    public static RoomSettings Default { get; } = new(TimeSpan.FromMinutes(10), 1000, TimeSpan.FromMinutes(5),
-        new[]
-        {
-            Protocol.EventTypes.OrderExecuted, Protocol.EventTypes.OrderFailed, Protocol.EventTypes.OrderCancelled,
-            Protocol.EventTypes.PositionUpdate, Protocol.EventTypes.PositionClosed, Protocol.EventTypes.PortfolioUpdate,
-        }.ToFrozenSet(StringComparer.Ordinal));
 }

@@ -20,7 +20,7 @@ public class ConnectionActorSpecs : Akka.TestKit.Xunit2.TestKit
     public ConnectionActorSpecs(ITestOutputHelper output) : base(output: output)
     {
         _rooms = CreateTestProbe();
-        _connection = Sys.ActorOf(ConnectionActor.Props(_socket, _rooms.Ref, ConnectionSettings.Default));
+        _connection = Sys.ActorOf(ConnectionActor.Props(_socket, _rooms.Ref, ShippedSettings.Connections));
     }
 
     private static ClientMessage Parsed(string json) => ClientMessageParser.Parse(Encoding.UTF8.GetBytes(json));

@@ -41,9 +41,9 @@ public class ConnectionEndSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.
     [Fact]
     public void Relays_restarted_after_a_failure_tell_their_connections_room_unavailable_and_a_resubscribe_resumes()
     {
-        var room = CreateTestProbe().ChildActorOf(RoomActor.Props(Room, RoomSettings.Default));
+        var room = CreateTestProbe().ChildActorOf(RoomActor.Props(Room, ShippedSettings.Rooms));
         var report = CreateTestProbe();
-        Sys.ActorOf(Props.Create(() => new RestartingParent(RoomRelays.Props(room, RoomSettings.Default), report.Ref)));
+        Sys.ActorOf(Props.Create(() => new RestartingParent(RoomRelays.Props(room, ShippedSettings.Rooms), report.Ref)));
         var relays = report.ExpectMsg<IActorRef>();
         var connection = LiveConnection.Subscribed(this, relays, Room, "u1");
         var first = Publish(room);
@@ -71,7 +71,7 @@ public class ConnectionEndSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.
     public void Connection_that_stops_before_the_room_answers_its_subscribe_is_taken_out_of_the_room_and_gets_nothing()
     {
         var room = CreateTestProbe();
-        var relays = Sys.ActorOf(RoomRelays.Props(room.Ref, RoomSettings.Default));
+        var relays = Sys.ActorOf(RoomRelays.Props(room.Ref, ShippedSettings.Rooms));
         var ack = new SubscribeAck(Room, 0, "e0", false, "{}"u8.ToArray());
         // One connection that stays, so the relay stays too.
         var staying = LiveConnection.Authenticated(this, relays, "u1");
@@ -101,7 +101,7 @@ public class ConnectionEndSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.
     [Fact]
     public void Connection_that_fails_gives_its_place_under_the_per_user_limit_back()
     {
-        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default, maxConnectionsPerUser: 1));
+        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections, maxConnectionsPerUser: 1));
         var socket = new FakeClientSocket();
         manager.Tell(new OpenConnection(socket));
         var failing = ExpectMsg<IActorRef>();

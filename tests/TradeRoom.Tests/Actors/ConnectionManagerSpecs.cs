@@ -24,7 +24,7 @@ public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     [Fact]
     public void OpenConnection_replies_with_a_child_connection_actor_for_the_socket()
     {
-        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default));
+        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections));
         var socket = new FakeClientSocket();
 
         var connection = Open(manager, socket);
@@ -38,7 +38,7 @@ public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     public void Connections_use_the_given_room_registry()
     {
         var rooms = CreateTestProbe();
-        var manager = Sys.ActorOf(ConnectionManager.Props(rooms.Ref, ConnectionSettings.Default));
+        var manager = Sys.ActorOf(ConnectionManager.Props(rooms.Ref, ShippedSettings.Connections));
         var connection = Open(manager, new FakeClientSocket());
 
         connection.Tell(new AuthSucceeded("u1", null));
@@ -50,7 +50,7 @@ public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     [Fact]
     public void Count_follows_opened_and_stopped_connections()
     {
-        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default));
+        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections));
         Assert.Equal(0, ConnectionCount(manager));
         var first = Open(manager, new FakeClientSocket());
         Open(manager, new FakeClientSocket());
@@ -66,7 +66,7 @@ public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     [Fact]
     public void Connection_that_throws_is_stopped_and_its_socket_closed_with_1011()
     {
-        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default));
+        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections));
         var socket = new FakeClientSocket { ThrowOnSend = new InvalidOperationException("socket exploded") };
         var connection = Open(manager, socket);
         Watch(connection);
@@ -81,7 +81,7 @@ public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     [Fact]
     public void Supervisor_strategy_stops_a_failed_connection()
     {
-        var manager = ActorOfAsTestActorRef<ConnectionManager>(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default));
+        var manager = ActorOfAsTestActorRef<ConnectionManager>(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections));
         var strategy = (SupervisorStrategy)typeof(ConnectionManager)
             .GetMethod("SupervisorStrategy", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!
             .Invoke(manager.UnderlyingActor, null)!;

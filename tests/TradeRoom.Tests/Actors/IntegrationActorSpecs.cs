@@ -13,7 +13,7 @@ namespace TradeRoom.Tests.Actors;
 public class IntegrationActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
 {
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
-    private static readonly IReadOnlySet<string> PrivateTypes = RoomSettings.Default.PrivateEventTypes;
+    private static readonly IReadOnlySet<string> PrivateTypes = ShippedSettings.Rooms.PrivateEventTypes;
 
     private static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 
@@ -38,7 +38,7 @@ public class IntegrationActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xuni
     [Fact]
     public void Valid_event_through_a_real_registry_answers_EventPublished_and_reaches_subscribers()
     {
-        var registry = RoomFronts.Registry(Sys, RoomSettings.Default);
+        var registry = RoomFronts.Registry(Sys, ShippedSettings.Rooms);
         var integration = Sys.ActorOf(IntegrationActor.Props(registry, PrivateTypes));
         var subscriber = CreateTestProbe();
         registry.Tell(new Subscribe("r1", subscriber.Ref, "u1"));
@@ -158,7 +158,7 @@ public class IntegrationActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xuni
     public static TheoryData<string, string> PrivateEventsWithoutAStringUserId()
     {
         var data = new TheoryData<string, string>();
-        foreach (var type in RoomSettings.Default.PrivateEventTypes.Order(StringComparer.Ordinal))
+        foreach (var type in ShippedSettings.Rooms.PrivateEventTypes.Order(StringComparer.Ordinal))
         {
             data.Add(type, "{}");
             data.Add(type, """{"userId":42}""");

@@ -9,7 +9,7 @@ public class LeanMailboxSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Connections_opened_by_the_manager_use_the_lean_mailbox_and_deliver_in_order()
     {
-        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ConnectionSettings.Default));
+        var manager = Sys.ActorOf(ConnectionManager.Props(CreateTestProbe().Ref, ShippedSettings.Connections));
         var socket = new FakeClientSocket();
         manager.Tell(new OpenConnection(socket));
         var connection = ExpectMsg<IActorRef>();

@@ -28,7 +28,7 @@ public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     private IActorRef RoomUnder(TestProbe parent, TimeSpan idle)
     {
         parent.IgnoreMessages<RoomReady>(); // the registry's cue that the room has recovered: no registry here
-        return RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = idle })));
+        return RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, ShippedSettings.Rooms with { IdleTimeout = idle })));
     }
 
     private IActorRef NewRoom(TimeSpan? idle = null) => RoomUnder(CreateTestProbe(), idle ?? LongIdle);

@@ -24,7 +24,7 @@ public class RoomAuthorizationSpecs : Akka.TestKit.Xunit2.TestKit
         _rooms = CreateTestProbe();
         var claim = new RoomAuthorizer(new RoomAuthorizationSettings(RoomAuthorizationMode.Claim, "bullPens", null,
             TimeSpan.FromSeconds(1), TimeSpan.Zero, TimeSpan.Zero, 1, 1), "unused-secret-unused-secret-unused-secret");
-        _connection = Sys.ActorOf(ConnectionActor.Props(_socket, _rooms.Ref, ConnectionSettings.Default with { Authorizer = claim }));
+        _connection = Sys.ActorOf(ConnectionActor.Props(_socket, _rooms.Ref, ShippedSettings.Connections with { Authorizer = claim }));
     }
 
     [Fact]

@@ -24,13 +24,13 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     private static readonly TimeSpan ShortIdle = TimeSpan.FromMilliseconds(300);
 
     private IActorRef NewRoom(RoomSettings? settings = null) =>
-        RoomFronts.For(Sys, CreateTestProbe().ChildActorOf(RoomActor.Props(Room, settings ?? RoomSettings.Default)));
+        RoomFronts.For(Sys, CreateTestProbe().ChildActorOf(RoomActor.Props(Room, settings ?? ShippedSettings.Rooms)));
 
     /// <summary>The event exactly as <see cref="IntegrationActor"/> would route it (validated with the default private types).</summary>
     private static RoutedEvent Routed(string type, object data)
     {
         var e = new PublishEvent(Room, type, JsonSerializer.SerializeToUtf8Bytes(data));
-        Assert.Null(EventValidator.Validate(e, RoomSettings.Default.PrivateEventTypes, out var routed));
+        Assert.Null(EventValidator.Validate(e, ShippedSettings.Rooms.PrivateEventTypes, out var routed));
         return routed;
     }
 
@@ -316,7 +316,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Resume_from_before_the_oldest_kept_event_is_not_recovered_and_replays_nothing()
     {
-        var room = NewRoom(RoomSettings.Default with { HistorySize = 3 });
+        var room = NewRoom(ShippedSettings.Rooms with { HistorySize = 3 });
         Subscriber(room, "observer", out var first);
         for (var n = 1; n <= 5; n++)
             PublishPublic(room, n);
@@ -336,7 +336,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Resume_right_after_the_oldest_kept_event_is_still_recovered()
     {
-        var room = NewRoom(RoomSettings.Default with { HistorySize = 3 });
+        var room = NewRoom(ShippedSettings.Rooms with { HistorySize = 3 });
         Subscriber(room, "observer", out var first);
         for (var n = 1; n <= 5; n++)
             PublishPublic(room, n);
@@ -415,7 +415,7 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     {
         var parent = CreateTestProbe();
         parent.IgnoreMessages<RoomReady>();
-        var room = RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, RoomSettings.Default with { IdleTimeout = ShortIdle })));
+        var room = RoomFronts.For(Sys, parent.ChildActorOf(RoomActor.Props(Room, ShippedSettings.Rooms with { IdleTimeout = ShortIdle })));
         var alice = LiveConnection.Subscribed(this, room, Room, "alice");
         alice.Close(this);
         var deadLetters = CreateTestProbe();
@@ -458,8 +458,8 @@ public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     [Fact]
     public void Room_started_with_a_duplicate_key_is_either_rejected_or_published_and_delivered()
     {
-        var registry = RoomFronts.Registry(Sys, RoomSettings.Default);
-        var integration = Sys.ActorOf(IntegrationActor.Props(registry, RoomSettings.Default.PrivateEventTypes));
+        var registry = RoomFronts.Registry(Sys, ShippedSettings.Rooms);
+        var integration = Sys.ActorOf(IntegrationActor.Props(registry, ShippedSettings.Rooms.PrivateEventTypes));
         var subscriber = CreateTestProbe();
         registry.Tell(new Subscribe(Room, subscriber.Ref, "alice"));
         var ack = subscriber.ExpectMsg<SubscribeAck>();

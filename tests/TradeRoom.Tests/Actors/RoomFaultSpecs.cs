@@ -21,13 +21,13 @@ public class RoomFaultSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     private const string Room = "bp-fault";
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(300);
 
-    private IActorRef NewRegistry() => RoomFronts.Registry(Sys, RoomSettings.Default);
+    private IActorRef NewRegistry() => RoomFronts.Registry(Sys, ShippedSettings.Rooms);
 
     /// <summary>A valid event, as <see cref="IntegrationActor"/> would route it.</summary>
     private static RoutedEvent Routed(string type, object data)
     {
         var e = new PublishEvent(Room, type, JsonSerializer.SerializeToUtf8Bytes(data));
-        Assert.Null(EventValidator.Validate(e, RoomSettings.Default.PrivateEventTypes, out var routed));
+        Assert.Null(EventValidator.Validate(e, ShippedSettings.Rooms.PrivateEventTypes, out var routed));
         return routed;
     }
 

@@ -13,7 +13,7 @@ namespace TradeRoom.Tests.Actors;
 public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
 {
     private static RoomSettings Settings(int maxRooms = 0, int newRoomsPerMinute = 0) =>
-        RoomSettings.Default with { MaxRooms = maxRooms, NewRoomsPerMinute = newRoomsPerMinute };
+        ShippedSettings.Rooms with { MaxRooms = maxRooms, NewRoomsPerMinute = newRoomsPerMinute };
 
     private static RoutedEvent Event(string room) => new(room, "ranking_changed", Encoding.UTF8.GetBytes("{}"), null, false);
 
@@ -101,7 +101,7 @@ public class RoomLimitSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.Test
     [Fact]
     public void A_room_no_event_reached_stops_after_the_empty_room_timeout_once_nobody_follows_it()
     {
-        var settings = RoomSettings.Default with { EmptyRoomTimeout = TimeSpan.FromMilliseconds(300) };
+        var settings = ShippedSettings.Rooms with { EmptyRoomTimeout = TimeSpan.FromMilliseconds(300) };
         var registry = RoomFronts.Registry(Sys, settings);
         var connection = CreateTestProbe();
         registry.Tell(new Subscribe("made-up", connection.Ref, "u1"));

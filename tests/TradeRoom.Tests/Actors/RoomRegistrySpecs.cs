@@ -15,7 +15,7 @@ public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.T
     private static readonly TimeSpan ShortIdle = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
 
-    private static RoomSettings Settings(TimeSpan idle) => RoomSettings.Default with { IdleTimeout = idle };
+    private static RoomSettings Settings(TimeSpan idle) => ShippedSettings.Rooms with { IdleTimeout = idle };
 
     /// <summary>A public event (ranking_changed is not in the private set), so every subscriber gets it.</summary>
     private static RoutedEvent Event(string room, string json = "{}") => new(room, "ranking_changed", Encoding.UTF8.GetBytes(json), null, false);

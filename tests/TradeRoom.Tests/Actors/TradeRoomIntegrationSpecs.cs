@@ -16,7 +16,7 @@ namespace TradeRoom.Tests.Actors;
 public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
-    private static readonly IReadOnlySet<string> PrivateTypes = RoomSettings.Default.PrivateEventTypes;
+    private static readonly IReadOnlySet<string> PrivateTypes = ShippedSettings.Rooms.PrivateEventTypes;
     private const string U1 = """{"userId":"u1"}""";
 
     private readonly IActorRef _registry;
@@ -24,7 +24,7 @@ public class TradeRoomIntegrationSpecs : Akka.TestKit.Xunit2.TestKit
 
     public TradeRoomIntegrationSpecs(ITestOutputHelper output) : base(output: output)
     {
-        _registry = RoomFronts.Registry(Sys, RoomSettings.Default);
+        _registry = RoomFronts.Registry(Sys, ShippedSettings.Rooms);
         _facade = new TradeRoomIntegration(Sys.ActorOf(IntegrationActor.Props(_registry, PrivateTypes)), PrivateTypes, TimeSpan.FromSeconds(3));
     }
 

@@ -41,7 +41,7 @@ public class DemoMarketTests
 
         foreach (var (_, type, data) in events)
         {
-            var rejected = EventValidator.Validate(new PublishEvent("demo", type, JsonSerializer.SerializeToUtf8Bytes(data)), RoomSettings.Default.PrivateEventTypes, out _);
+            var rejected = EventValidator.Validate(new PublishEvent("demo", type, JsonSerializer.SerializeToUtf8Bytes(data)), ShippedSettings.Rooms.PrivateEventTypes, out _);
             Assert.Null(rejected);
         }
         // 100 steps cover every one of the 14 types.

@@ -4,17 +4,18 @@ using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
 using TradeRoom.Protocol;
+using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Rooms;
 
 public class RoomStateTests
 {
-    private static readonly RoomSettings Settings = RoomSettings.Default with { HistorySize = 5, HistoryTtl = TimeSpan.FromSeconds(10) };
+    private static readonly RoomSettings Settings = ShippedSettings.Rooms with { HistorySize = 5, HistoryTtl = TimeSpan.FromSeconds(10) };
 
     private static RoutedEvent Event(string type, object data)
     {
         var e = new PublishEvent("r1", type, Encoding.UTF8.GetBytes(JsonSerializer.Serialize(data)));
-        Assert.Null(EventValidator.Validate(e, RoomSettings.Default.PrivateEventTypes, out var routed));
+        Assert.Null(EventValidator.Validate(e, ShippedSettings.Rooms.PrivateEventTypes, out var routed));
         return routed;
     }
 

@@ -7,6 +7,7 @@ using TradeRoom.Actors.Integration;
 using TradeRoom.Actors.Rooms;
 using TradeRoom.Contracts;
 using TradeRoom.Protocol;
+using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Rooms;
 
@@ -16,7 +17,7 @@ namespace TradeRoom.Tests.Rooms;
 /// </summary>
 public sealed class RoomStorageTests : IDisposable
 {
-    private static readonly RoomSettings Settings = RoomSettings.Default with { HistorySize = 5, HistoryTtl = TimeSpan.FromMinutes(1) };
+    private static readonly RoomSettings Settings = ShippedSettings.Rooms with { HistorySize = 5, HistoryTtl = TimeSpan.FromMinutes(1) };
 
     // The server's own Akka settings, so the test checks the binding the server runs with.
     private readonly ActorSystem _system = ActorSystem.Create("storage",
@@ -27,7 +28,7 @@ public sealed class RoomStorageTests : IDisposable
     private static RoutedEvent Event(string type, object data)
     {
         var e = new PublishEvent("r1", type, Encoding.UTF8.GetBytes(JsonSerializer.Serialize(data)));
-        Assert.Null(EventValidator.Validate(e, RoomSettings.Default.PrivateEventTypes, out var routed));
+        Assert.Null(EventValidator.Validate(e, ShippedSettings.Rooms.PrivateEventTypes, out var routed));
         return routed;
     }
 

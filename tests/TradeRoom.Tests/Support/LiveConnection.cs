@@ -16,7 +16,7 @@ public sealed record LiveConnection(IActorRef Actor, FakeClientSocket Socket, IA
     /// <summary>Opens a connection and authenticates it as <paramref name="userId"/> (<c>auth_success</c> read).</summary>
     public static LiveConnection Authenticated(TestKitBase kit, IActorRef rooms, string userId)
     {
-        var manager = kit.Sys.ActorOf(ConnectionManager.Props(rooms, ConnectionSettings.Default));
+        var manager = kit.Sys.ActorOf(ConnectionManager.Props(rooms, ShippedSettings.Connections));
         var socket = new FakeClientSocket();
         var opener = kit.CreateTestProbe();
         manager.Tell(new OpenConnection(socket), opener.Ref);

@@ -31,5 +31,5 @@ public static class RoomFronts
 
     /// <summary>A front for <paramref name="room"/> (a <see cref="RoomActor"/> or a <see cref="RoomRegistry"/>).</summary>
     public static IActorRef For(ActorSystem system, IActorRef room, RoomSettings? settings = null) =>
-        system.ActorOf(Props.Create(() => new RoomFront(room, settings ?? RoomSettings.Default)));
+        system.ActorOf(Props.Create(() => new RoomFront(room, settings ?? ShippedSettings.Rooms)));
 }
