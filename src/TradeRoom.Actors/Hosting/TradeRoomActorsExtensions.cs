@@ -33,10 +33,13 @@ public static class TradeRoomActorsExtensions
             builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
         if (persistence.GroupCommit)
         {
-            // The plugin's journal with our write path (its tables, reads, recovery and deletes stay its own).
-            builder.AddSetup(new GroupCommitSetup(persistence, metrics));
-            builder.AddHocon($"akka.persistence.journal.sql.class = \"{typeof(GroupCommitJournal).FullName}, {typeof(GroupCommitJournal).Assembly.GetName().Name}\"",
-                HoconAddMode.Prepend);
+            // The plugin's journal and snapshot store with one writer for both (their tables, reads and recovery stay
+            // the plugin's).
+            var groupCommit = new GroupCommitSetup(persistence, metrics);
+            builder.AddSetup(groupCommit);
+            builder.AddHocon($"akka.persistence.journal.sql.class = \"{ClassName<GroupCommitJournal>()}\"\n" +
+                             $"akka.persistence.snapshot-store.sql.class = \"{ClassName<GroupCommitSnapshotStore>()}\"", HoconAddMode.Prepend);
+            builder.AddStartup((system, _) => system.RegisterOnTermination(groupCommit.Stop));
         }
         // The journal runs this many write transactions at once. SQLite takes one writer at a time, and a second
         // one only sleeps on the file's lock: with one, the events of all rooms wait together and go in one batch.
@@ -44,6 +47,8 @@ public static class TradeRoomActorsExtensions
             ? builder.AddHocon($"akka.persistence.journal.sql.parallelism = {writers}", HoconAddMode.Prepend)
             : builder;
     }
+
+    private static string ClassName<T>() => $"{typeof(T).FullName}, {typeof(T).Assembly.GetName().Name}";
 
     /// <summary>
     /// How the journal and the snapshot store connect to SQLite (null for the other providers): its synchronous mode is

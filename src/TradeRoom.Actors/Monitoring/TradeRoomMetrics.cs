@@ -88,7 +88,7 @@ public sealed class TradeRoomMetrics
             new HistogramConfiguration { Buckets = LatencyBuckets });
         _eventsPersisted = factory.CreateCounter("traderoom_events_persisted_total", "Events the journal stored.");
         _journalTransactions = factory.CreateCounter("traderoom_journal_transactions_total",
-            "Write transactions the journal committed (group commit, SQLite): traderoom_events_persisted_total divided by this is events per transaction.");
+            "Write transactions the store committed (group commit, SQLite; events, snapshots and deletes together): traderoom_events_persisted_total divided by this is events per transaction.");
         _snapshots = factory.CreateCounter("traderoom_snapshots_total", "Room snapshots saved.");
         _recoveryTime = factory.CreateHistogram("traderoom_room_recovery_seconds",
             "Time a room took to recover its state from its snapshot and journal when it started; the count is the number of recoveries.",

@@ -10,21 +10,25 @@ using Akka.Persistence.Sql.Journal;
 using Akka.Persistence.Sql.Journal.Dao;
 using Akka.Persistence.Sql.Journal.Types;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace TradeRoom.Actors.Storage;
 
 /// <summary>
-/// Akka.Persistence.Sql's journal with its write path replaced by group commit (<see cref="JournalWriter"/>), for
-/// SQLite (<c>persistence.sqlite.group-commit</c>). The plugin's own path costs about 0.2 ms of CPU per transaction
-/// (linq2db building the statement, a connection per write, its stream queue) and finds only a few rows waiting each
-/// time, which made the store cost ~7× the CPU per event of the memory provider; here a transaction costs a prepared
-/// statement per row and takes every room's waiting rows. Everything else (tables and their creation, reads,
-/// recovery, deletes) is the plugin's, and the rows are those its serializer makes, so it reads them as its own.
+/// Akka.Persistence.Sql's journal with its writes (events and deletes) replaced by group commit
+/// (<see cref="JournalWriter"/>), on SQLite and PostgreSQL (<c>persistence.sqlite.group-commit</c>,
+/// <c>persistence.postgresql.group-commit</c>). The plugin's own path costs
+/// about 0.2 ms of CPU per transaction (linq2db building the statement, a connection per write, its stream queue) and
+/// finds only a few rows waiting each time, which made the store cost ~7× the CPU per event of the memory provider;
+/// here a transaction costs a prepared statement per row and takes every room's waiting rows. Everything else (tables
+/// and their creation, reads, recovery) is the plugin's, and the rows are those its serializer makes, so it reads them
+/// as its own.
 /// </summary>
 public sealed class GroupCommitJournal : SqlWriteJournal
 {
     private readonly ByteArrayJournalSerializer _serializer;
     private readonly JournalWriter _writer;
+    private readonly JournalStatements _statements;
     // Per room, its latest write not yet finished: a room starting again reads its highest seq only after it.
     private readonly ConcurrentDictionary<string, Task> _writing = new(StringComparer.Ordinal);
 
@@ -34,40 +38,17 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         if (!setup.HasValue)
             throw new ConfigurationException($"{nameof(GroupCommitJournal)} needs a {nameof(GroupCommitSetup)} in the actor system's setup (AddTradeRoomPersistence adds it)");
         var config = new JournalConfig(journalConfig.WithFallback(SqlPersistence.DefaultJournalConfiguration));
-        var persistence = setup.Value.Persistence;
         _serializer = new ByteArrayJournalSerializer(config, Context.System.Serialization, config.PluginConfig.TagSeparator,
             config.TableConfig.EventJournalTable.UseWriterUuidColumn ? Guid.NewGuid().ToString("N") : null);
-        var metrics = setup.Value.Metrics;
-        _writer = new JournalWriter(() => Connect(persistence), JournalInsert.For(config),
-            metrics is null ? null : _ => metrics.JournalTransactionCommitted());
-    }
-
-    /// <summary>A connection for the writer: SQLite with the per-connection pragmas the plugin's connections get too.</summary>
-    public static DbConnection Connect(PersistenceSettings persistence)
-    {
-        if (persistence.Provider != PersistenceProvider.Sqlite)
-            throw new InvalidOperationException("group commit writes to SQLite only");
-        var connection = new SqliteConnection(persistence.ConnectionString);
-        try
-        {
-            connection.Open();
-            using var pragmas = connection.CreateCommand();
-            pragmas.CommandText = $"PRAGMA synchronous={persistence.SqliteSynchronous};";
-            pragmas.ExecuteNonQuery();
-            return connection;
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        _statements = new JournalStatements(config);
+        _writer = setup.Value.Writer;
     }
 
     protected override Task<IImmutableList<Exception>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {
         // The plugin's own timestamp: when the journal took the write.
         var serialized = _serializer.Serialize(messages, DateTime.UtcNow.Ticks);
-        var rows = new List<JournalRow>(serialized.Count);
+        var rows = new List<StoreStep>(serialized.Count);
         var rejections = new Exception[serialized.Count];
         string? persistenceId = null;
         for (var i = 0; i < serialized.Count; i++)
@@ -75,7 +56,8 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             // A write that could not be serialized is rejected alone (its room's persist-rejected path); the others go on.
             if (serialized[i].Success is { HasValue: true } written)
             {
-                rows.AddRange(written.Value);
+                foreach (var row in written.Value)
+                    rows.Add(_statements.Insert(row));
                 persistenceId ??= written.Value.Length > 0 ? written.Value[0].PersistenceId : null;
             }
             else
@@ -110,17 +92,74 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         return await base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
-    protected override void PostStop()
-    {
-        // The writes already queued are written and answered first.
-        _writer.Dispose();
-        base.PostStop();
-    }
+    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
+        _writer.Write(_statements.Delete(persistenceId, toSequenceNr), cancellationToken);
 }
 
-/// <summary>What <see cref="GroupCommitJournal"/> writes to, given to the actor system by <c>AddTradeRoomPersistence</c>.</summary>
-public sealed class GroupCommitSetup(PersistenceSettings persistence, Monitoring.TradeRoomMetrics? metrics) : Setup
+/// <summary>
+/// The one <see cref="JournalWriter"/> of an actor system's database, which <see cref="GroupCommitJournal"/> and
+/// <see cref="GroupCommitSnapshotStore"/> share; given to the actor system by <c>AddTradeRoomPersistence</c>. It opens
+/// its connection on the first write and is stopped (what is queued written first) when the actor system terminates.
+/// </summary>
+public sealed class GroupCommitSetup : Setup
 {
-    public PersistenceSettings Persistence { get; } = persistence;
-    public Monitoring.TradeRoomMetrics? Metrics { get; } = metrics;
+    private readonly PersistenceSettings _persistence;
+    private readonly Lazy<JournalWriter> _writer;
+
+    public GroupCommitSetup(PersistenceSettings persistence, Monitoring.TradeRoomMetrics? metrics)
+    {
+        if (persistence.Provider == PersistenceProvider.Memory)
+            throw new InvalidOperationException("the memory provider has no database to write to");
+        _persistence = persistence;
+        _writer = new Lazy<JournalWriter>(() => new JournalWriter(Connect, metrics is null ? null : _ => metrics.JournalTransactionCommitted()));
+    }
+
+    public JournalWriter Writer => _writer.Value;
+
+    public PersistenceProvider Provider => _persistence.Provider;
+
+    /// <summary>Stops the writer, if it started: what is queued is written and answered first.</summary>
+    public void Stop()
+    {
+        if (_writer.IsValueCreated)
+            _writer.Value.Dispose();
+    }
+
+    /// <summary>A connection for the writer; on SQLite with the per-connection pragmas the plugin's connections get too.</summary>
+    private DbConnection Connect()
+    {
+        if (_persistence.Provider == PersistenceProvider.PostgreSql)
+        {
+            // The same few statements run again and again: prepared on the server once (Npgsql's automatic
+            // preparation), not parsed and planned anew for every row.
+            var prepared = new NpgsqlConnectionStringBuilder(_persistence.ConnectionString) { MaxAutoPrepare = 8, AutoPrepareMinUsages = 2 };
+            var postgres = new NpgsqlConnection(prepared.ConnectionString);
+            try
+            {
+                postgres.Open();
+                return postgres;
+            }
+            catch
+            {
+                postgres.Dispose();
+                throw;
+            }
+        }
+        var connection = new SqliteConnection(_persistence.ConnectionString);
+        try
+        {
+            connection.Open();
+            using var pragmas = connection.CreateCommand();
+            pragmas.CommandText = $"PRAGMA synchronous={_persistence.SqliteSynchronous};";
+            pragmas.ExecuteNonQuery();
+            // On a new file the journal table is made by the plugin as the journal starts, before its first write.
+            RoomStore.IndexSqliteJournal(connection);
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
 }

@@ -6,11 +6,15 @@ using Akka.Persistence.Sql.Journal.Types;
 namespace TradeRoom.Actors.Storage;
 
 /// <summary>
-/// Group commit for the rooms' journal (<see cref="GroupCommitJournal"/>): one thread, one long-lived connection and one
-/// prepared <c>INSERT</c>. Every write handed to it while a transaction runs goes into the next transaction, the writes
-/// of all rooms together, with no waiting beyond that: under load a transaction carries many rows, when quiet one.
+/// Group commit for the rooms' database (SQLite or PostgreSQL): one thread, one long-lived connection, and every write
+/// goes through it (<see cref="GroupCommitJournal"/>'s events and deletes,
+/// <see cref="GroupCommitSnapshotStore"/>'s snapshots). Every write handed to it while a transaction runs goes into the
+/// next transaction, the writes of all rooms together, with no waiting beyond that: under load a transaction carries
+/// many rows, when quiet one. Being the file's only writer, it never waits on SQLite's lock for another connection of
+/// its own (SQLite takes one writer at a time, and a waiting one sleeps: a snapshot written beside the events made
+/// their writes wait up to seconds).
 /// <para>
-/// A write's task completes only once the transaction that holds its rows has committed, and fails exactly when that
+/// A write's task completes only once the transaction that holds its steps has committed, and fails exactly when that
 /// transaction failed (rolled back; the connection is then opened anew for the next one). A write whose caller gave up
 /// (its cancellation token, the journal's call timeout) before its transaction began is refused unwritten, so a room
 /// told that its write failed does not find it stored later.
@@ -19,7 +23,6 @@ namespace TradeRoom.Actors.Storage;
 public sealed class JournalWriter : IDisposable
 {
     private readonly Func<DbConnection> _connect;
-    private readonly JournalInsert _insert;
     private readonly Action<int>? _committed;
     private readonly object _gate = new();
     private readonly Thread _thread;
@@ -27,15 +30,15 @@ public sealed class JournalWriter : IDisposable
     private List<Pending> _spare = new(); // the writer thread's: the list of the batch before, cleared
     private bool _stopping;
     private DbConnection? _connection;
-    private DbCommand? _command;
+    // The statements prepared on the current connection.
+    private readonly Dictionary<StoreStatement, DbCommand> _prepared = new();
     private long _transactions;
 
     /// <param name="connect">Opens a new connection, ready to write (SQLite: its pragmas set).</param>
-    /// <param name="committed">Told the rows of each committed transaction, on the writer thread.</param>
-    public JournalWriter(Func<DbConnection> connect, JournalInsert insert, Action<int>? committed = null)
+    /// <param name="committed">Told the steps of each committed transaction, on the writer thread.</param>
+    public JournalWriter(Func<DbConnection> connect, Action<int>? committed = null)
     {
         _connect = connect;
-        _insert = insert;
         _committed = committed;
         _thread = new Thread(Run) { IsBackground = true, Name = "traderoom-journal-writer" };
         _thread.Start();
@@ -44,10 +47,10 @@ public sealed class JournalWriter : IDisposable
     /// <summary>Transactions committed so far.</summary>
     public long Transactions => Interlocked.Read(ref _transactions);
 
-    /// <summary>Stores <paramref name="rows"/> (in this order) in the next transaction.</summary>
-    public Task Write(IReadOnlyList<JournalRow> rows, CancellationToken callerGaveUp)
+    /// <summary>Runs <paramref name="steps"/> (in this order) in the next transaction.</summary>
+    public Task Write(IReadOnlyList<StoreStep> steps, CancellationToken callerGaveUp)
     {
-        var write = new Pending(rows, callerGaveUp);
+        var write = new Pending(steps, callerGaveUp);
         lock (_gate)
         {
             if (_stopping)
@@ -93,35 +96,24 @@ public sealed class JournalWriter : IDisposable
 
     private void WriteBatch(List<Pending> batch)
     {
-        var rows = 0;
+        var steps = 0;
         foreach (var write in batch)
         {
             if (write.CallerGaveUp.IsCancellationRequested)
                 write.Done.TrySetCanceled(write.CallerGaveUp);
             else
-                rows += write.Rows.Count;
+                steps += write.Steps.Count;
         }
-        if (rows == 0)
+        if (steps == 0)
             return;
         try
         {
-            if (_connection is null)
-            {
-                _connection = _connect();
-                _command = _insert.Prepare(_connection);
-            }
+            _connection ??= _connect();
             using var transaction = _connection.BeginTransaction();
-            _command!.Transaction = transaction;
-            foreach (var write in batch)
-            {
-                if (write.Done.Task.IsCompleted)
-                    continue;
-                foreach (var row in write.Rows)
-                {
-                    _insert.Bind(_command, row);
-                    _command.ExecuteNonQuery();
-                }
-            }
+            if (_connection.CanCreateBatch)
+                ExecuteAsOneBatch(batch, transaction);
+            else
+                ExecuteOneByOne(batch, transaction);
             transaction.Commit();
         }
         catch (Exception e)
@@ -133,29 +125,75 @@ public sealed class JournalWriter : IDisposable
             return;
         }
         Interlocked.Increment(ref _transactions);
-        _committed?.Invoke(rows);
+        _committed?.Invoke(steps);
         foreach (var write in batch)
             write.Done.TrySetResult();
+    }
+
+    /// <summary>SQLite: each step a prepared statement of the one connection, in the same process (no round trip).</summary>
+    private void ExecuteOneByOne(List<Pending> batch, DbTransaction transaction)
+    {
+        foreach (var write in batch)
+        {
+            if (write.Done.Task.IsCompleted)
+                continue;
+            foreach (var step in write.Steps)
+            {
+                var command = Prepared(step.Statement);
+                command.Transaction = transaction;
+                step.Statement.Bind(command, step.Values);
+                command.ExecuteNonQuery();
+            }
+        }
+    }
+
+    /// <summary>
+    /// PostgreSQL: every step of the transaction sent as one batch, one round trip to the server, where one per step
+    /// would make the transaction as slow as its rows are many.
+    /// </summary>
+    private void ExecuteAsOneBatch(List<Pending> batch, DbTransaction transaction)
+    {
+        using var commands = _connection!.CreateBatch();
+        commands.Transaction = transaction;
+        foreach (var write in batch)
+        {
+            if (write.Done.Task.IsCompleted)
+                continue;
+            foreach (var step in write.Steps)
+                commands.BatchCommands.Add(step.Statement.BatchCommand(commands, step.Values));
+        }
+        commands.ExecuteNonQuery();
+    }
+
+    private DbCommand Prepared(StoreStatement statement)
+    {
+        if (!_prepared.TryGetValue(statement, out var command))
+        {
+            command = statement.Prepare(_connection!);
+            _prepared.Add(statement, command);
+        }
+        return command;
     }
 
     private void Disconnect()
     {
         try
         {
-            _command?.Dispose();
+            foreach (var command in _prepared.Values)
+                command.Dispose();
             _connection?.Dispose();
         }
         catch (Exception)
         {
             // A broken connection may fail to close; it is dropped all the same.
         }
-        _command = null;
+        _prepared.Clear();
         _connection = null;
     }
 
-    private sealed class Pending(IReadOnlyList<JournalRow> rows, CancellationToken callerGaveUp)
+    private sealed class Pending(IReadOnlyList<StoreStep> steps, CancellationToken callerGaveUp)
     {
-        public IReadOnlyList<JournalRow> Rows { get; } = rows;
+        public IReadOnlyList<StoreStep> Steps { get; } = steps;
         public CancellationToken CallerGaveUp { get; } = callerGaveUp;
 
         // Completed by the writer thread: the journal's continuations run elsewhere.
@@ -163,25 +201,80 @@ public sealed class JournalWriter : IDisposable
     }
 }
 
-/// <summary>
-/// The <c>INSERT</c> of one journal row into Akka.Persistence.Sql's journal table, with the table and column names of
-/// its table mapping, and the same values its own write path stores (<see cref="JournalRow"/> as its serializer makes
-/// it): so its reads, recovery and deletes find the rows as if it had written them.
-/// </summary>
-public sealed class JournalInsert
-{
-    private readonly bool _writerUuid;
+/// <summary>One statement of a write, with its values in the order of its parameters.</summary>
+public readonly record struct StoreStep(StoreStatement Statement, object?[] Values);
 
-    private JournalInsert(string sql, bool writerUuid)
+/// <summary>
+/// A statement the writer prepares once per connection (its parameters <c>@p0</c>, <c>@p1</c>, … of the given types)
+/// and runs again with new values. Null values are written as SQL NULL.
+/// </summary>
+public sealed class StoreStatement(string sql, params DbType[] types)
+{
+    public string Sql { get; } = sql;
+
+    public DbCommand Prepare(DbConnection connection)
     {
-        Sql = sql;
-        _writerUuid = writerUuid;
+        var command = connection.CreateCommand();
+        command.CommandText = Sql;
+        for (var i = 0; i < types.Length; i++)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "@p" + i;
+            parameter.DbType = types[i];
+            command.Parameters.Add(parameter);
+        }
+        command.Prepare();
+        return command;
     }
 
-    public string Sql { get; }
+    public void Bind(DbCommand command, object?[] values)
+    {
+        if (values.Length != types.Length)
+            throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
+        for (var i = 0; i < values.Length; i++)
+            command.Parameters[i].Value = values[i] ?? DBNull.Value;
+    }
+
+    /// <summary>The statement with <paramref name="values"/> as a command of <paramref name="batch"/>.</summary>
+    public DbBatchCommand BatchCommand(DbBatch batch, object?[] values)
+    {
+        if (values.Length != types.Length)
+            throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
+        var command = batch.CreateBatchCommand();
+        command.CommandText = Sql;
+        for (var i = 0; i < values.Length; i++)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "@p" + i;
+            parameter.DbType = types[i];
+            parameter.Value = values[i] ?? DBNull.Value;
+            command.Parameters.Add(parameter);
+        }
+        return command;
+    }
+
+    /// <summary><paramref name="identifier"/> quoted for SQL.</summary>
+    public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>A table's name, in its schema when there is one.</summary>
+    public static string Table(string? schema, string name) => schema is null ? Quote(name) : $"{Quote(schema)}.{Quote(name)}";
+}
+
+/// <summary>
+/// The statements of Akka.Persistence.Sql's journal table that <see cref="GroupCommitJournal"/> runs itself, with the
+/// table and column names of its table mapping: the <c>INSERT</c> of one row, with the same values its own write path
+/// stores (<see cref="JournalRow"/> as its serializer makes it), and the delete of the rows a snapshot covers, which
+/// leaves the table as its own delete does. So its reads, recovery and deletes find the rows as if it had written them.
+/// </summary>
+public sealed class JournalStatements
+{
+    private readonly bool _writerUuid;
+    private readonly StoreStatement _insert;
+    private readonly StoreStatement _markDeleted;
+    private readonly StoreStatement _deleteBelow;
 
     /// <summary>For the journal table of <paramref name="config"/>, which must keep tags as CSV in the row (<c>tag-write-mode = Csv</c>).</summary>
-    public static JournalInsert For(JournalConfig config)
+    public JournalStatements(JournalConfig config)
     {
         if (config.PluginConfig.TagMode != TagMode.Csv)
             throw new Akka.Configuration.ConfigurationException(
@@ -190,56 +283,49 @@ public sealed class JournalInsert
             throw new Akka.Configuration.ConfigurationException("the group-commit journal does not write an event manifest column");
         var table = config.TableConfig.EventJournalTable;
         var c = table.ColumnNames;
+        _writerUuid = table.UseWriterUuidColumn;
         var columns = new List<string> { c.Created, c.Deleted, c.PersistenceId, c.SequenceNumber, c.Message, c.Tags, c.Manifest, c.Identifier };
-        if (table.UseWriterUuidColumn)
+        var types = new List<DbType> { DbType.Int64, DbType.Boolean, DbType.String, DbType.Int64, DbType.Binary, DbType.String, DbType.String, DbType.Int32 };
+        if (_writerUuid)
+        {
             columns.Add(c.WriterUuid);
-        var name = config.TableConfig.SchemaName is { } schema ? $"{Quote(schema)}.{Quote(table.Name)}" : Quote(table.Name);
-        var sql = $"INSERT INTO {name} ({string.Join(", ", columns.Select(Quote))}) " +
-                  $"VALUES ({string.Join(", ", Enumerable.Range(0, columns.Count).Select(i => "@p" + i))})";
-        return new JournalInsert(sql, table.UseWriterUuidColumn);
+            types.Add(DbType.String);
+        }
+        var name = StoreStatement.Table(config.TableConfig.SchemaName, table.Name);
+        _insert = new StoreStatement($"INSERT INTO {name} ({string.Join(", ", columns.Select(StoreStatement.Quote))}) " +
+                                     $"VALUES ({string.Join(", ", Enumerable.Range(0, columns.Count).Select(i => "@p" + i))})", types.ToArray());
+        // The plugin's delete keeps the highest row it deletes, marked deleted, so the room's highest seq stays
+        // readable; replay skips it. Here only that row is marked, and the rows below it deleted: the same table after.
+        var (pid, seq, deleted) = (StoreStatement.Quote(c.PersistenceId), StoreStatement.Quote(c.SequenceNumber), StoreStatement.Quote(c.Deleted));
+        var highest = $"(SELECT MAX({seq}) FROM {name} WHERE {pid} = @p0 AND {seq} <= @p1)";
+        _markDeleted = new StoreStatement($"UPDATE {name} SET {deleted} = @p2 WHERE {pid} = @p0 AND {seq} = {highest}",
+            DbType.String, DbType.Int64, DbType.Boolean);
+        _deleteBelow = new StoreStatement($"DELETE FROM {name} WHERE {pid} = @p0 AND {seq} < {highest}", DbType.String, DbType.Int64);
     }
 
-    private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    public string InsertSql => _insert.Sql;
 
-    /// <summary>A prepared command on <paramref name="connection"/>, its parameters made once and set per row by <see cref="Bind"/>.</summary>
-    public DbCommand Prepare(DbConnection connection)
+    /// <summary>The insert of <paramref name="row"/>.</summary>
+    public StoreStep Insert(JournalRow row)
     {
-        var command = connection.CreateCommand();
-        command.CommandText = Sql;
-        Add(command, DbType.Int64);   // created
-        Add(command, DbType.Boolean); // deleted
-        Add(command, DbType.String);  // persistence_id
-        Add(command, DbType.Int64);   // sequence_number
-        Add(command, DbType.Binary);  // message
-        Add(command, DbType.String);  // tags
-        Add(command, DbType.String);  // manifest
-        Add(command, DbType.Int32);   // identifier
+        var values = new object?[_writerUuid ? 9 : 8];
+        values[0] = row.Timestamp;
+        values[1] = row.Deleted;
+        values[2] = row.PersistenceId;
+        values[3] = row.SequenceNumber;
+        values[4] = row.Message;
+        values[5] = row.Tags;
+        values[6] = row.Manifest;
+        values[7] = row.Identifier;
         if (_writerUuid)
-            Add(command, DbType.String);
-        command.Prepare();
-        return command;
+            values[8] = row.WriterUuid;
+        return new StoreStep(_insert, values);
     }
 
-    public void Bind(DbCommand command, JournalRow row)
-    {
-        var p = command.Parameters;
-        p[0].Value = row.Timestamp;
-        p[1].Value = row.Deleted;
-        p[2].Value = row.PersistenceId;
-        p[3].Value = row.SequenceNumber;
-        p[4].Value = row.Message;
-        p[5].Value = row.Tags is { } tags ? tags : DBNull.Value;
-        p[6].Value = row.Manifest;
-        p[7].Value = row.Identifier is { } identifier ? identifier : DBNull.Value;
-        if (_writerUuid)
-            p[8].Value = row.WriterUuid is { } uuid ? uuid : DBNull.Value;
-    }
-
-    private static void Add(DbCommand command, DbType type)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = "@p" + command.Parameters.Count;
-        parameter.DbType = type;
-        command.Parameters.Add(parameter);
-    }
+    /// <summary>Deleting the rows of <paramref name="persistenceId"/> up to <paramref name="toSequenceNr"/> (Akka's <c>DeleteMessagesTo</c>).</summary>
+    public StoreStep[] Delete(string persistenceId, long toSequenceNr) =>
+    [
+        new(_markDeleted, [persistenceId, toSequenceNr, true]),
+        new(_deleteBelow, [persistenceId, toSequenceNr]),
+    ];
 }

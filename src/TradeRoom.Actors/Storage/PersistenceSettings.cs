@@ -14,7 +14,7 @@ public enum PersistenceProvider
 /// <param name="SqliteFile">The SQLite file's full path (SQLite only).</param>
 /// <param name="Writers">Write transactions the journal runs at once, when the provider sets it (SQLite: <c>sqlite.writers</c>).</param>
 /// <param name="SqliteSynchronous">SQLite's <c>PRAGMA synchronous</c> on every connection: <c>NORMAL</c> or <c>FULL</c> (SQLite only).</param>
-/// <param name="GroupCommit">Events are written by <see cref="GroupCommitJournal"/> rather than the plugin's own write path (SQLite: <c>sqlite.group-commit</c>).</param>
+/// <param name="GroupCommit">Events, snapshots and deletes are written by the server's group commit (<see cref="JournalWriter"/>) rather than the plugin's own write paths (<c>sqlite.group-commit</c>, <c>postgresql.group-commit</c>).</param>
 public sealed record PersistenceSettings(PersistenceProvider Provider, string ConnectionString, string? SqliteFile, int? Writers = null,
     string? SqliteSynchronous = null, bool GroupCommit = false)
 {
@@ -63,7 +63,7 @@ public sealed record PersistenceSettings(PersistenceProvider Provider, string Co
                     throw new ConfigurationException(
                         "traderoom.persistence.provider is postgresql but no connection string is set: set TRADEROOM_DB " +
                         "(e.g. Host=db;Database=traderoom;Username=traderoom;Password=...) or traderoom.persistence.postgresql.connection-string");
-                return new PersistenceSettings(provider, connectionString, null);
+                return new PersistenceSettings(provider, connectionString, null, GroupCommit: c.GetBoolean("postgresql.group-commit"));
             default:
                 return new PersistenceSettings(provider, "", null);
         }

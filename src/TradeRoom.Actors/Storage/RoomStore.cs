@@ -29,6 +29,23 @@ public sealed class RoomStore(PersistenceSettings settings)
         using var wal = connection.CreateCommand();
         wal.CommandText = "PRAGMA journal_mode=WAL;";
         wal.ExecuteNonQuery();
+        IndexSqliteJournal(connection);
+    }
+
+    /// <summary>
+    /// Gives the SQLite journal table, once it exists, the index on (persistence_id, sequence_number) that the plugin
+    /// makes on PostgreSQL but not on SQLite, where without it every room's recovery, highest-seq read and delete
+    /// scanned the whole table (measured: publishing into 100 rooms, 16,092 → 20,030 events/s with it, one run each).
+    /// A file made before this gets it when the server starts.
+    /// </summary>
+    public static void IndexSqliteJournal(DbConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'";
+        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            return;
+        command.CommandText = "CREATE UNIQUE INDEX IF NOT EXISTS journal_uq ON journal (persistence_id, sequence_number)";
+        command.ExecuteNonQuery();
     }
 
     /// <summary>Up to <paramref name="limit"/> bull pens whose newest journal row (its last event) was written before <paramref name="cutoff"/>.</summary>

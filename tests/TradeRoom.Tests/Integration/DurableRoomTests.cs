@@ -16,6 +16,9 @@ public abstract class DurableRoomTests
     /// <summary>A server on a fresh database of the provider, with <paramref name="hocon"/> over the test defaults.</summary>
     protected abstract Task<TestServer> StartAsync(string? hocon = null);
 
+    /// <summary>The provider's section in <c>traderoom.persistence</c>: sqlite or postgresql.</summary>
+    protected abstract string Provider { get; }
+
     /// <summary>The one value <paramref name="sql"/> selects from the server's database.</summary>
     protected abstract Task<long> ScalarAsync(TestServer server, string sql);
 
@@ -87,6 +90,42 @@ public abstract class DurableRoomTests
         Assert.Equal("""{"leaderboard":null,"room":null,"members":[]}""", fresh.Data.GetProperty("state").GetRawText());
     }
 
+    [Theory]
+    [InlineData("on")]
+    [InlineData("off")]
+    public async Task Events_snapshots_and_deletes_are_written_through_group_commit_when_it_is_on_and_through_the_plugin_when_off(string groupCommit)
+    {
+        await using var server = await StartAsync($"traderoom.persistence.{Provider}.group-commit = {groupCommit}\ntraderoom.persistence.snapshot-every = 20");
+        // One request for ten rooms: their writes reach the journal together.
+        var events = Enumerable.Range(0, 50).Select(i => "{\"bullPenId\":\"g" + (i % 10) + "\",\"type\":\"ranking_changed\",\"data\":{\"n\":" + i + "}}");
+        var published = await server.PostJsonAsync("/api/events", "[" + string.Join(",", events) + "]");
+        Assert.Equal(HttpStatusCode.Accepted, published.Status);
+
+        var metrics = await server.ScrapeAsync();
+        Assert.Equal(50, metrics["traderoom_events_persisted_total"]);
+        var transactions = metrics["traderoom_journal_transactions_total"];
+        if (groupCommit == "on")
+            Assert.InRange(transactions, 1, 50);
+        else
+            Assert.Equal(0, transactions);
+        Assert.Equal(50, await ScalarAsync(server, "SELECT COUNT(*) FROM journal"));
+        Assert.Equal(10, await ScalarAsync(server, "SELECT COUNT(DISTINCT persistence_id) FROM journal"));
+
+        // 25 events into one room: a snapshot at 20, then the journal's rows before it deleted (the 20th kept, marked).
+        var more = Enumerable.Range(0, 25).Select(i => "{\"bullPenId\":\"s\",\"type\":\"ranking_changed\",\"data\":{\"n\":" + i + "}}");
+        Assert.Equal(HttpStatusCode.Accepted, (await server.PostJsonAsync("/api/events", "[" + string.Join(",", more) + "]")).Status);
+        await Eventually.MatchAsync(() => ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-s'"),
+            rows => rows == 6, "the journal of room s trimmed to its snapshot", TimeSpan.FromSeconds(30));
+        Assert.Equal(20, await ScalarAsync(server, "SELECT MIN(sequence_number) FROM journal WHERE persistence_id = 'room-s'"));
+        Assert.Equal(20, await ScalarAsync(server, "SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = 'room-s'"));
+        Assert.Equal(1, await ScalarAsync(server, "SELECT COUNT(*) FROM journal WHERE persistence_id = 'room-s' AND sequence_number = 20 AND deleted"));
+
+        // And the room comes back from them: its snapshot, then the rows after it.
+        await using var client = await server.ConnectAsync("viewer");
+        var resumed = await SubscribeAsync(client, "s", sinceSeq: 0);
+        Assert.Equal(25, resumed.Data.GetProperty("seq").GetInt64());
+    }
+
     [Fact]
     public async Task The_journal_stays_bounded_over_a_long_stream_and_the_room_still_resumes_from_its_snapshot()
     {
@@ -119,6 +158,8 @@ public abstract class DurableRoomTests
 
 public sealed class SqliteDurableRoomTests : DurableRoomTests
 {
+    protected override string Provider => "sqlite";
+
     protected override Task<TestServer> StartAsync(string? hocon = null) => TestServer.StartAsync(hocon);
 
     protected override async Task<long> ScalarAsync(TestServer server, string sql)
@@ -133,26 +174,53 @@ public sealed class SqliteDurableRoomTests : DurableRoomTests
     private static string DatabaseFile(TestServer server) =>
         server.App.Services.GetRequiredService<TradeRoom.Actors.TradeRoomSettings>().Persistence.SqliteFile!;
 
-    [Theory]
-    [InlineData("on")]
-    [InlineData("off")]
-    public async Task The_journal_writes_through_group_commit_when_it_is_on_and_through_the_plugin_when_off(string groupCommit)
+    [Fact]
+    public async Task The_journal_is_indexed_by_room_and_seq_on_a_new_file_and_on_a_file_made_without_the_index()
     {
-        await using var server = await StartAsync($"traderoom.persistence.sqlite.group-commit = {groupCommit}");
-        // One request for ten rooms: their writes reach the journal together.
-        var events = Enumerable.Range(0, 50).Select(i => "{\"bullPenId\":\"g" + (i % 10) + "\",\"type\":\"ranking_changed\",\"data\":{\"n\":" + i + "}}");
-        var published = await server.PostJsonAsync("/api/events", "[" + string.Join(",", events) + "]");
-        Assert.Equal(HttpStatusCode.Accepted, published.Status);
+        // A new file: the plugin makes the table as the journal starts, the writer indexes it before its first write.
+        await using (var server = await StartAsync())
+        {
+            var published = await server.PostJsonAsync("/api/events", """[{"bullPenId":"ix","type":"ranking_changed","data":{}}]""");
+            Assert.Equal(HttpStatusCode.Accepted, published.Status);
+            Assert.Equal("persistence_id,sequence_number", await JournalIndexAsync(DatabaseFile(server)));
+        }
 
-        var metrics = await server.ScrapeAsync();
-        Assert.Equal(50, metrics["traderoom_events_persisted_total"]);
-        var transactions = metrics["traderoom_journal_transactions_total"];
-        if (groupCommit == "on")
-            Assert.InRange(transactions, 1, 50);
-        else
-            Assert.Equal(0, transactions);
-        Assert.Equal(50, await ScalarAsync(server, "SELECT COUNT(*) FROM journal"));
-        Assert.Equal(10, await ScalarAsync(server, "SELECT COUNT(DISTINCT persistence_id) FROM journal"));
+        // A file made before the index: it gets it when the server starts, before any write.
+        var folder = TestDatabase.NewSqliteFolder();
+        try
+        {
+            var file = Path.Combine(folder, "old.db");
+            await using (var old = new SqliteConnection($"Data Source={file};Pooling=False"))
+            {
+                await old.OpenAsync();
+                await using var create = old.CreateCommand();
+                create.CommandText = """
+                    CREATE TABLE [journal] ([ordering] INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, [created] INTEGER NOT NULL,
+                      [deleted] Bit NOT NULL, [persistence_id] NVarChar(255) NOT NULL, [sequence_number] INTEGER NOT NULL,
+                      [message] VarBinary NOT NULL, [tags] NVarChar(100) NULL, [manifest] NVarChar(500) NULL,
+                      [identifier] INTEGER NULL, [writer_uuid] NVarChar(128) NULL)
+                    """;
+                await create.ExecuteNonQueryAsync();
+            }
+            Assert.Equal("", await JournalIndexAsync(file));
+            await using var server = await StartAsync($"traderoom.persistence.sqlite.file = \"{file}\"");
+            Assert.Equal("persistence_id,sequence_number", await JournalIndexAsync(file));
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            TestDatabase.Delete(folder);
+        }
+    }
+
+    /// <summary>The columns of the journal's unique index, in order; empty without one.</summary>
+    private static async Task<string> JournalIndexAsync(string file)
+    {
+        await using var connection = new SqliteConnection($"Data Source={file};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT group_concat(ii.name) FROM pragma_index_list('journal') il, pragma_index_info(il.name) ii WHERE il.[unique] = 1 AND il.origin = 'c'";
+        return await command.ExecuteScalarAsync() as string ?? "";
     }
 
     [Fact]
@@ -202,6 +270,8 @@ public sealed class SqliteDurableRoomTests : DurableRoomTests
 public sealed class PostgresDurableRoomTests(PostgresServer postgres) : DurableRoomTests
 {
     private readonly Dictionary<TestServer, string> _databases = [];
+
+    protected override string Provider => "postgresql";
 
     protected override async Task<TestServer> StartAsync(string? hocon = null)
     {

@@ -64,16 +64,14 @@ public sealed class JournalWriterTests : IDisposable
     }
 
     /// <summary>A writer whose first connection waits at the gate (after telling <see cref="_atGate"/>).</summary>
-    private JournalWriter NewWriter()
+    private JournalWriter NewWriter() => new(Connect, rows =>
     {
-        var config = new JournalConfig(ConfigurationFactory.ParseString("tag-write-mode = Csv")
-            .WithFallback(SqlPersistence.DefaultJournalConfiguration));
-        return new JournalWriter(Connect, JournalInsert.For(config), rows =>
-        {
-            lock (_transactions)
-                _transactions.Add(rows);
-        });
-    }
+        lock (_transactions)
+            _transactions.Add(rows);
+    });
+
+    private static readonly JournalStatements Statements = new(new JournalConfig(ConfigurationFactory.ParseString("tag-write-mode = Csv")
+        .WithFallback(SqlPersistence.DefaultJournalConfiguration)));
 
     private DbConnection Connect()
     {
@@ -87,7 +85,7 @@ public sealed class JournalWriterTests : IDisposable
         return connection;
     }
 
-    private static JournalRow[] Rows(string room, params long[] seqs) => seqs.Select(seq => new JournalRow
+    private static StoreStep[] Rows(string room, params long[] seqs) => seqs.Select(seq => Statements.Insert(new JournalRow
     {
         PersistenceId = "room-" + room,
         SequenceNumber = seq,
@@ -97,7 +95,7 @@ public sealed class JournalWriterTests : IDisposable
         Tags = "",
         Timestamp = DateTime.UtcNow.Ticks,
         WriterUuid = "w",
-    }).ToArray();
+    })).ToArray();
 
     private List<(string Room, long Seq)> StoredRows()
     {
@@ -236,5 +234,34 @@ public sealed class JournalWriterTests : IDisposable
         Assert.True(queued.IsCompletedSuccessfully);
         Assert.Equal([("a", 1), ("b", 1)], StoredRows());
         await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.Write(Rows("c", 1), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Deleting_up_to_a_seq_keeps_the_highest_deleted_row_marked_deleted_and_no_row_below_it()
+    {
+        using var writer = NewWriter();
+        _gate.Set();
+        await writer.Write(Rows("a", 1, 2, 3, 4, 5), CancellationToken.None);
+        await writer.Write(Rows("b", 1, 2), CancellationToken.None);
+
+        await writer.Write(Statements.Delete("room-a", 3), CancellationToken.None);
+        // As the plugin's own delete leaves it: the room's highest seq stays readable, replay skips the marked row.
+        Assert.Equal([("a", 3, true), ("a", 4, false), ("a", 5, false), ("b", 1, false), ("b", 2, false)], RowsWithDeleted());
+
+        await writer.Write(Statements.Delete("room-a", 5), CancellationToken.None);
+        Assert.Equal([("a", 5, true), ("b", 1, false), ("b", 2, false)], RowsWithDeleted());
+    }
+
+    private List<(string Room, long Seq, bool Deleted)> RowsWithDeleted()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT persistence_id, sequence_number, deleted FROM journal ORDER BY persistence_id, sequence_number";
+        using var reader = command.ExecuteReader();
+        var rows = new List<(string, long, bool)>();
+        while (reader.Read())
+            rows.Add((reader.GetString(0)["room-".Length..], reader.GetInt64(1), reader.GetBoolean(2)));
+        return rows;
     }
 }
