@@ -103,10 +103,11 @@ persist() {
   machine_load >>"$OUT/$name.txt"
   echo "$* (provider $PROVIDER)" >"$OUT/$name.args"
 }
-# publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store.
+# publish NAME ROOMS: publish throughput into ROOMS rooms, on a fresh server and store, measured after a 20 s warm-up
+# as every other window (the JIT tiers the write path up for about 30 s after the start).
 publish() {
   start_server "$OUT/server.log"
-  persist "$1" --persist throughput --rooms "$2" --publishers 8 --batch 100 --warmup 3 --duration 10
+  persist "$1" --persist throughput --rooms "$2" --publishers 8 --batch 100 --warmup 20 --duration 10
   stop_server
 }
 # recovery NAME: two rooms with a full history (1,000 events = rooms.history-size), SIGTERM, start again, resume each
