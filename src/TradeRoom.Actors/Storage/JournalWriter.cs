@@ -212,6 +212,11 @@ public sealed class StoreStatement(string sql, params DbType[] types)
 {
     public string Sql { get; } = sql;
 
+    // In a batch the parameters are positional ($1, $2, …, unnamed): Npgsql then sends the text as it is, where named
+    // ones make it parse and rewrite every command's text.
+    private readonly string _positionalSql = System.Text.RegularExpressions.Regex.Replace(sql, @"@p(\d+)",
+        m => "$" + (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + 1));
+
     public DbCommand Prepare(DbConnection connection)
     {
         var command = connection.CreateCommand();
@@ -241,11 +246,10 @@ public sealed class StoreStatement(string sql, params DbType[] types)
         if (values.Length != types.Length)
             throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
         var command = batch.CreateBatchCommand();
-        command.CommandText = Sql;
+        command.CommandText = _positionalSql;
         for (var i = 0; i < values.Length; i++)
         {
             var parameter = command.CreateParameter();
-            parameter.ParameterName = "@p" + i;
             parameter.DbType = types[i];
             parameter.Value = values[i] ?? DBNull.Value;
             command.Parameters.Add(parameter);
