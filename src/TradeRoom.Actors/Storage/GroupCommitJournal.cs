@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Data.Common;
+using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
 using Akka.Persistence;
@@ -29,6 +30,7 @@ public sealed class GroupCommitJournal : SqlWriteJournal
     private readonly ByteArrayJournalSerializer _serializer;
     private readonly JournalWriter _writer;
     private readonly JournalStatements _statements;
+    private readonly GroupCommitSetup _setup;
     // Per room, its latest write not yet finished: a room starting again reads its highest seq only after it.
     private readonly ConcurrentDictionary<string, Task> _writing = new(StringComparer.Ordinal);
 
@@ -41,7 +43,8 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         _serializer = new ByteArrayJournalSerializer(config, Context.System.Serialization, config.PluginConfig.TagSeparator,
             config.TableConfig.EventJournalTable.UseWriterUuidColumn ? Guid.NewGuid().ToString("N") : null);
         _statements = new JournalStatements(config);
-        _writer = setup.Value.Writer;
+        _setup = setup.Value;
+        _writer = _setup.Writer;
     }
 
     protected override Task<IImmutableList<Exception>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
@@ -92,6 +95,29 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         return await base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
+    /// <summary>
+    /// A room's events for its recovery, read with one plain query on a pooled connection, off the journal's actor
+    /// (Microsoft.Data.Sqlite runs "async" calls synchronously; the callback only tells the room). The plugin's replay
+    /// (an Akka.Streams source over linq2db queries) compiled about ten methods per room as it recovered (measured with
+    /// dotnet-counters: 1,000 to 3,000 methods a second for as long as rooms recovered one after another).
+    /// </summary>
+    public override Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
+        Action<IPersistentRepresentation> recoveryCallback)
+    {
+        if (max <= 0 || toSequenceNr < fromSequenceNr)
+            return Task.CompletedTask;
+        var serialization = context.System.Serialization;
+        return Task.Run(async () =>
+        {
+            await using var connection = _setup.NewConnection();
+            await connection.OpenAsync();
+            await using var command = _statements.Replay(connection, persistenceId, fromSequenceNr, toSequenceNr, max);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+                recoveryCallback(_statements.ReadEvent(reader, serialization));
+        });
+    }
+
     protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
         _writer.Write(_statements.Delete(persistenceId, toSequenceNr), cancellationToken);
 }
@@ -105,12 +131,15 @@ public sealed class GroupCommitSetup : Setup
 {
     private readonly PersistenceSettings _persistence;
     private readonly Lazy<JournalWriter> _writer;
+    private readonly string? _postgresConnectionString;
 
     public GroupCommitSetup(PersistenceSettings persistence, Monitoring.TradeRoomMetrics? metrics)
     {
         if (persistence.Provider == PersistenceProvider.Memory)
             throw new InvalidOperationException("the memory provider has no database to write to");
         _persistence = persistence;
+        if (persistence.Provider == PersistenceProvider.PostgreSql)
+            _postgresConnectionString = new NpgsqlConnectionStringBuilder(persistence.ConnectionString) { MaxAutoPrepare = 8, AutoPrepareMinUsages = 2 }.ConnectionString;
         _writer = new Lazy<JournalWriter>(() => new JournalWriter(Connect, metrics is null ? null : _ => metrics.JournalTransactionCommitted()));
     }
 
@@ -125,15 +154,21 @@ public sealed class GroupCommitSetup : Setup
             _writer.Value.Dispose();
     }
 
+    /// <summary>
+    /// A new connection, not yet open, from the provider's pool: for reads. On PostgreSQL the same few statements run
+    /// again and again, so they are prepared on the server once (Npgsql's automatic preparation), not parsed and
+    /// planned anew each time.
+    /// </summary>
+    public DbConnection NewConnection() => _persistence.Provider == PersistenceProvider.PostgreSql
+        ? new NpgsqlConnection(_postgresConnectionString)
+        : new SqliteConnection(_persistence.ConnectionString);
+
     /// <summary>A connection for the writer; on SQLite with the per-connection pragmas the plugin's connections get too.</summary>
     private DbConnection Connect()
     {
         if (_persistence.Provider == PersistenceProvider.PostgreSql)
         {
-            // The same few statements run again and again: prepared on the server once (Npgsql's automatic
-            // preparation), not parsed and planned anew for every row.
-            var prepared = new NpgsqlConnectionStringBuilder(_persistence.ConnectionString) { MaxAutoPrepare = 8, AutoPrepareMinUsages = 2 };
-            var postgres = new NpgsqlConnection(prepared.ConnectionString);
+            var postgres = NewConnection();
             try
             {
                 postgres.Open();

@@ -12,22 +12,25 @@ namespace TradeRoom.Actors.Storage;
 /// <see cref="JournalWriter"/> (<c>persistence.*.group-commit</c>), so the database has one writer: on SQLite a snapshot
 /// written on a connection of its own held the file's lock while the events of every room waited, asleep in SQLite's
 /// busy handler, for up to seconds; on PostgreSQL it is one round trip fewer per snapshot and delete. The rows are those the plugin's serializer makes, in its table, so it
-/// loads them as its own; loading is the plugin's.
+/// loads them as its own; loading is ours too (<see cref="LoadAsync"/>), with the plugin's deserializer.
 /// </summary>
 public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
 {
+    private readonly GroupCommitSetup _setup;
     private readonly JournalWriter _writer;
     private readonly ByteArrayLongSnapshotSerializer _serializer;
     private readonly StoreStatement _save;
     private readonly StoreStatement _delete;
     private readonly StoreStatement _deleteOne;
+    private readonly string _loadSql;
 
     public GroupCommitSnapshotStore(Config snapshotConfig) : base(snapshotConfig)
     {
         var setup = Context.System.Settings.Setup.Get<GroupCommitSetup>();
         if (!setup.HasValue)
             throw new ConfigurationException($"{nameof(GroupCommitSnapshotStore)} needs a {nameof(GroupCommitSetup)} in the actor system's setup (AddTradeRoomPersistence adds it)");
-        _writer = setup.Value.Writer;
+        _setup = setup.Value;
+        _writer = _setup.Writer;
         var config = new SnapshotConfig(snapshotConfig.WithFallback(SqlPersistence.DefaultSnapshotConfiguration));
         _serializer = new ByteArrayLongSnapshotSerializer(Context.System.Serialization, config);
         var table = StoreStatement.Table(config.TableConfig.SchemaName, config.TableConfig.SnapshotTable.Name);
@@ -43,8 +46,48 @@ public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
             DbType.String, DbType.Int64, DbType.Int64, DbType.Binary, DbType.String, DbType.Int32);
         _delete = new StoreStatement($"DELETE FROM {table} WHERE {pid} = @p0 AND {seq} <= @p1 AND {created} <= @p2",
             DbType.String, DbType.Int64, DbType.Int64);
+        _loadSql = $"SELECT {seq}, {created}, {payload}, {manifest}, {serializerId} FROM {table} " +
+                   $"WHERE {pid} = @p0 AND {seq} <= @p1 AND {created} <= @p2 ORDER BY {seq} DESC LIMIT 1";
         _deleteOne = new StoreStatement($"DELETE FROM {table} WHERE {pid} = @p0 AND {seq} = @p1 AND {created} <= @p2",
             DbType.String, DbType.Int64, DbType.Int64);
+    }
+
+    /// <summary>
+    /// A room's latest snapshot within <paramref name="criteria"/>, read with one plain query on a pooled connection,
+    /// off the store's actor: Microsoft.Data.Sqlite runs its "async" calls synchronously, so on the actor every room's
+    /// load (the plugin's linq2db query and the deserializing of the room's history) waited for the one before it.
+    /// </summary>
+    protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
+        Task.Run(async () =>
+        {
+            await using var connection = _setup.NewConnection();
+            await connection.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = _loadSql;
+            AddValue(command, persistenceId);
+            AddValue(command, criteria.MaxSequenceNr);
+            AddValue(command, criteria.MaxTimeStamp.Ticks);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+                return null;
+            var row = new LongSnapshotRow
+            {
+                PersistenceId = persistenceId,
+                SequenceNumber = reader.GetInt64(0),
+                Created = reader.GetInt64(1),
+                Payload = (byte[])reader.GetValue(2),
+                Manifest = reader.IsDBNull(3) ? "" : reader.GetString(3),
+                SerializerId = reader.IsDBNull(4) ? null : reader.GetInt32(4),
+            };
+            return (SelectedSnapshot?)_serializer.Deserialize(row).Get();
+        }, cancellationToken);
+
+    private static void AddValue(System.Data.Common.DbCommand command, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "@p" + command.Parameters.Count;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
     }
 
     protected override Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)

@@ -1,5 +1,7 @@
 using System.Data;
 using System.Data.Common;
+using Akka.Actor;
+using Akka.Persistence;
 using Akka.Persistence.Sql.Config;
 using Akka.Persistence.Sql.Journal.Types;
 
@@ -276,6 +278,7 @@ public sealed class JournalStatements
     private readonly StoreStatement _insert;
     private readonly StoreStatement _markDeleted;
     private readonly StoreStatement _deleteBelow;
+    private readonly string _replaySql;
 
     /// <summary>For the journal table of <paramref name="config"/>, which must keep tags as CSV in the row (<c>tag-write-mode = Csv</c>).</summary>
     public JournalStatements(JournalConfig config)
@@ -305,9 +308,45 @@ public sealed class JournalStatements
         _markDeleted = new StoreStatement($"UPDATE {name} SET {deleted} = @p2 WHERE {pid} = @p0 AND {seq} = {highest}",
             DbType.String, DbType.Int64, DbType.Boolean);
         _deleteBelow = new StoreStatement($"DELETE FROM {name} WHERE {pid} = @p0 AND {seq} < {highest}", DbType.String, DbType.Int64);
+        var writerUuid = _writerUuid ? StoreStatement.Quote(c.WriterUuid) : "NULL";
+        _replaySql = $"SELECT {pid}, {seq}, {deleted}, {StoreStatement.Quote(c.Message)}, {StoreStatement.Quote(c.Manifest)}, " +
+                     $"{StoreStatement.Quote(c.Identifier)}, {writerUuid}, {StoreStatement.Quote(c.Created)} FROM {name} " +
+                     $"WHERE {pid} = @p0 AND {seq} >= @p1 AND {seq} <= @p2 AND {deleted} = FALSE ORDER BY {seq} LIMIT @p3";
     }
 
     public string InsertSql => _insert.Sql;
+
+    /// <summary>The events of <paramref name="persistenceId"/> from one seq to another (both included), not deleted, in order, at most <paramref name="max"/>.</summary>
+    public DbCommand Replay(DbConnection connection, string persistenceId, long fromSequenceNr, long toSequenceNr, long max)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = _replaySql;
+        AddValue(command, persistenceId);
+        AddValue(command, fromSequenceNr);
+        AddValue(command, toSequenceNr);
+        AddValue(command, max);
+        return command;
+    }
+
+    /// <summary>The event of the row <paramref name="reader"/> is on (a row of <see cref="Replay"/>), as the plugin's serializer reads it.</summary>
+    public IPersistentRepresentation ReadEvent(DbDataReader reader, Akka.Serialization.Serialization serialization)
+    {
+        var manifest = reader.IsDBNull(4) ? "" : reader.GetString(4);
+        var message = (byte[])reader.GetValue(3);
+        // Every row this journal or the plugin writes names its serializer; the plugin's fallback for rows that do not
+        // (the type in the manifest) is not needed here.
+        var payload = serialization.Deserialize(message, reader.GetInt32(5), manifest);
+        return new Persistent(payload, reader.GetInt64(1), reader.GetString(0), manifest, reader.GetBoolean(2), ActorRefs.NoSender,
+            reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetInt64(7));
+    }
+
+    private static void AddValue(DbCommand command, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "@p" + command.Parameters.Count;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
 
     /// <summary>The insert of <paramref name="row"/>.</summary>
     public StoreStep Insert(JournalRow row)

@@ -252,6 +252,33 @@ public sealed class JournalWriterTests : IDisposable
         Assert.Equal([("a", 5, true), ("b", 1, false), ("b", 2, false)], RowsWithDeleted());
     }
 
+    [Fact]
+    public async Task Replay_reads_a_room_s_rows_in_the_range_in_order_skipping_the_deleted_one_and_at_most_max()
+    {
+        using var writer = NewWriter();
+        _gate.Set();
+        await writer.Write([.. Rows("a", 1, 2, 3), .. Rows("b", 1), .. Rows("a", 4, 5, 6)], CancellationToken.None);
+        await writer.Write(Statements.Delete("room-a", 2), CancellationToken.None); // row 2 stays, marked
+
+        Assert.Equal([3, 4, 5, 6], ReplayedSeqs("room-a", 1, 100, long.MaxValue));
+        Assert.Equal([3, 4], ReplayedSeqs("room-a", 1, 4, long.MaxValue));
+        Assert.Equal([4, 5], ReplayedSeqs("room-a", 4, 6, 2));
+        Assert.Equal([1], ReplayedSeqs("room-b", 0, 9, 10));
+        Assert.Empty(ReplayedSeqs("room-c", 0, 9, 10));
+    }
+
+    private List<long> ReplayedSeqs(string persistenceId, long from, long to, long max)
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = Statements.Replay(connection, persistenceId, from, to, max);
+        using var reader = command.ExecuteReader();
+        var seqs = new List<long>();
+        while (reader.Read())
+            seqs.Add(reader.GetInt64(1));
+        return seqs;
+    }
+
     private List<(string Room, long Seq, bool Deleted)> RowsWithDeleted()
     {
         using var connection = new SqliteConnection(_connectionString);
