@@ -21,9 +21,9 @@ namespace TradeRoom.Actors.Storage;
 /// <c>persistence.postgresql.group-commit</c>). The plugin's own path costs
 /// about 0.2 ms of CPU per transaction (linq2db building the statement, a connection per write, its stream queue) and
 /// finds only a few rows waiting each time, which made the store cost ~7× the CPU per event of the memory provider;
-/// here a transaction costs a prepared statement per row and takes every room's waiting rows. Everything else (tables
-/// and their creation, reads, recovery) is the plugin's, and the rows are those its serializer makes, so it reads them
-/// as its own.
+/// here a transaction costs a prepared statement per row and takes every room's waiting rows. A room's replay is one
+/// plain query too (<see cref="ReplayMessagesAsync"/>). The tables and their creation, and the highest-seq read, are
+/// the plugin's, and the rows are those its serializer makes, so it reads them as its own.
 /// </summary>
 public sealed class GroupCommitJournal : SqlWriteJournal
 {
