@@ -11,8 +11,9 @@ namespace TradeRoom.Actors.Storage;
 /// Akka.Persistence.Sql's snapshot store with its writes (saves and deletes) going through the journal's
 /// <see cref="JournalWriter"/> (<c>persistence.*.group-commit</c>), so the database has one writer: on SQLite a snapshot
 /// written on a connection of its own held the file's lock while the events of every room waited, asleep in SQLite's
-/// busy handler, for up to seconds; on PostgreSQL it is one round trip fewer per snapshot and delete. The rows are those the plugin's serializer makes, in its table, so it
-/// loads them as its own; loading is ours too (<see cref="LoadAsync"/>), with the plugin's deserializer.
+/// busy handler, for up to seconds; on PostgreSQL it is one round trip fewer per snapshot and delete. The rows are
+/// those the plugin's serializer makes, in its table; loading is a plain query too (<see cref="LoadAsync"/>), read
+/// with the plugin's deserializer.
 /// </summary>
 public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
 {
@@ -64,9 +65,9 @@ public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
             await connection.OpenAsync(cancellationToken);
             await using var command = connection.CreateCommand();
             command.CommandText = _loadSql;
-            AddValue(command, persistenceId);
-            AddValue(command, criteria.MaxSequenceNr);
-            AddValue(command, criteria.MaxTimeStamp.Ticks);
+            StoreStatement.AddValue(command, persistenceId);
+            StoreStatement.AddValue(command, criteria.MaxSequenceNr);
+            StoreStatement.AddValue(command, criteria.MaxTimeStamp.Ticks);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             if (!await reader.ReadAsync(cancellationToken))
                 return null;
@@ -81,14 +82,6 @@ public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
             };
             return (SelectedSnapshot?)_serializer.Deserialize(row).Get();
         }, cancellationToken);
-
-    private static void AddValue(System.Data.Common.DbCommand command, object value)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = "@p" + command.Parameters.Count;
-        parameter.Value = value;
-        command.Parameters.Add(parameter);
-    }
 
     protected override Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
     {

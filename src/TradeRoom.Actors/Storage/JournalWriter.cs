@@ -259,6 +259,15 @@ public sealed class StoreStatement(string sql, params DbType[] types)
         return command;
     }
 
+    /// <summary>Adds the next parameter (<c>@p0</c>, <c>@p1</c>, …) of a one-off command (a read), its type taken from <paramref name="value"/>.</summary>
+    public static void AddValue(DbCommand command, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "@p" + command.Parameters.Count;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
     /// <summary><paramref name="identifier"/> quoted for SQL.</summary>
     public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
@@ -269,8 +278,8 @@ public sealed class StoreStatement(string sql, params DbType[] types)
 /// <summary>
 /// The statements of Akka.Persistence.Sql's journal table that <see cref="GroupCommitJournal"/> runs itself, with the
 /// table and column names of its table mapping: the <c>INSERT</c> of one row, with the same values its own write path
-/// stores (<see cref="JournalRow"/> as its serializer makes it), and the delete of the rows a snapshot covers, which
-/// leaves the table as its own delete does. So its reads, recovery and deletes find the rows as if it had written them.
+/// stores (<see cref="JournalRow"/> as its serializer makes it), the delete of the rows a snapshot covers, which
+/// leaves the table as its own delete does, and a room's replay. So the plugin and the server read each other's rows.
 /// </summary>
 public sealed class JournalStatements
 {
@@ -314,17 +323,15 @@ public sealed class JournalStatements
                      $"WHERE {pid} = @p0 AND {seq} >= @p1 AND {seq} <= @p2 AND {deleted} = FALSE ORDER BY {seq} LIMIT @p3";
     }
 
-    public string InsertSql => _insert.Sql;
-
     /// <summary>The events of <paramref name="persistenceId"/> from one seq to another (both included), not deleted, in order, at most <paramref name="max"/>.</summary>
     public DbCommand Replay(DbConnection connection, string persistenceId, long fromSequenceNr, long toSequenceNr, long max)
     {
         var command = connection.CreateCommand();
         command.CommandText = _replaySql;
-        AddValue(command, persistenceId);
-        AddValue(command, fromSequenceNr);
-        AddValue(command, toSequenceNr);
-        AddValue(command, max);
+        StoreStatement.AddValue(command, persistenceId);
+        StoreStatement.AddValue(command, fromSequenceNr);
+        StoreStatement.AddValue(command, toSequenceNr);
+        StoreStatement.AddValue(command, max);
         return command;
     }
 
@@ -340,13 +347,6 @@ public sealed class JournalStatements
             reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetInt64(7));
     }
 
-    private static void AddValue(DbCommand command, object value)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = "@p" + command.Parameters.Count;
-        parameter.Value = value;
-        command.Parameters.Add(parameter);
-    }
 
     /// <summary>The insert of <paramref name="row"/>.</summary>
     public StoreStep Insert(JournalRow row)
