@@ -288,6 +288,7 @@ public sealed class JournalStatements
     private readonly StoreStatement _markDeleted;
     private readonly StoreStatement _deleteBelow;
     private readonly string _replaySql;
+    private readonly string _highestSql;
 
     /// <summary>For the journal table of <paramref name="config"/>, which must keep tags as CSV in the row (<c>tag-write-mode = Csv</c>).</summary>
     public JournalStatements(JournalConfig config)
@@ -317,10 +318,20 @@ public sealed class JournalStatements
         _markDeleted = new StoreStatement($"UPDATE {name} SET {deleted} = @p2 WHERE {pid} = @p0 AND {seq} = {highest}",
             DbType.String, DbType.Int64, DbType.Boolean);
         _deleteBelow = new StoreStatement($"DELETE FROM {name} WHERE {pid} = @p0 AND {seq} < {highest}", DbType.String, DbType.Int64);
+        _highestSql = $"SELECT MAX({seq}) FROM {name} WHERE {pid} = @p0";
         var writerUuid = _writerUuid ? StoreStatement.Quote(c.WriterUuid) : "NULL";
         _replaySql = $"SELECT {pid}, {seq}, {deleted}, {StoreStatement.Quote(c.Message)}, {StoreStatement.Quote(c.Manifest)}, " +
                      $"{StoreStatement.Quote(c.Identifier)}, {writerUuid}, {StoreStatement.Quote(c.Created)} FROM {name} " +
                      $"WHERE {pid} = @p0 AND {seq} >= @p1 AND {seq} <= @p2 AND {deleted} = FALSE ORDER BY {seq} LIMIT @p3";
+    }
+
+    /// <summary>The highest seq of <paramref name="persistenceId"/>'s rows (NULL when it has none).</summary>
+    public DbCommand HighestSeq(DbConnection connection, string persistenceId)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = _highestSql;
+        StoreStatement.AddValue(command, persistenceId);
+        return command;
     }
 
     /// <summary>The events of <paramref name="persistenceId"/> from one seq to another (both included), not deleted, in order, at most <paramref name="max"/>.</summary>

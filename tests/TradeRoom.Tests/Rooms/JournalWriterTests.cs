@@ -267,6 +267,22 @@ public sealed class JournalWriterTests : IDisposable
         Assert.Empty(ReplayedSeqs("room-c", 0, 9, 10));
     }
 
+    [Fact]
+    public async Task The_highest_seq_counts_the_row_a_delete_keeps_and_is_null_for_a_room_without_rows()
+    {
+        using var writer = NewWriter();
+        _gate.Set();
+        await writer.Write(Rows("a", 1, 2, 3), CancellationToken.None);
+        await writer.Write(Statements.Delete("room-a", 3), CancellationToken.None);
+
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using (var highest = Statements.HighestSeq(connection, "room-a"))
+            Assert.Equal(3L, highest.ExecuteScalar()); // the room's seq survives the delete of all its events
+        using (var none = Statements.HighestSeq(connection, "room-z"))
+            Assert.Equal(DBNull.Value, none.ExecuteScalar());
+    }
+
     private List<long> ReplayedSeqs(string persistenceId, long from, long to, long max)
     {
         using var connection = new SqliteConnection(_connectionString);
