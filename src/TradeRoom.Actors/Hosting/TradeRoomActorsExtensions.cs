@@ -33,8 +33,8 @@ public static class TradeRoomActorsExtensions
             builder.WithSqlPersistence(persistence.ConnectionString, persistence.LinqToDbProvider, autoInitialize: true);
         if (persistence.GroupCommit)
         {
-            // The plugin's journal and snapshot store with one writer for both (their tables, reads and recovery stay
-            // the plugin's).
+            // The plugin's journal and snapshot store with one writer for both, and their recovery reads as plain
+            // queries (the tables and the rows' format stay the plugin's).
             var groupCommit = new GroupCommitSetup(persistence, metrics);
             builder.AddSetup(groupCommit);
             builder.AddHocon($"akka.persistence.journal.sql.class = \"{ClassName<GroupCommitJournal>()}\"\n" +

@@ -93,11 +93,9 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             await write.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
         // The highest of all the room's rows, the one a delete keeps marked included: Akka's fromSequenceNr is only a
-        // hint where to start looking, and with the index this is one lookup. Off the journal's actor, as the replay.
-        return await Task.Run(async () =>
+        // hint where to start looking, and with the index this is one lookup.
+        return await _setup.ReadAsync(async connection =>
         {
-            await using var connection = _setup.NewConnection();
-            await connection.OpenAsync(cancellationToken);
             await using var command = _statements.HighestSeq(connection, persistenceId);
             return await command.ExecuteScalarAsync(cancellationToken) is { } highest and not DBNull
                 ? Convert.ToInt64(highest, System.Globalization.CultureInfo.InvariantCulture)
@@ -106,8 +104,8 @@ public sealed class GroupCommitJournal : SqlWriteJournal
     }
 
     /// <summary>
-    /// A room's events for its recovery, read with one plain query on a pooled connection, off the journal's actor
-    /// (Microsoft.Data.Sqlite runs "async" calls synchronously; the callback only tells the room). The plugin's replay
+    /// A room's events for its recovery, read with one plain query (<see cref="GroupCommitSetup.ReadAsync{T}"/>; the
+    /// callback only tells the room, so it may run off the journal's actor). The plugin's replay
     /// (an Akka.Streams source over linq2db queries) compiled about ten methods per room as it recovered (measured with
     /// dotnet-counters: 1,000 to 3,000 methods a second for as long as rooms recovered one after another).
     /// </summary>
@@ -117,15 +115,14 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         if (max <= 0 || toSequenceNr < fromSequenceNr)
             return Task.CompletedTask;
         var serialization = context.System.Serialization;
-        return Task.Run(async () =>
+        return _setup.ReadAsync(async connection =>
         {
-            await using var connection = _setup.NewConnection();
-            await connection.OpenAsync();
             await using var command = _statements.Replay(connection, persistenceId, fromSequenceNr, toSequenceNr, max);
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
                 recoveryCallback(_statements.ReadEvent(reader, serialization));
-        });
+            return true;
+        }, CancellationToken.None);
     }
 
     protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
@@ -165,40 +162,41 @@ public sealed class GroupCommitSetup : Setup
     }
 
     /// <summary>
-    /// A new connection, not yet open, from the provider's pool: for reads. On PostgreSQL the same few statements run
-    /// again and again, so they are prepared on the server once (Npgsql's automatic preparation), not parsed and
-    /// planned anew each time.
+    /// Runs <paramref name="read"/> on an open connection from the provider's pool, off the calling actor:
+    /// Microsoft.Data.Sqlite runs its "async" calls synchronously, so on the journal's or the snapshot store's actor
+    /// every room's read waited for the one before it.
     /// </summary>
-    public DbConnection NewConnection() => _persistence.Provider == PersistenceProvider.PostgreSql
+    public Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) =>
+        Task.Run(async () =>
+        {
+            await using var connection = NewConnection();
+            await connection.OpenAsync(cancellationToken);
+            return await read(connection);
+        }, cancellationToken);
+
+    /// <summary>
+    /// A new connection, not yet open, from the provider's pool. On PostgreSQL the same few statements run again and
+    /// again, so they are prepared on the server once (Npgsql's automatic preparation), not parsed and planned anew.
+    /// </summary>
+    private DbConnection NewConnection() => _persistence.Provider == PersistenceProvider.PostgreSql
         ? new NpgsqlConnection(_postgresConnectionString)
         : new SqliteConnection(_persistence.ConnectionString);
 
     /// <summary>A connection for the writer; on SQLite with the per-connection pragmas the plugin's connections get too.</summary>
     private DbConnection Connect()
     {
-        if (_persistence.Provider == PersistenceProvider.PostgreSql)
-        {
-            var postgres = NewConnection();
-            try
-            {
-                postgres.Open();
-                return postgres;
-            }
-            catch
-            {
-                postgres.Dispose();
-                throw;
-            }
-        }
-        var connection = new SqliteConnection(_persistence.ConnectionString);
+        var connection = NewConnection();
         try
         {
             connection.Open();
-            using var pragmas = connection.CreateCommand();
-            pragmas.CommandText = $"PRAGMA synchronous={_persistence.SqliteSynchronous};";
-            pragmas.ExecuteNonQuery();
-            // On a new file the journal table is made by the plugin as the journal starts, before its first write.
-            RoomStore.IndexSqliteJournal(connection);
+            if (_persistence.Provider == PersistenceProvider.Sqlite)
+            {
+                using var pragmas = connection.CreateCommand();
+                pragmas.CommandText = $"PRAGMA synchronous={_persistence.SqliteSynchronous};";
+                pragmas.ExecuteNonQuery();
+                // On a new file the journal table is made by the plugin as the journal starts, before its first write.
+                RoomStore.IndexSqliteJournal(connection);
+            }
             return connection;
         }
         catch

@@ -54,15 +54,12 @@ public sealed class GroupCommitSnapshotStore : SqlSnapshotStore
     }
 
     /// <summary>
-    /// A room's latest snapshot within <paramref name="criteria"/>, read with one plain query on a pooled connection,
-    /// off the store's actor: Microsoft.Data.Sqlite runs its "async" calls synchronously, so on the actor every room's
-    /// load (the plugin's linq2db query and the deserializing of the room's history) waited for the one before it.
+    /// A room's latest snapshot within <paramref name="criteria"/>, read with one plain query
+    /// (<see cref="GroupCommitSetup.ReadAsync{T}"/>) and the plugin's deserializer.
     /// </summary>
     protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
-        Task.Run(async () =>
+        _setup.ReadAsync(async connection =>
         {
-            await using var connection = _setup.NewConnection();
-            await connection.OpenAsync(cancellationToken);
             await using var command = connection.CreateCommand();
             command.CommandText = _loadSql;
             StoreStatement.AddValue(command, persistenceId);

@@ -236,8 +236,7 @@ public sealed class StoreStatement(string sql, params DbType[] types)
 
     public void Bind(DbCommand command, object?[] values)
     {
-        if (values.Length != types.Length)
-            throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
+        CheckCount(values);
         for (var i = 0; i < values.Length; i++)
             command.Parameters[i].Value = values[i] ?? DBNull.Value;
     }
@@ -245,8 +244,7 @@ public sealed class StoreStatement(string sql, params DbType[] types)
     /// <summary>The statement with <paramref name="values"/> as a command of <paramref name="batch"/>.</summary>
     public DbBatchCommand BatchCommand(DbBatch batch, object?[] values)
     {
-        if (values.Length != types.Length)
-            throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
+        CheckCount(values);
         var command = batch.CreateBatchCommand();
         command.CommandText = _positionalSql;
         for (var i = 0; i < values.Length; i++)
@@ -257,6 +255,12 @@ public sealed class StoreStatement(string sql, params DbType[] types)
             command.Parameters.Add(parameter);
         }
         return command;
+    }
+
+    private void CheckCount(object?[] values)
+    {
+        if (values.Length != types.Length)
+            throw new ArgumentException($"the statement takes {types.Length} values, not {values.Length}: {Sql}");
     }
 
     /// <summary>Adds the next parameter (<c>@p0</c>, <c>@p1</c>, …) of a one-off command (a read), its type taken from <paramref name="value"/>.</summary>

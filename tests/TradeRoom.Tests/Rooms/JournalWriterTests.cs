@@ -97,16 +97,22 @@ public sealed class JournalWriterTests : IDisposable
         WriterUuid = "w",
     })).ToArray();
 
-    private List<(string Room, long Seq)> StoredRows()
+    private List<(string Room, long Seq)> StoredRows() =>
+        Query("SELECT persistence_id, sequence_number FROM journal ORDER BY ordering",
+            reader => (reader.GetString(0)["room-".Length..], reader.GetInt64(1)));
+
+    /// <summary>Each row of <paramref name="sql"/> (or of the command <paramref name="make"/> makes), read by <paramref name="read"/>.</summary>
+    private List<T> Query<T>(string? sql, Func<SqliteDataReader, T> read, Func<SqliteConnection, System.Data.Common.DbCommand>? make = null)
     {
         using var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT persistence_id, sequence_number FROM journal ORDER BY ordering";
-        using var reader = command.ExecuteReader();
-        var rows = new List<(string, long)>();
+        using var command = make?.Invoke(connection) ?? connection.CreateCommand();
+        if (sql is not null)
+            command.CommandText = sql;
+        using var reader = (SqliteDataReader)command.ExecuteReader();
+        var rows = new List<T>();
         while (reader.Read())
-            rows.Add((reader.GetString(0)["room-".Length..], reader.GetInt64(1)));
+            rows.Add(read(reader));
         return rows;
     }
 
@@ -283,28 +289,10 @@ public sealed class JournalWriterTests : IDisposable
             Assert.Equal(DBNull.Value, none.ExecuteScalar());
     }
 
-    private List<long> ReplayedSeqs(string persistenceId, long from, long to, long max)
-    {
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var command = Statements.Replay(connection, persistenceId, from, to, max);
-        using var reader = command.ExecuteReader();
-        var seqs = new List<long>();
-        while (reader.Read())
-            seqs.Add(reader.GetInt64(1));
-        return seqs;
-    }
+    private List<long> ReplayedSeqs(string persistenceId, long from, long to, long max) =>
+        Query(null, reader => reader.GetInt64(1), connection => Statements.Replay(connection, persistenceId, from, to, max));
 
-    private List<(string Room, long Seq, bool Deleted)> RowsWithDeleted()
-    {
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT persistence_id, sequence_number, deleted FROM journal ORDER BY persistence_id, sequence_number";
-        using var reader = command.ExecuteReader();
-        var rows = new List<(string, long, bool)>();
-        while (reader.Read())
-            rows.Add((reader.GetString(0)["room-".Length..], reader.GetInt64(1), reader.GetBoolean(2)));
-        return rows;
-    }
+    private List<(string Room, long Seq, bool Deleted)> RowsWithDeleted() =>
+        Query("SELECT persistence_id, sequence_number, deleted FROM journal ORDER BY persistence_id, sequence_number",
+            reader => (reader.GetString(0)["room-".Length..], reader.GetInt64(1), reader.GetBoolean(2)));
 }
