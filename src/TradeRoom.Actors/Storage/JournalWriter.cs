@@ -157,14 +157,40 @@ public sealed class JournalWriter : IDisposable
     {
         using var commands = _connection!.CreateBatch();
         commands.Transaction = transaction;
+        // Consecutive steps of a statement that has an array form (the journal's insert: every room's events in a
+        // row) go as one command, in their order; the others one command each.
+        StoreStatement? run = null;
+        var rows = new List<object?[]>();
         foreach (var write in batch)
         {
             if (write.Done.Task.IsCompleted)
                 continue;
             foreach (var step in write.Steps)
-                commands.BatchCommands.Add(step.Statement.BatchCommand(commands, step.Values));
+            {
+                if (step.Statement != run)
+                    EndRun();
+                if (step.Statement.ArraySql is null)
+                {
+                    commands.BatchCommands.Add(step.Statement.BatchCommand(commands, step.Values));
+                }
+                else
+                {
+                    run = step.Statement;
+                    rows.Add(step.Values);
+                }
+            }
         }
+        EndRun();
         commands.ExecuteNonQuery();
+
+        void EndRun()
+        {
+            if (run is null)
+                return;
+            commands.BatchCommands.Add(run.ArrayBatchCommand(commands, rows));
+            run = null;
+            rows.Clear();
+        }
     }
 
     private DbCommand Prepared(StoreStatement statement)
@@ -214,6 +240,14 @@ public sealed class StoreStatement(string sql, params DbType[] types)
 {
     public string Sql { get; } = sql;
 
+    /// <summary>
+    /// Optionally, the same statement for many rows at once (PostgreSQL only): its parameters <c>$1</c>, <c>$2</c>, …
+    /// are arrays, one per parameter of <see cref="Sql"/>, holding the rows' values in order (<c>unnest</c>). A batch
+    /// of 1,000 rows is then one statement for the server to run instead of 1,000, and 8 parameters for Npgsql to
+    /// write instead of 8,000.
+    /// </summary>
+    public string? ArraySql { get; init; }
+
     // In a batch the parameters are positional ($1, $2, …, unnamed): Npgsql then sends the text as it is, where named
     // ones make it parse and rewrite every command's text.
     private readonly string _positionalSql = System.Text.RegularExpressions.Regex.Replace(sql, @"@p(\d+)",
@@ -256,6 +290,47 @@ public sealed class StoreStatement(string sql, params DbType[] types)
         }
         return command;
     }
+
+    /// <summary>The statement's <see cref="ArraySql"/> for <paramref name="rows"/> as a command of <paramref name="batch"/>.</summary>
+    public DbBatchCommand ArrayBatchCommand(DbBatch batch, IReadOnlyList<object?[]> rows)
+    {
+        var command = batch.CreateBatchCommand();
+        command.CommandText = ArraySql ?? throw new InvalidOperationException($"the statement has no array form: {Sql}");
+        for (var i = 0; i < types.Length; i++)
+        {
+            var column = Array.CreateInstance(ElementType(types[i]), rows.Count);
+            for (var row = 0; row < rows.Count; row++)
+            {
+                CheckCount(rows[row]);
+                column.SetValue(rows[row][i], row);
+            }
+            var parameter = command.CreateParameter();
+            parameter.Value = column;
+            command.Parameters.Add(parameter);
+        }
+        return command;
+    }
+
+    /// <summary>The SQL name of an array of values of <paramref name="type"/>, for the casts of an <see cref="ArraySql"/>.</summary>
+    public static string ArrayTypeName(DbType type) => type switch
+    {
+        DbType.Int64 => "bigint[]",
+        DbType.Int32 => "integer[]",
+        DbType.Boolean => "boolean[]",
+        DbType.String => "text[]",
+        DbType.Binary => "bytea[]",
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no array form for this type"),
+    };
+
+    private static Type ElementType(DbType type) => type switch
+    {
+        DbType.Int64 => typeof(long),
+        DbType.Int32 => typeof(int),
+        DbType.Boolean => typeof(bool),
+        DbType.String => typeof(string),
+        DbType.Binary => typeof(byte[]),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no array form for this type"),
+    };
 
     private void CheckCount(object?[] values)
     {
@@ -313,8 +388,14 @@ public sealed class JournalStatements
             types.Add(DbType.String);
         }
         var name = StoreStatement.Table(config.TableConfig.SchemaName, table.Name);
-        _insert = new StoreStatement($"INSERT INTO {name} ({string.Join(", ", columns.Select(StoreStatement.Quote))}) " +
-                                     $"VALUES ({string.Join(", ", Enumerable.Range(0, columns.Count).Select(i => "@p" + i))})", types.ToArray());
+        var into = $"INSERT INTO {name} ({string.Join(", ", columns.Select(StoreStatement.Quote))}) ";
+        _insert = new StoreStatement(into + $"VALUES ({string.Join(", ", Enumerable.Range(0, columns.Count).Select(i => "@p" + i))})", types.ToArray())
+        {
+            // In the arrays' order, so that the table's ordering column numbers the rows as the rows' own inserts would.
+            ArraySql = into + $"SELECT {string.Join(", ", columns.Select((_, i) => "v" + i))} " +
+                       $"FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{StoreStatement.ArrayTypeName(t)}"))}) " +
+                       $"WITH ORDINALITY AS v({string.Join(", ", columns.Select((_, i) => "v" + i))}, n) ORDER BY n",
+        };
         // The plugin's delete keeps the highest row it deletes, marked deleted, so the room's highest seq stays
         // readable; replay skips it. Here only that row is marked, and the rows below it deleted: the same table after.
         var (pid, seq, deleted) = (StoreStatement.Quote(c.PersistenceId), StoreStatement.Quote(c.SequenceNumber), StoreStatement.Quote(c.Deleted));

@@ -4,60 +4,43 @@ using Akka.Persistence.Sql;
 using Akka.Persistence.Sql.Config;
 using Akka.Persistence.Sql.Journal.Types;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using TradeRoom.Actors.Storage;
 using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Rooms;
 
 /// <summary>
-/// <see cref="JournalWriter"/>, the journal's group commit, against a real SQLite file with Akka.Persistence.Sql's
-/// journal table. Its first connection is held at a gate, so the test knows a transaction is under way while it hands
-/// over the writes that must wait for the next one.
+/// <see cref="JournalWriter"/>, the journal's group commit, against a real database with Akka.Persistence.Sql's
+/// journal table: a SQLite file (each row its own prepared statement) and PostgreSQL (one batch per transaction, a
+/// room's consecutive rows as one array insert). Its first connection is held at a gate, so the test knows a
+/// transaction is under way while it hands over the writes that must wait for the next one.
 /// </summary>
-public sealed class JournalWriterTests : IDisposable
+public abstract class JournalWriterTests : IAsyncLifetime
 {
-    // The table as Akka.Persistence.Sql creates it on SQLite (default mapping, tag-write-mode Csv, writer uuid).
-    private const string JournalTable = """
-        CREATE TABLE [journal]
-        (
-            [ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
-            [created]         INTEGER        NOT NULL,
-            [deleted]         Bit            NOT NULL,
-            [persistence_id]  NVarChar(255)  NOT NULL,
-            [sequence_number] INTEGER        NOT NULL,
-            [message]         VarBinary      NOT NULL,
-            [tags]            NVarChar(100)      NULL,
-            [manifest]        NVarChar(500)      NULL,
-            [identifier]      INTEGER            NULL,
-            [writer_uuid]     NVarChar(128)      NULL
-        );
-        """;
-
-    private readonly string _folder = TestDatabase.NewSqliteFolder();
-    private readonly string _connectionString;
     private readonly ManualResetEventSlim _gate = new(initialState: false);
     private readonly ManualResetEventSlim _atGate = new(initialState: false);
     private readonly List<int> _transactions = [];
     private int _connects;
 
-    public JournalWriterTests()
-    {
-        _connectionString = $"Data Source={Path.Combine(_folder, "journal.db")};Default Timeout=1";
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, JournalTable);
-    }
+    /// <summary>Creates the journal table (as the plugin does on this database) in a new, empty database.</summary>
+    public abstract Task InitializeAsync();
 
-    public void Dispose()
+    public virtual Task DisposeAsync()
     {
         _gate.Set();
-        SqliteConnection.ClearAllPools();
-        TestDatabase.Delete(_folder);
+        return Task.CompletedTask;
     }
 
-    private static void Execute(SqliteConnection connection, string sql)
+    /// <summary>A new, open connection to the test's database.</summary>
+    protected abstract DbConnection Open();
+
+    /// <summary>Makes the database refuse, within a transaction, every insert of <paramref name="persistenceId"/>'s rows.</summary>
+    protected abstract string RefuseInsertsOf(string persistenceId);
+
+    protected void Execute(string sql)
     {
+        using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
@@ -80,9 +63,7 @@ public sealed class JournalWriterTests : IDisposable
             _atGate.Set();
             _gate.Wait();
         }
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
+        return Open();
     }
 
     private static StoreStep[] Rows(string room, params long[] seqs) => seqs.Select(seq => Statements.Insert(new JournalRow
@@ -102,14 +83,13 @@ public sealed class JournalWriterTests : IDisposable
             reader => (reader.GetString(0)["room-".Length..], reader.GetInt64(1)));
 
     /// <summary>Each row of <paramref name="sql"/> (or of the command <paramref name="make"/> makes), read by <paramref name="read"/>.</summary>
-    private List<T> Query<T>(string? sql, Func<SqliteDataReader, T> read, Func<SqliteConnection, System.Data.Common.DbCommand>? make = null)
+    private List<T> Query<T>(string? sql, Func<DbDataReader, T> read, Func<DbConnection, DbCommand>? make = null)
     {
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
+        using var connection = Open();
         using var command = make?.Invoke(connection) ?? connection.CreateCommand();
         if (sql is not null)
             command.CommandText = sql;
-        using var reader = (SqliteDataReader)command.ExecuteReader();
+        using var reader = command.ExecuteReader();
         var rows = new List<T>();
         while (reader.Read())
             rows.Add(read(reader));
@@ -148,15 +128,8 @@ public sealed class JournalWriterTests : IDisposable
     [Fact]
     public async Task A_failed_transaction_fails_exactly_its_writes_stores_none_of_their_rows_and_the_next_is_stored()
     {
-        using (var connection = new SqliteConnection(_connectionString))
-        {
-            connection.Open();
-            // A real failure of the engine in the middle of a transaction, for one room's row only.
-            Execute(connection, """
-                CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.persistence_id = 'room-broken'
-                BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;
-                """);
-        }
+        // A real failure of the engine in the middle of a transaction, for one room's row only.
+        var failure = RefuseInsertsOf("room-broken");
         using var writer = NewWriter();
         var first = writer.Write(Rows("a", 1), CancellationToken.None);
         Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
@@ -166,9 +139,9 @@ public sealed class JournalWriterTests : IDisposable
         _gate.Set();
         await first;
 
-        var error = await Assert.ThrowsAsync<SqliteException>(() => refused);
-        Assert.Contains("disk full (simulated)", error.Message);
-        Assert.Same(error, await Assert.ThrowsAsync<SqliteException>(() => sameBatchGood));
+        var error = await Assert.ThrowsAnyAsync<DbException>(() => refused);
+        Assert.Contains(failure, error.Message);
+        Assert.Same(error, await Assert.ThrowsAnyAsync<DbException>(() => sameBatchGood));
 
         // The next transaction, on a new connection, is stored, and room a goes on from where its store is.
         await writer.Write(Rows("a", 2), CancellationToken.None);
@@ -259,6 +232,29 @@ public sealed class JournalWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task A_delete_between_inserts_of_one_transaction_runs_in_its_place()
+    {
+        using var writer = NewWriter();
+        var first = writer.Write(Rows("z", 1), CancellationToken.None);
+        Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
+        // One transaction: rows 1-3 of room a, its delete up to 5, rows 4-5 and room b's rows (on PostgreSQL the
+        // inserts on either side of the delete are array inserts of their own).
+        var writes = new[]
+        {
+            writer.Write(Rows("a", 1, 2, 3), CancellationToken.None),
+            writer.Write(Statements.Delete("room-a", 5), CancellationToken.None),
+            writer.Write([.. Rows("a", 4, 5), .. Rows("b", 1)], CancellationToken.None),
+        };
+        _gate.Set();
+        await first;
+        await Task.WhenAll(writes);
+
+        Assert.Equal([1, 8], Transactions()); // 6 rows and the delete's 2 statements
+        // Run in its place, the delete found rows 1-3: it kept 3, marked, and the rows after it are not deleted.
+        Assert.Equal([("a", 3, true), ("a", 4, false), ("a", 5, false), ("b", 1, false), ("z", 1, false)], RowsWithDeleted());
+    }
+
+    [Fact]
     public async Task Replay_reads_a_room_s_rows_in_the_range_in_order_skipping_the_deleted_one_and_at_most_max()
     {
         using var writer = NewWriter();
@@ -281,10 +277,9 @@ public sealed class JournalWriterTests : IDisposable
         await writer.Write(Rows("a", 1, 2, 3), CancellationToken.None);
         await writer.Write(Statements.Delete("room-a", 3), CancellationToken.None);
 
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
+        using var connection = Open();
         using (var highest = Statements.HighestSeq(connection, "room-a"))
-            Assert.Equal(3L, highest.ExecuteScalar()); // the room's seq survives the delete of all its events
+            Assert.Equal(3L, Convert.ToInt64(highest.ExecuteScalar())); // the room's seq survives the delete of all its events
         using (var none = Statements.HighestSeq(connection, "room-z"))
             Assert.Equal(DBNull.Value, none.ExecuteScalar());
     }
@@ -295,4 +290,111 @@ public sealed class JournalWriterTests : IDisposable
     private List<(string Room, long Seq, bool Deleted)> RowsWithDeleted() =>
         Query("SELECT persistence_id, sequence_number, deleted FROM journal ORDER BY persistence_id, sequence_number",
             reader => (reader.GetString(0)["room-".Length..], reader.GetInt64(1), reader.GetBoolean(2)));
+}
+
+public sealed class SqliteJournalWriterTests : JournalWriterTests
+{
+    // The table as Akka.Persistence.Sql creates it on SQLite (default mapping, tag-write-mode Csv, writer uuid).
+    private const string JournalTable = """
+        CREATE TABLE [journal]
+        (
+            [ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
+            [created]         INTEGER        NOT NULL,
+            [deleted]         Bit            NOT NULL,
+            [persistence_id]  NVarChar(255)  NOT NULL,
+            [sequence_number] INTEGER        NOT NULL,
+            [message]         VarBinary      NOT NULL,
+            [tags]            NVarChar(100)      NULL,
+            [manifest]        NVarChar(500)      NULL,
+            [identifier]      INTEGER            NULL,
+            [writer_uuid]     NVarChar(128)      NULL
+        );
+        """;
+
+    private readonly string _folder = TestDatabase.NewSqliteFolder();
+    private string _connectionString = null!;
+
+    public override Task InitializeAsync()
+    {
+        _connectionString = $"Data Source={Path.Combine(_folder, "journal.db")};Default Timeout=1";
+        Execute("PRAGMA journal_mode=WAL;");
+        Execute(JournalTable);
+        return Task.CompletedTask;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        TestDatabase.Delete(_folder);
+    }
+
+    protected override DbConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    protected override string RefuseInsertsOf(string persistenceId)
+    {
+        Execute($"""
+            CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.persistence_id = '{persistenceId}'
+            BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;
+            """);
+        return "disk full (simulated)";
+    }
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresJournalWriterTests(PostgresServer postgres) : JournalWriterTests
+{
+    // The table and index as Akka.Persistence.Sql creates them on PostgreSQL (default mapping, tag-write-mode Csv, writer uuid).
+    private const string JournalTable = """
+        CREATE TABLE journal
+        (
+            ordering        BIGSERIAL     NOT NULL PRIMARY KEY,
+            created         BIGINT        NOT NULL,
+            deleted         BOOLEAN       NOT NULL,
+            persistence_id  VARCHAR(255)  NOT NULL,
+            sequence_number BIGINT        NOT NULL,
+            message         BYTEA         NOT NULL,
+            tags            VARCHAR(100)      NULL,
+            manifest        VARCHAR(500)      NULL,
+            identifier      INTEGER           NULL,
+            writer_uuid     VARCHAR(128)      NULL
+        );
+        CREATE UNIQUE INDEX journal_persistence_id_sequence_number_idx ON journal (persistence_id, sequence_number);
+        """;
+
+    private string _connectionString = null!;
+
+    public override async Task InitializeAsync()
+    {
+        _connectionString = await postgres.CreateDatabaseAsync();
+        Execute(JournalTable);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    protected override DbConnection Open()
+    {
+        var connection = new NpgsqlConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    protected override string RefuseInsertsOf(string persistenceId)
+    {
+        Execute($"""
+            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
+            CREATE TRIGGER refuse BEFORE INSERT ON journal FOR EACH ROW WHEN (NEW.persistence_id = '{persistenceId}') EXECUTE FUNCTION refuse();
+            """);
+        return "disk full (simulated)";
+    }
 }
