@@ -108,6 +108,20 @@ public sealed class RoomStore(PersistenceSettings settings)
         return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) > 0;
     }
 
+    /// <summary>Whether a connection to the database opens now.</summary>
+    public async Task<bool> CanConnectAsync()
+    {
+        try
+        {
+            await using var connection = await OpenAsync(CancellationToken.None);
+            return true;
+        }
+        catch (DbException)
+        {
+            return false;
+        }
+    }
+
     private async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
         DbConnection connection = settings.Provider switch

@@ -32,6 +32,19 @@ public abstract class DurableRoomTests
         server.GetJsonAsync("/api/health").ContinueWith(t => t.Result.Json.GetProperty("rooms").GetInt32());
 
     [Fact]
+    public async Task The_journal_and_the_snapshot_store_start_with_the_server_before_any_room_is_used()
+    {
+        await using var server = await StartAsync();
+        // Their start creates their tables: here on a fresh database where no room has been used yet. (Started with
+        // the first room instead, they made the first subscriber after a restart wait for them.)
+        var tables = Provider == "sqlite"
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'snapshot')"
+            : "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('journal', 'snapshot')";
+        await Eventually.MatchAsync(() => ScalarAsync(server, tables), count => count == 2, "both tables exist", TimeSpan.FromSeconds(15));
+        Assert.Equal(0, (await server.GetJsonAsync("/api/health")).Json.GetProperty("rooms").GetInt32());
+    }
+
+    [Fact]
     public async Task A_room_stopped_for_idleness_comes_back_with_its_epoch_seq_state_and_history()
     {
         await using var server = await StartAsync("traderoom.rooms { idle-timeout = 1s, empty-room-timeout = 1s }");
