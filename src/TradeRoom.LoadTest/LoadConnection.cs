@@ -20,6 +20,9 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
     private const int BufferSize = 16 * 1024;
     private Socket? _socket;
     private SslStream? _tls;  // wss:// only: every read and write then goes through it
+    // Opened with synchronous calls only, to be read by EpollReceivers (whose Close or ReadOnce ends Done).
+    private bool _synchronous;
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[] _buffer = new byte[BufferSize];
     private int _start;
     private int _end;
@@ -36,16 +39,27 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
     public int? CloseCode { get; private set; }
     public string? Failure { get; private set; }
 
-    /// <summary>Connects (over TLS for wss://, checking the certificate with <paramref name="validate"/> or the system's trust), authenticates and subscribes; throws <see cref="LoadTestException"/> with the reason on failure.</summary>
-    public async Task OpenAsync(Uri ws, IPAddress source, string token, RemoteCertificateValidationCallback? validate, CancellationToken cancellationToken)
+    /// <summary>
+    /// Connects (over TLS for wss://, checking the certificate with <paramref name="validate"/> or the system's trust), authenticates and subscribes; throws <see cref="LoadTestException"/> with the reason on failure.
+    /// With <paramref name="forEpoll"/> (plaintext only) every call is synchronous, so run it on a thread of its own,
+    /// and the socket is left non-blocking for <see cref="EpollReceivers"/>.
+    /// </summary>
+    public async Task OpenAsync(Uri ws, IPAddress source, string token, RemoteCertificateValidationCallback? validate, bool forEpoll,
+        CancellationToken cancellationToken)
     {
         var remote = new IPEndPoint((await Dns.GetHostAddressesAsync(ws.Host, cancellationToken))
             .First(a => a.AddressFamily == AddressFamily.InterNetwork), ws.Port);
         _socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         _socket.Bind(new IPEndPoint(source, 0));
+        _synchronous = forEpoll && ws.Scheme != "wss";
+        if (_synchronous)
+            _socket.SendTimeout = _socket.ReceiveTimeout = (int)OpenTimeout.TotalMilliseconds;
         try
         {
-            await _socket.ConnectAsync(remote, cancellationToken);
+            if (_synchronous)
+                _socket.Connect(remote);
+            else
+                await _socket.ConnectAsync(remote, cancellationToken);
         }
         catch (SocketException e)
         {
@@ -90,12 +104,26 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
             if (type == "subscribed")
             {
                 SubscribedSeq = LastSeq = doc.RootElement.GetProperty("data").GetProperty("seq").GetInt64();
+                if (_synchronous)
+                    _socket.Blocking = false;
                 return;
             }
             if (type is "error" or "auth_error")
                 throw new LoadTestException($"subscribe refused: {reply}");
         }
     }
+
+    /// <summary>How long a synchronous open waits for the server at each step.</summary>
+    private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Opened for <see cref="EpollReceivers"/> (plaintext, <c>forEpoll</c>): read it there, not with <see cref="ReceiveLoopAsync"/>.</summary>
+    public bool ForEpoll => _synchronous;
+
+    /// <summary>The socket's file descriptor (for <see cref="EpollReceivers"/>).</summary>
+    public int Fd => (int)_socket!.Handle;
+
+    /// <summary>Done when the connection is over: closed by the server, failed, or closed here.</summary>
+    public Task Done => _done.Task;
 
     /// <summary>Reads frames until the socket closes or <paramref name="cancellationToken"/> fires.</summary>
     public async Task ReceiveLoopAsync(CancellationToken cancellationToken)
@@ -109,20 +137,11 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
                     await FillAsync(cancellationToken);
                     continue;
                 }
-                var payload = _buffer.AsSpan(payloadStart, payloadLength);
                 _start = payloadStart + payloadLength;
-                switch (opcode)
-                {
-                    case 0x1:
-                        OnText(payload);
-                        break;
-                    case 0x8:
-                        CloseCode = payload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(payload) : 1005;
-                        return;
-                    case 0x9:
-                        await SendFrameAsync(0xA, payload.ToArray(), cancellationToken);
-                        break;
-                }
+                if (!OnFrame(opcode, _buffer.AsSpan(payloadStart, payloadLength), out var ping))
+                    return;
+                if (ping is not null)
+                    await SendFrameAsync(0xA, ping, cancellationToken);
             }
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or ObjectDisposedException)
@@ -133,6 +152,84 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         catch (LoadTestException e)
         {
             Failure ??= e.Message;
+        }
+    }
+
+    /// <summary>
+    /// One read of what the socket holds (non-blocking, opened for <see cref="EpollReceivers"/>), and every whole frame
+    /// in it handled. False when the connection is over (<see cref="Done"/>): then it must not be read again.
+    /// </summary>
+    public bool ReadOnce()
+    {
+        try
+        {
+            Compact();
+            var read = _socket!.Receive(_buffer.AsSpan(_end), SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+                return true;
+            if (error != SocketError.Success)
+                return Finish($"receive failed: {error}");
+            if (read == 0)
+                return Finish("the server closed the connection without a close frame");
+            _end += read;
+            return HandleBufferedFrames();
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or LoadTestException)
+        {
+            return Finish(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Handles every whole frame read so far (at first, those that came with <c>subscribed</c>); false when the
+    /// connection is over. For a connection opened for <see cref="EpollReceivers"/>.
+    /// </summary>
+    public bool HandleBufferedFrames()
+    {
+        try
+        {
+            while (TryParseFrame(out var opcode, out var payloadStart, out var payloadLength))
+            {
+                _start = payloadStart + payloadLength;
+                if (!OnFrame(opcode, _buffer.AsSpan(payloadStart, payloadLength), out var ping))
+                    return Finish(null);
+                if (ping is not null)
+                    SendFrameAsync(0xA, ping, CancellationToken.None).GetAwaiter().GetResult(); // synchronous on this socket
+            }
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or LoadTestException)
+        {
+            return Finish(e.Message);
+        }
+    }
+
+    /// <summary>Ends the connection's reading, with <paramref name="failure"/> if it failed; always false (for <see cref="ReadOnce"/>).</summary>
+    public bool Finish(string? failure)
+    {
+        if (failure is not null)
+            Failure ??= failure;
+        _done.TrySetResult();
+        return false;
+    }
+
+    /// <summary>Handles one frame; false for the server's close. A ping's payload comes back in <paramref name="ping"/>, to answer.</summary>
+    private bool OnFrame(int opcode, ReadOnlySpan<byte> payload, out byte[]? ping)
+    {
+        ping = null;
+        switch (opcode)
+        {
+            case 0x1:
+                OnText(payload);
+                return true;
+            case 0x8:
+                CloseCode = payload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(payload) : 1005;
+                return false;
+            case 0x9:
+                ping = payload.ToArray();
+                return true;
+            default:
+                return true;
         }
     }
 
@@ -147,6 +244,7 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         }
         _tls?.Dispose();
         _socket?.Dispose();
+        _done.TrySetResult();
     }
 
     private void OnText(ReadOnlySpan<byte> payload)
@@ -231,16 +329,22 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
         return true;
     }
 
-    private async Task FillAsync(CancellationToken cancellationToken)
+    /// <summary>Moves the bytes not yet parsed to the buffer's start.</summary>
+    private void Compact()
     {
         if (_start > 0)
         {
             Array.Copy(_buffer, _start, _buffer, 0, _end - _start);
             (_end, _start) = (_end - _start, 0);
         }
-        var read = _tls is null
-            ? await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken)
-            : await _tls.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+    }
+
+    private async Task FillAsync(CancellationToken cancellationToken)
+    {
+        Compact();
+        var read = _tls is not null ? await _tls.ReadAsync(_buffer.AsMemory(_end), cancellationToken)
+            : _synchronous ? _socket!.Receive(_buffer.AsSpan(_end))
+            : await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
         if (read == 0)
             throw new LoadTestException("the server closed the connection without a close frame");
         _end += read;
@@ -307,10 +411,15 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
 
     private async Task SendAsync(byte[] bytes, CancellationToken cancellationToken)
     {
-        if (_tls is null)
-            await _socket!.SendAsync(bytes, SocketFlags.None, cancellationToken);
-        else
+        if (_tls is not null)
             await _tls.WriteAsync(bytes, cancellationToken);
+        else if (_synchronous)
+        {
+            if (_socket!.Send(bytes) != bytes.Length)
+                throw new LoadTestException("the socket took only part of a frame");
+        }
+        else
+            await _socket!.SendAsync(bytes, SocketFlags.None, cancellationToken);
     }
 }
 

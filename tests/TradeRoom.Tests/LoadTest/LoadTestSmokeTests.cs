@@ -45,6 +45,25 @@ public class LoadTestSmokeTests
     }
 
     [Fact]
+    public async Task The_tester_answers_the_servers_pings_so_a_run_longer_than_the_heartbeat_timeout_is_not_closed()
+    {
+        // Plaintext connections are read on the tester's epoll threads, which answer pings there; unanswered, the
+        // server would close every connection with 4000 after a second of silence.
+        await using var server = await TestServer.StartAsync("traderoom.websocket { ping-interval = 200ms, heartbeat-timeout = 1s }");
+        var result = await new LoadTestRunner(OptionsFor(server) with
+        {
+            Connections = 20,
+            Rooms = 2,
+            Rate = 5,
+            Duration = TimeSpan.FromSeconds(4),
+        }, TextWriter.Null).RunAsync();
+
+        Assert.Equal(0, result.ClosedByServer);
+        Assert.True(result.Clean, LoadTestRunner.Format(result));
+        Assert.Equal(result.DeliveriesExpected, result.Delivered);
+    }
+
+    [Fact]
     public async Task The_servers_metrics_agree_exactly_with_the_testers_own_counts()
     {
         await using var server = await TestServer.StartAsync();
