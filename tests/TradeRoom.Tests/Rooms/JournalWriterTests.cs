@@ -32,11 +32,21 @@ public abstract class JournalWriterTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    /// <summary>A new, open connection to the test's database.</summary>
-    protected abstract DbConnection Open();
+    /// <summary>A new connection to the test's database, not yet open.</summary>
+    protected abstract DbConnection NewConnection();
 
-    /// <summary>Makes the database refuse, within a transaction, every insert of <paramref name="persistenceId"/>'s rows.</summary>
-    protected abstract string RefuseInsertsOf(string persistenceId);
+    /// <summary>What the database says when it refuses a row (<see cref="RefuseInsertsOf"/>).</summary>
+    protected const string Refusal = "disk full (simulated)";
+
+    /// <summary>Makes the database refuse, within a transaction, every insert of <paramref name="persistenceId"/>'s rows with <see cref="Refusal"/>.</summary>
+    protected abstract void RefuseInsertsOf(string persistenceId);
+
+    protected DbConnection Open()
+    {
+        var connection = NewConnection();
+        connection.Open();
+        return connection;
+    }
 
     protected void Execute(string sql)
     {
@@ -129,7 +139,7 @@ public abstract class JournalWriterTests : IAsyncLifetime
     public async Task A_failed_transaction_fails_exactly_its_writes_stores_none_of_their_rows_and_the_next_is_stored()
     {
         // A real failure of the engine in the middle of a transaction, for one room's row only.
-        var failure = RefuseInsertsOf("room-broken");
+        RefuseInsertsOf("room-broken");
         using var writer = NewWriter();
         var first = writer.Write(Rows("a", 1), CancellationToken.None);
         Assert.True(_atGate.Wait(TimeSpan.FromSeconds(10)));
@@ -140,7 +150,7 @@ public abstract class JournalWriterTests : IAsyncLifetime
         await first;
 
         var error = await Assert.ThrowsAnyAsync<DbException>(() => refused);
-        Assert.Contains(failure, error.Message);
+        Assert.Contains(Refusal, error.Message);
         Assert.Same(error, await Assert.ThrowsAnyAsync<DbException>(() => sameBatchGood));
 
         // The next transaction, on a new connection, is stored, and room a goes on from where its store is.
@@ -329,21 +339,12 @@ public sealed class SqliteJournalWriterTests : JournalWriterTests
         TestDatabase.Delete(_folder);
     }
 
-    protected override DbConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
+    protected override DbConnection NewConnection() => new SqliteConnection(_connectionString);
 
-    protected override string RefuseInsertsOf(string persistenceId)
-    {
-        Execute($"""
-            CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.persistence_id = '{persistenceId}'
-            BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END;
-            """);
-        return "disk full (simulated)";
-    }
+    protected override void RefuseInsertsOf(string persistenceId) => Execute($"""
+        CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.persistence_id = '{persistenceId}'
+        BEGIN SELECT RAISE(ABORT, '{Refusal}'); END;
+        """);
 }
 
 [Collection(PostgresCollection.Name)]
@@ -381,20 +382,11 @@ public sealed class PostgresJournalWriterTests(PostgresServer postgres) : Journa
         NpgsqlConnection.ClearAllPools();
     }
 
-    protected override DbConnection Open()
-    {
-        var connection = new NpgsqlConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
+    protected override DbConnection NewConnection() => new NpgsqlConnection(_connectionString);
 
-    protected override string RefuseInsertsOf(string persistenceId)
-    {
-        Execute($"""
-            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
-            CREATE TRIGGER refuse BEFORE INSERT ON journal FOR EACH ROW WHEN (NEW.persistence_id = '{persistenceId}') EXECUTE FUNCTION refuse();
-            """);
-        return "disk full (simulated)";
-    }
+    protected override void RefuseInsertsOf(string persistenceId) => Execute($"""
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{Refusal}'; END $$;
+        CREATE TRIGGER refuse BEFORE INSERT ON journal FOR EACH ROW WHEN (NEW.persistence_id = '{persistenceId}') EXECUTE FUNCTION refuse();
+        """);
 }
