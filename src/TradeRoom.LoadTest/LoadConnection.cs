@@ -161,23 +161,25 @@ internal sealed class LoadConnection(int index, string room, LoadMetrics metrics
     /// </summary>
     public bool ReadOnce()
     {
+        Compact();
+        int read;
+        SocketError error;
         try
         {
-            Compact();
-            var read = _socket!.Receive(_buffer.AsSpan(_end), SocketFlags.None, out var error);
-            if (error == SocketError.WouldBlock)
-                return true;
-            if (error != SocketError.Success)
-                return Finish($"receive failed: {error}");
-            if (read == 0)
-                return Finish("the server closed the connection without a close frame");
-            _end += read;
-            return HandleBufferedFrames();
+            read = _socket!.Receive(_buffer.AsSpan(_end), SocketFlags.None, out error);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or LoadTestException)
+        catch (ObjectDisposedException e)
         {
             return Finish(e.Message);
         }
+        if (error == SocketError.WouldBlock)
+            return true;
+        if (error != SocketError.Success)
+            return Finish($"receive failed: {error}");
+        if (read == 0)
+            return Finish("the server closed the connection without a close frame");
+        _end += read;
+        return HandleBufferedFrames();
     }
 
     /// <summary>

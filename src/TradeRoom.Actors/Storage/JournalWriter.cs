@@ -296,14 +296,13 @@ public sealed class StoreStatement(string sql, params DbType[] types)
     {
         var command = batch.CreateBatchCommand();
         command.CommandText = ArraySql ?? throw new InvalidOperationException($"the statement has no array form: {Sql}");
+        foreach (var row in rows)
+            CheckCount(row);
         for (var i = 0; i < types.Length; i++)
         {
-            var column = Array.CreateInstance(ElementType(types[i]), rows.Count);
+            var column = Array.CreateInstance(ArrayForm(types[i]).Element, rows.Count);
             for (var row = 0; row < rows.Count; row++)
-            {
-                CheckCount(rows[row]);
                 column.SetValue(rows[row][i], row);
-            }
             var parameter = command.CreateParameter();
             parameter.Value = column;
             command.Parameters.Add(parameter);
@@ -311,24 +310,17 @@ public sealed class StoreStatement(string sql, params DbType[] types)
         return command;
     }
 
-    /// <summary>The SQL name of an array of values of <paramref name="type"/>, for the casts of an <see cref="ArraySql"/>.</summary>
-    public static string ArrayTypeName(DbType type) => type switch
+    /// <summary>
+    /// How an array of values of <paramref name="type"/> goes to PostgreSQL: the .NET element type Npgsql writes, and
+    /// the SQL type name for the casts of an <see cref="ArraySql"/>.
+    /// </summary>
+    public static (Type Element, string SqlName) ArrayForm(DbType type) => type switch
     {
-        DbType.Int64 => "bigint[]",
-        DbType.Int32 => "integer[]",
-        DbType.Boolean => "boolean[]",
-        DbType.String => "text[]",
-        DbType.Binary => "bytea[]",
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no array form for this type"),
-    };
-
-    private static Type ElementType(DbType type) => type switch
-    {
-        DbType.Int64 => typeof(long),
-        DbType.Int32 => typeof(int),
-        DbType.Boolean => typeof(bool),
-        DbType.String => typeof(string),
-        DbType.Binary => typeof(byte[]),
+        DbType.Int64 => (typeof(long), "bigint[]"),
+        DbType.Int32 => (typeof(int), "integer[]"),
+        DbType.Boolean => (typeof(bool), "boolean[]"),
+        DbType.String => (typeof(string), "text[]"),
+        DbType.Binary => (typeof(byte[]), "bytea[]"),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no array form for this type"),
     };
 
@@ -393,7 +385,7 @@ public sealed class JournalStatements
         {
             // In the arrays' order, so that the table's ordering column numbers the rows as the rows' own inserts would.
             ArraySql = into + $"SELECT {string.Join(", ", columns.Select((_, i) => "v" + i))} " +
-                       $"FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{StoreStatement.ArrayTypeName(t)}"))}) " +
+                       $"FROM unnest({string.Join(", ", types.Select((t, i) => $"${i + 1}::{StoreStatement.ArrayForm(t).SqlName}"))}) " +
                        $"WITH ORDINALITY AS v({string.Join(", ", columns.Select((_, i) => "v" + i))}, n) ORDER BY n",
         };
         // The plugin's delete keeps the highest row it deletes, marked deleted, so the room's highest seq stays
