@@ -14,6 +14,7 @@ public sealed record TradeRoomSettings
     public required string JwtSecret { get; init; }
     public required TimeSpan JwtClockSkew { get; init; }
     public required bool JwtRequireExp { get; init; }
+    public required int JwtCacheSize { get; init; }
     public required bool AllowServiceTokens { get; init; }
     public required Auth.RoomAuthorizationSettings RoomAuthorization { get; init; }
     public required int MaxMessageSize { get; init; }
@@ -63,6 +64,7 @@ public sealed record TradeRoomSettings
             JwtSecret = c.GetString("jwt.secret") ?? "",
             JwtClockSkew = c.GetTimeSpan("jwt.clock-skew"),
             JwtRequireExp = c.GetBoolean("jwt.require-exp"),
+            JwtCacheSize = c.GetInt("jwt.cache-size"),
             AllowServiceTokens = c.GetBoolean("websocket.allow-service-tokens"),
             RoomAuthorization = Auth.RoomAuthorizationSettings.FromConfig(c.GetConfig("auth")),
             MaxMessageSize = checked((int)c.GetByteSize("websocket.max-message-size")!.Value),

@@ -57,7 +57,7 @@ public static class TradeRoomHost
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(new JwtValidator(settings.JwtSecret, settings.JwtClockSkew, settings.JwtRequireExp,
-            settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null));
+            settings.RoomAuthorization.Mode == RoomAuthorizationMode.Claim ? settings.RoomAuthorization.ClaimName : null, settings.JwtCacheSize));
         builder.Services.AddSingleton(_ => authorizer); // made by a factory, so the container disposes it
         builder.Services.AddSingleton(_ => ServerLag.Start()); // made by a factory, so the container disposes it
         var transport = ServerConfig.Transport(config);

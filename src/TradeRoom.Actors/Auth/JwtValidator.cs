@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -26,21 +27,37 @@ public sealed record TokenValidationOutcome(string? UserId, string? Role, DateTi
 /// that is a non-empty string (an empty or null one falls through to the next); it must be text of at most
 /// <see cref="MaxUserIdLength"/> characters with no control or format characters, and a claim of another kind
 /// (number, boolean, object, array) refuses the token. Thread-safe.
+/// <para>
+/// With a cache size above 0 (<c>traderoom.jwt.cache-size</c>), a token found valid is remembered, keyed by its whole
+/// text (signature included), until its <c>exp</c> (plus the clock skew) passes: a publisher that sends the same service
+/// token with every request, or a user who reconnects, is not parsed and checked again each time. Its claims cannot
+/// change without changing the text, the key is fixed for the process's life, and a token not valid yet (<c>nbf</c>) is
+/// refused, not cached, so a remembered answer is the one a fresh check would give until <c>exp</c>. Only valid tokens of
+/// at most <see cref="MaxCachedTokenLength"/> characters are kept, at most cache-size of them; when it is full it is
+/// emptied and fills again.
+/// </para>
 /// </summary>
 public sealed class JwtValidator
 {
     public const int MinimumSecretBytes = 32;
     public const int MaxUserIdLength = 256;
+    public const int MaxCachedTokenLength = 4096;
 
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _parameters;
     private readonly string? _roomsClaim;
+    private readonly int _cacheSize;
+    private readonly ConcurrentDictionary<string, TokenValidationOutcome>? _valid;
 
     /// <param name="requireExp">Refuse tokens without <c>exp</c> (<c>traderoom.jwt.require-exp</c>).</param>
     /// <param name="roomsClaim">The claim listing the rooms a user may follow (claim authorization); null: not read.</param>
-    public JwtValidator(string secret, TimeSpan clockSkew, bool requireExp, string? roomsClaim = null)
+    /// <param name="cacheSize">How many valid tokens to remember (<c>traderoom.jwt.cache-size</c>); 0: none.</param>
+    public JwtValidator(string secret, TimeSpan clockSkew, bool requireExp, string? roomsClaim = null, int cacheSize = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(cacheSize);
         _roomsClaim = roomsClaim;
+        _cacheSize = cacheSize;
+        _valid = cacheSize > 0 ? new ConcurrentDictionary<string, TokenValidationOutcome>(StringComparer.Ordinal) : null;
         var key = SigningKey(secret);
         _parameters = new TokenValidationParameters
         {
@@ -66,11 +83,34 @@ public sealed class JwtValidator
         return new SymmetricSecurityKey(bytes);
     }
 
+    /// <summary>How many valid tokens are remembered now.</summary>
+    internal int CachedTokens => _valid?.Count ?? 0;
+
     public async Task<TokenValidationOutcome> ValidateAsync(string token)
     {
         if (string.IsNullOrWhiteSpace(token))
             return TokenValidationOutcome.Invalid(ErrorCodes.InvalidToken, "token is empty");
+        if (_valid is null)
+            return await CheckAsync(token).ConfigureAwait(false);
 
+        if (_valid.TryGetValue(token, out var known))
+        {
+            if (known.Expires is not { } until || DateTimeOffset.UtcNow < until)
+                return known;
+            _valid.TryRemove(token, out _);
+        }
+        var outcome = await CheckAsync(token).ConfigureAwait(false);
+        if (outcome.IsValid && token.Length <= MaxCachedTokenLength)
+        {
+            if (_valid.Count >= _cacheSize)
+                _valid.Clear();
+            _valid[token] = outcome;
+        }
+        return outcome;
+    }
+
+    private async Task<TokenValidationOutcome> CheckAsync(string token)
+    {
         TokenValidationResult result;
         try
         {

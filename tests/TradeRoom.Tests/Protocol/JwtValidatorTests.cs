@@ -267,4 +267,52 @@ public class JwtValidatorTests
         Assert.Throws<ArgumentException>(() => JwtValidator.SigningKey(new string('k', 31)));
         Assert.Equal(256, JwtValidator.SigningKey(new string('é', 16)).KeySize);
     }
+
+    [Fact]
+    public async Task A_remembered_token_is_answered_from_the_cache_until_its_exp_passes_then_refused_as_expired()
+    {
+        var cached = new JwtValidator(Secret, TimeSpan.Zero, requireExp: true, cacheSize: 16);
+        var exp = DateTimeOffset.UtcNow.AddSeconds(3).ToUnixTimeSeconds();
+        var token = Sign(new() { ["sub"] = "u1", ["exp"] = exp });
+
+        var first = await cached.ValidateAsync(token);
+        var second = await cached.ValidateAsync(token);
+
+        Assert.Equal("u1", first.UserId);
+        Assert.Same(first, second);
+        Assert.Equal(1, cached.CachedTokens);
+
+        // exp is in whole seconds: wait until it is past by more than the validator's own rounding.
+        await Task.Delay(DateTimeOffset.FromUnixTimeSeconds(exp) - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(1100));
+        var late = await cached.ValidateAsync(token);
+
+        Assert.Equal(ErrorCodes.TokenExpired, late.ErrorCode);
+        Assert.Equal(0, cached.CachedTokens);
+    }
+
+    [Fact]
+    public async Task The_cache_keeps_only_valid_tokens_of_at_most_4096_characters_and_at_most_cache_size_of_them()
+    {
+        var cached = new JwtValidator(Secret, TimeSpan.Zero, requireExp: true, cacheSize: 4);
+        var token = _issuer.UserToken("u1", TimeSpan.FromMinutes(5));
+        Assert.True((await cached.ValidateAsync(token)).IsValid);
+
+        // The same claims with another signature: refused, as without a cache, and not remembered.
+        var tampered = token[..^3] + (token[^3..^1] == "AA" ? "BB" : "AA") + token[^1];
+        var refused = await cached.ValidateAsync(tampered);
+        Assert.Equal(ErrorCodes.InvalidToken, refused.ErrorCode);
+        var notYet = await cached.ValidateAsync(_issuer.Create("u2", null, TimeSpan.FromMinutes(10), notBefore: DateTimeOffset.UtcNow.AddMinutes(5)));
+        Assert.False(notYet.IsValid);
+        Assert.Equal(1, cached.CachedTokens);
+
+        var longToken = Sign(new() { ["sub"] = "u3", ["exp"] = In(TimeSpan.FromMinutes(5)), ["pad"] = new string('p', JwtValidator.MaxCachedTokenLength) });
+        Assert.Equal("u3", (await cached.ValidateAsync(longToken)).UserId);
+        Assert.Equal(1, cached.CachedTokens);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal($"user-{i}", (await cached.ValidateAsync(_issuer.UserToken($"user-{i}", TimeSpan.FromMinutes(5)))).UserId);
+            Assert.InRange(cached.CachedTokens, 1, 4);
+        }
+    }
 }
