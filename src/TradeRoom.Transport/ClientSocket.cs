@@ -18,7 +18,7 @@ namespace TradeRoom.Transport;
 /// connection's actor queues in one turn leave in one socket write, and no write path depends on which thread runs it.
 /// Frames and bytes are counted once per flush, the publish-to-write latency once per event frame.
 /// </summary>
-public sealed class ClientSocket : IDisposable
+public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
 {
     private readonly WebSocket _webSocket;
     private readonly DuplexPipeStream _stream;
@@ -327,10 +327,12 @@ public sealed class ClientSocket : IDisposable
     /// <summary>
     /// The send loop runs after the current work item on the same thread (preferLocal), so an actor that queues
     /// several frames in one turn has them all written, and flushed once, by one run of the loop. (A frame that ends
-    /// its caller's batch starts the loop at once instead, see <see cref="Enqueue"/>.)
+    /// its caller's batch starts the loop at once instead, see <see cref="Enqueue"/>.) The socket is its own work item:
+    /// nothing is allocated per start (a callback and state would take a wrapper object each time).
     /// </summary>
-    private void StartPump() =>
-        ThreadPool.UnsafeQueueUserWorkItem(static socket => _ = socket.PumpAsync(), this, preferLocal: true);
+    private void StartPump() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+
+    void IThreadPoolWorkItem.Execute() => _ = PumpAsync();
 
     /// <summary>
     /// Moves queued frames into the writer and flushes it when the queue is empty (the batch is done) or when the next
