@@ -85,6 +85,8 @@ public static class ServerConfig
         {
             throw new StartupException($"the settings are invalid: {e.Message}");
         }
+        if (settings.JwtCacheSize < 0)
+            throw new StartupException($"traderoom.jwt.cache-size is {settings.JwtCacheSize}; it must be 0 (off) or a number of tokens");
 
         if (string.IsNullOrEmpty(settings.JwtSecret))
         {

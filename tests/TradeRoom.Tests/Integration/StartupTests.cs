@@ -80,6 +80,14 @@ public class StartupTests
         Assert.Contains(named, e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_negative_jwt_cache_size_stops_startup_naming_the_setting()
+    {
+        using var _ = CleanEnvironment();
+        var e = Assert.Throws<StartupException>(() => ServerConfig.Settings(ServerConfig.Load("traderoom.jwt.cache-size = -1\ntraderoom.jwt.secret = \"" + GoodSecret + "\""), isDevelopment: false));
+        Assert.Contains("traderoom.jwt.cache-size", e.Message, StringComparison.Ordinal);
+    }
+
     // ---------------------------------------------------------------- ServerConfig.Settings: the JWT secret
 
     [Fact]
