@@ -6,8 +6,8 @@ API_PORT=${BENCH_API_PORT:-4100}
 SECRET=${BENCH_SECRET:-benchmark-secret-0123456789-0123456789}
 # The server runs with the runtime settings it ships with (its runtimeconfig: TradeRoom.Server.csproj), the same as
 # `dotnet run` and a published server; it logs them at start ("Runtime: ..."). BENCH_SERVER_ENV adds variables for an
-# experiment (e.g. DOTNET_GCRegionSize=0x400000; a GC setting the runtimeconfig holds is overridden only by some
-# variables: the server's "Runtime:" line says what it got), and the page then says so.
+# experiment (e.g. DOTNET_GCRegionSize=0x400000; README "The two commands" says which variables override the
+# runtimeconfig), and the page then says so.
 SERVER_ENV=(${BENCH_SERVER_ENV:-})
 mkdir -p "$OUT"
 

@@ -51,10 +51,9 @@ public sealed class JwtValidator
 
     /// <param name="requireExp">Refuse tokens without <c>exp</c> (<c>traderoom.jwt.require-exp</c>).</param>
     /// <param name="roomsClaim">The claim listing the rooms a user may follow (claim authorization); null: not read.</param>
-    /// <param name="cacheSize">How many valid tokens to remember (<c>traderoom.jwt.cache-size</c>); 0: none.</param>
+    /// <param name="cacheSize">How many valid tokens to remember (<c>traderoom.jwt.cache-size</c>, checked at startup); 0: none.</param>
     public JwtValidator(string secret, TimeSpan clockSkew, bool requireExp, string? roomsClaim = null, int cacheSize = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(cacheSize);
         _roomsClaim = roomsClaim;
         _cacheSize = cacheSize;
         _valid = cacheSize > 0 ? new ConcurrentDictionary<string, TokenValidationOutcome>(StringComparer.Ordinal) : null;
