@@ -9,13 +9,15 @@ namespace TradeRoom.Transport;
 /// The outbound half of one WebSocket: a queue bounded in bytes and one send loop that exists only while there is
 /// something to send, so an idle socket holds no task and no buffer. Every frame the server sends goes through here
 /// (the WebSocket's own pings, pongs and close go straight to the same writer). Bytes count against the budget from
-/// <see cref="Send(byte[])"/> until the flush that carries them has completed.
+/// <see cref="Send(byte[])"/> or <see cref="Queue"/> until the flush that carries them has completed.
 /// Slow consumers: over the budget for longer than the grace period (checked by <see cref="CheckHealth"/>) or
 /// over the hard limit at any moment, the queue is dropped and the socket closed with 4008. While behind (more
 /// than half the budget queued), a newer state event replaces the older one of the same room and type still queued.
 /// One send loop drains the queue into the connection's <see cref="FrameWriter"/> and flushes it explicitly: when
-/// the queue is empty (its batch is done) or the next frame would take it past <c>write-buffer-size</c>. So the frames a
-/// connection's actor queues in one turn leave in one socket write, and no write path depends on which thread runs it.
+/// the queue is empty (its batch is done) or the next frame would take it past <c>write-buffer-size</c>. Events are
+/// queued (<see cref="Queue"/>) and written when their sender says its batch is done (<see cref="Flush"/>): the
+/// frames a connection's actor queues before its flush leave in one socket write, and no write path depends on
+/// which thread runs it.
 /// Frames and bytes are counted once per flush, the publish-to-write latency once per event frame.
 /// </summary>
 public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
@@ -87,17 +89,31 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
     }
 
     /// <summary>Queues one complete frame (an answer or error); it leaves after the current work item. False when the socket is closing.</summary>
-    public bool Send(byte[] frame) => Enqueue(new OutboundFrame(frame), moreComing: true);
+    public bool Send(byte[] frame)
+    {
+        if (!Enqueue(new OutboundFrame(frame)))
+            return false;
+        if (ClaimPump())
+            StartPump();
+        return true;
+    }
 
     /// <summary>
-    /// Queues one frame. While the socket is behind, a newer state event (per <c>conflated-event-types</c>) replaces the
-    /// older one of the same room and type still queued. False when the socket is closing.
+    /// Queues one frame; nothing is written until <see cref="Flush"/> (or until a send loop already running reaches
+    /// it). While the socket is behind, a newer state event (per <c>conflated-event-types</c>) replaces the older one
+    /// of the same room and type still queued. False when the socket is closing.
     /// </summary>
-    /// <param name="moreComing">
-    /// The caller's batch is not done: the send loop starts after the current work item (on this thread), so what
-    /// the caller queues meanwhile leaves in the same flush. False: the caller is done, the send loop runs now.
-    /// </param>
-    public bool Send(in OutboundFrame frame, bool moreComing = false) => Enqueue(frame, moreComing);
+    public bool Queue(in OutboundFrame frame) => Enqueue(frame);
+
+    /// <summary>
+    /// Writes what is queued: the send loop starts on this thread, unless it is already running (then it takes the
+    /// queued frames after its current write). The caller's batch is done: the frames it queued leave in one write.
+    /// </summary>
+    public void Flush()
+    {
+        if (ClaimPump())
+            _ = PumpAsync();
+    }
 
     public void NotifyWhenBelow(long bytes, Action callback)
     {
@@ -208,10 +224,11 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
             _abortTimer?.Cancel();
     }
 
-    private bool Enqueue(in OutboundFrame frame, bool moreComing)
+    /// <summary>Queues a frame against the budget; over the hard limit, the socket closes as a slow consumer instead.</summary>
+    private bool Enqueue(in OutboundFrame frame)
     {
-        bool startPump;
         var slowConsumer = false;
+        var startPump = false;
         lock (_gate)
         {
             if (_closeReason is not null)
@@ -227,23 +244,20 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
                 slowConsumer = true;
                 startPump = RequestCloseLocked(CloseCodes.SlowConsumer, "slow consumer", discardQueue: true);
             }
-            else
-            {
-                if (_queuedBytes > _options.OutboundQueueLimit && _overBudgetSinceMs == 0)
-                    _overBudgetSinceMs = Environment.TickCount64;
-                startPump = ClaimPumpLocked();
-            }
+            else if (_queuedBytes > _options.OutboundQueueLimit && _overBudgetSinceMs == 0)
+                _overBudgetSinceMs = Environment.TickCount64;
         }
         if (slowConsumer)
             HandOverToKernel();
         if (startPump)
-        {
-            if (moreComing)
-                StartPump();
-            else
-                _ = PumpAsync(); // the caller's batch is done: write now, on this thread, and save a hop
-        }
+            StartPump();
         return true;
+    }
+
+    private bool ClaimPump()
+    {
+        lock (_gate)
+            return ClaimPumpLocked();
     }
 
     private void PushLocked(in OutboundFrame frame)
@@ -325,10 +339,10 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// The send loop runs after the current work item on the same thread (preferLocal), so an actor that queues
-    /// several frames in one turn has them all written, and flushed once, by one run of the loop. (A frame that ends
-    /// its caller's batch starts the loop at once instead, see <see cref="Enqueue"/>.) The socket is its own work item:
-    /// nothing is allocated per start (a callback and state would take a wrapper object each time).
+    /// For what is not the caller's batch (an answer, a ping, a close): the send loop runs after the current work item
+    /// on the same thread (preferLocal), so what the caller queues meanwhile leaves with it. (A batch's end starts
+    /// the loop at once instead, see <see cref="Flush"/>.) The socket is its own work item: nothing is allocated per
+    /// start (a callback and state would take a wrapper object each time).
     /// </summary>
     private void StartPump() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
 

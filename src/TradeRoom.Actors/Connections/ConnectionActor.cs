@@ -23,8 +23,8 @@ public sealed class ConnectionActor : UntypedActor
     private Dictionary<string, SubscribeRoomMessage>? _authorizing;
     // Only while a room revoked before it answered has yet to answer: its subscribe answer is dropped.
     private HashSet<string>? _ackToDrop;
-    private ICancelable? _timer;
-    private readonly Akka.Dispatch.Mailbox _mailbox = ((ActorCell)Context).Mailbox!;
+    // A FlushSocket is on its way to this actor: events queued meanwhile leave with it.
+    private bool _flushDue;
     // Called by the socket's send loop, outside the actor: it must not touch Self or Context.
     private Action? _wakeWhenDrained;
 
@@ -59,6 +59,10 @@ public sealed class ConnectionActor : UntypedActor
         {
             case RoomEvent e:
                 OnRoomEvent(e);
+                break;
+            case FlushSocket:
+                _flushDue = false;
+                _socket.Flush();
                 break;
             case ClientMessage clientMessage:
                 OnClientMessage(clientMessage);
@@ -114,7 +118,6 @@ public sealed class ConnectionActor : UntypedActor
                 }
                 break;
             case CloseConnection close:
-                CancelTimer();
                 _socket.Close(close.Code, close.Reason);
                 break;
             case SocketClosed:
@@ -129,8 +132,14 @@ public sealed class ConnectionActor : UntypedActor
     public static Props Props(IClientSocket socket, IActorRef rooms, ConnectionSettings settings) =>
         Akka.Actor.Props.Create(() => new ConnectionActor(socket, rooms, settings));
 
+    /// <summary>
+    /// The auth timeout, kept by the socket for the sweeper to call (<see cref="IClientSocket.CallAt"/>), as the token's
+    /// expiry is once authenticated (<see cref="ScheduleExpiry"/> replaces it): no timer of its own per connection.
+    /// </summary>
     protected override void PreStart() =>
-        _timer = Context.System.Scheduler.ScheduleTellOnceCancelable(_settings.AuthTimeout, Self, AuthTimeoutElapsed.Instance, Self);
+        _socket.CallAt(Environment.TickCount64 + (long)_settings.AuthTimeout.TotalMilliseconds, TellAuthTimeout, Self);
+
+    private static readonly Action<object> TellAuthTimeout = static self => ((IActorRef)self).Tell(AuthTimeoutElapsed.Instance);
 
     /// <summary>
     /// Runs however the actor stops (its socket closed, or its supervisor stopped it after a failure). Nobody watches
@@ -139,7 +148,6 @@ public sealed class ConnectionActor : UntypedActor
     /// </summary>
     protected override void PostStop()
     {
-        _timer?.Cancel();
         // A no-op when the socket closed first; otherwise (the actor failed) the client learns why.
         _socket.Close(CloseCodes.InternalError, "internal error");
         // Pending rooms too: a subscribe on its way to the room must not add a connection that is gone. Rooms already
@@ -151,7 +159,6 @@ public sealed class ConnectionActor : UntypedActor
 
     private void Reject(string code, string message, int closeCode)
     {
-        CancelTimer(); // closing already: no auth timeout to come on top (a closing socket calls no expiry)
         _socket.Send(ServerFrames.AuthError(code, message));
         _socket.Close(closeCode, message);
     }
@@ -212,20 +219,12 @@ public sealed class ConnectionActor : UntypedActor
             Refuse(subscribe.BullPenId, authorized.Decision);
     }
 
-    private void CancelTimer()
-    {
-        _timer?.Cancel();
-        _timer = null;
-    }
-
     /// <summary>
-    /// Until authenticated, the auth timeout (on the scheduler: only while it waits); then the token's expiry, if it
-    /// has one, kept by the socket for the sweeper to call (<see cref="IClientSocket.CallAt"/>) rather than a timer
-    /// per connection for as long as it lives.
+    /// Once authenticated, the token's expiry, if it has one, replaces the auth timeout in the socket's one call
+    /// (<see cref="IClientSocket.CallAt"/>); without one, nothing is called.
     /// </summary>
     private void ScheduleExpiry()
     {
-        CancelTimer();
         if (_expires is { } expires)
             _socket.CallAt(Environment.TickCount64 + (long)Math.Ceiling(Math.Max(0, (expires - DateTimeOffset.UtcNow).TotalMilliseconds)), TellExpiryDue, Self);
         else
@@ -332,8 +331,8 @@ public sealed class ConnectionActor : UntypedActor
 
         if (_backlog is null && (!replayed || FitsWindow(e)))
         {
-            // While more messages wait in the mailbox (a burst), let the socket gather them into one write.
-            _socket.Send(e, moreComing: _mailbox.MessageQueue.HasMessages);
+            _socket.Queue(e);
+            FlushAfterWaitingMessages();
             return;
         }
 
@@ -347,6 +346,19 @@ public sealed class ConnectionActor : UntypedActor
         _backlog.Enqueue(e);
         if (!replayed && (_backlogLiveBytes += e.Frame.Length) > _settings.HardLimit)
             _socket.Close(CloseCodes.SlowConsumer, "slow consumer");
+    }
+
+    /// <summary>
+    /// Events are written when the messages already waiting for this actor have been handled: it tells itself to
+    /// flush, once, and that message comes after them. So the events of a burst leave in one socket write, and a
+    /// lone event leaves at the end of this mailbox run (the actor is running: the message costs no hop).
+    /// </summary>
+    private void FlushAfterWaitingMessages()
+    {
+        if (_flushDue)
+            return;
+        _flushDue = true;
+        Self.Tell(FlushSocket.Instance, ActorRefs.NoSender);
     }
 
     /// <summary>The callback the socket's send loop calls, made once and only when a replay first has to wait.</summary>
@@ -389,7 +401,8 @@ public sealed class ConnectionActor : UntypedActor
         if (_backlog is null)
             return;
         while (_backlog.TryPeek(out var next) && FitsWindow(next))
-            _socket.Send(_backlog.Dequeue());
+            _socket.Queue(_backlog.Dequeue());
+        _socket.Flush();
         if (_backlog.Count > 0)
         {
             _socket.NotifyWhenBelow(_settings.ReplayWindow, WakeWhenDrained());

@@ -38,6 +38,12 @@ internal sealed record TokenExpiryDue
 /// <summary>The room authorization callback answered for a subscribe that waited for it.</summary>
 internal sealed record RoomAuthorized(string BullPenId, Auth.RoomDecision Decision);
 
+/// <summary>A connection's own reminder to write the events it has queued (see ConnectionActor.FlushAfterWaitingMessages).</summary>
+internal sealed record FlushSocket
+{
+    public static readonly FlushSocket Instance = new();
+}
+
 /// <summary>The socket's queue has room again for the backlog.</summary>
 internal sealed record SocketDrained
 {

@@ -13,14 +13,14 @@ public interface IClientSocket
     bool Send(byte[] frame);
 
     /// <summary>
-    /// Queues an event's frame. While the socket is behind, a newer state event (per the conflation setting)
-    /// replaces the older one of the same room and type still queued. False when the socket is closing.
+    /// Queues an event's frame; it is written at the next <see cref="Flush"/>. While the socket is behind, a newer
+    /// state event (per the conflation setting) replaces the older one of the same room and type still queued.
+    /// False when the socket is closing.
     /// </summary>
-    /// <param name="moreComing">
-    /// The caller has more to send right away: the socket may wait for it and write everything in one go.
-    /// With false, writing starts on the calling thread.
-    /// </param>
-    bool Send(RoomEvent e, bool moreComing = false);
+    bool Queue(RoomEvent e);
+
+    /// <summary>Writes the events queued so far, in one go: the caller's batch is done. Writing starts on the calling thread.</summary>
+    void Flush();
 
     /// <summary>Bytes queued and not yet written.</summary>
     long QueuedBytes { get; }

@@ -279,8 +279,9 @@ internal sealed class ConnectionSocket(ClientSocket socket) : IClientSocket
 
     public bool Send(byte[] frame) => socket.Send(frame);
 
-    public bool Send(RoomEvent e, bool moreComing = false) =>
-        socket.Send(new OutboundFrame(e.Frame, e.BullPenId, e.Type, e.PublishedAt), moreComing);
+    public bool Queue(RoomEvent e) => socket.Queue(new OutboundFrame(e.Frame, e.BullPenId, e.Type, e.PublishedAt));
+
+    public void Flush() => socket.Flush();
 
     public void NotifyWhenBelow(long bytes, Action callback) => socket.NotifyWhenBelow(bytes, callback);
 

@@ -279,8 +279,14 @@ public class SlowConsumerTests(ITestOutputHelper output)
         public ClientSocket Socket { get; }
         public WebSocket Client { get; }
 
-        /// <summary>Queues <paramref name="e"/> as a connection actor does (through <see cref="ConnectionSocket"/>).</summary>
-        public bool Send(RoomEvent e) => new ConnectionSocket(Socket).Send(e);
+        /// <summary>Queues <paramref name="e"/> and flushes, as a connection actor does (through <see cref="ConnectionSocket"/>).</summary>
+        public bool Send(RoomEvent e)
+        {
+            var socket = new ConnectionSocket(Socket);
+            var queued = socket.Queue(e);
+            socket.Flush();
+            return queued;
+        }
 
         /// <summary>Waits until at least <paramref name="bytes"/> bytes are waiting for the client (examined, not consumed).</summary>
         public async Task WaitForUnreadAsync(long bytes)

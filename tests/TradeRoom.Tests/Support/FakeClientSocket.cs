@@ -19,6 +19,7 @@ public sealed class FakeClientSocket : IClientSocket
     private readonly ConcurrentQueue<byte[]> _sent = new();
     private readonly ConcurrentQueue<(int Code, string Reason)> _closes = new();
     private readonly ConcurrentQueue<RoomEvent> _events = new();
+    private readonly List<RoomEvent> _queued = new(); // queued events, not yet flushed
     private (long Below, Action Callback)? _drainWatch;
     private readonly TaskCompletionSource<(int Code, string Reason)> _firstClose = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -31,20 +32,48 @@ public sealed class FakeClientSocket : IClientSocket
     /// <summary>Every call to <see cref="Close"/>, in order (the first is the one a real socket would honour).</summary>
     public IReadOnlyList<(int Code, string Reason)> Closes => _closes.ToArray();
 
+    /// <summary>As the real socket's send loop: an answer goes out after the events queued before it.</summary>
     public bool Send(byte[] frame)
     {
         if (ThrowOnSend is { } e)
             throw e;
-        _sent.Enqueue(frame);
-        _unread.Add(frame);
+        Flush();
+        Record(frame);
         return !_firstClose.Task.IsCompleted;
     }
 
-    /// <summary>Event frames are recorded like any other; <see cref="SentEvents"/> keeps the events themselves.</summary>
-    public bool Send(RoomEvent e, bool moreComing = false)
+    /// <summary>
+    /// Event frames are recorded like any other once flushed (an actor that never flushes sends nothing);
+    /// <see cref="SentEvents"/> keeps the events themselves.
+    /// </summary>
+    public bool Queue(RoomEvent e)
     {
-        _events.Enqueue(e);
-        return Send(e.Frame);
+        if (ThrowOnSend is { } error)
+            throw error;
+        lock (_queued)
+            _queued.Add(e);
+        return !_firstClose.Task.IsCompleted;
+    }
+
+    public void Flush()
+    {
+        RoomEvent[] flushed;
+        lock (_queued)
+        {
+            flushed = _queued.ToArray();
+            _queued.Clear();
+        }
+        foreach (var e in flushed)
+        {
+            _events.Enqueue(e);
+            Record(e.Frame);
+        }
+    }
+
+    private void Record(byte[] frame)
+    {
+        _sent.Enqueue(frame);
+        _unread.Add(frame);
     }
 
     public IReadOnlyList<RoomEvent> SentEvents => _events.ToArray();

@@ -24,9 +24,29 @@ public sealed class ClientSocketTests
     private static OutboundFrame Block(ClientSocket socket)
     {
         var blocker = Event("blocker", 1, padBytes: 256 * 1024);
-        Assert.True(socket.Send(blocker, moreComing: false));
+        Assert.True(socket.Queue(blocker));
+        socket.Flush();
         Assert.Equal(blocker.Bytes.Length, socket.QueuedBytes); // counted until its write completes
         return blocker;
+    }
+
+    [Fact]
+    public async Task Queued_frames_wait_for_the_flush_then_leave_in_one_write()
+    {
+        using var pair = await LoopbackPair.ConnectAsync();
+        var metrics = new RecordingMetrics();
+        var socket = pair.Socket(LoopbackPair.Options(), metrics);
+        var batch = Enumerable.Range(1, 3).Select(seq => Event("A", seq)).ToArray();
+
+        foreach (var frame in batch)
+            Assert.True(socket.Queue(frame));
+        Assert.Empty(metrics.Flushes);
+        Assert.Equal(batch.Sum(f => (long)f.Bytes.Length), socket.QueuedBytes); // all held, none written
+        socket.Flush();
+
+        Assert.Equal(batch.Select(f => f.Bytes), Enumerable.Range(0, 3).Select(_ => pair.ReadFrame().Payload));
+        Assert.Equal([(3, batch.Sum(f => (long)f.Bytes.Length))], metrics.Flushes);
+        Assert.Equal(0, socket.QueuedBytes);
     }
 
     [Fact]
@@ -39,7 +59,7 @@ public sealed class ClientSocketTests
 
         var batch = Enumerable.Range(2, 20).Select(seq => Event("A", seq, padBytes: 100)).ToArray();
         foreach (var frame in batch)
-            Assert.True(socket.Send(frame, moreComing: true));
+            Assert.True(socket.Queue(frame));
         socket.Close(CloseCodes.Normal, "done");
 
         var (texts, closeCode) = await Task.Run(pair.ReadToClose);
@@ -64,7 +84,7 @@ public sealed class ClientSocketTests
         Assert.All(batch, f => Assert.Equal(size, f.Bytes.Length));
         Assert.True(4 * size <= options.WriteBufferSize && 5 * size > options.WriteBufferSize);
         foreach (var frame in batch)
-            Assert.True(socket.Send(frame, moreComing: true));
+            Assert.True(socket.Queue(frame));
         socket.Close(CloseCodes.Normal, "done");
 
         var (texts, closeCode) = await Task.Run(pair.ReadToClose);
@@ -92,14 +112,14 @@ public sealed class ClientSocketTests
         while (queued + 9000 <= options.SlowConsumerHardLimit)
         {
             var frame = Event("A", seq++, padBytes: 8000);
-            Assert.True(socket.Send(frame));
+            Assert.True(socket.Queue(frame));
             queued += frame.Bytes.Length;
             Assert.Equal(queued, socket.QueuedBytes);
         }
         Assert.True(socket.QueuedBytes > options.OutboundQueueLimit); // over the budget, within the grace: still open
 
-        Assert.True(socket.Send(Event("A", seq++, padBytes: 16_000))); // crosses the hard limit: the socket closes
-        Assert.False(socket.Send(Event("A", seq)));
+        Assert.True(socket.Queue(Event("A", seq++, padBytes: 16_000))); // crosses the hard limit: the socket closes
+        Assert.False(socket.Queue(Event("A", seq)));
         Assert.Equal(CloseCodes.SlowConsumer, socket.CloseInfo.Code);
 
         // What it was behind on is dropped; the frame already in the write arrives whole, then the close.
@@ -122,13 +142,13 @@ public sealed class ClientSocketTests
         var socket = pair.Socket(options, new RecordingMetrics());
         var blocker = Block(socket);
         for (var seq = 2; socket.QueuedBytes <= options.OutboundQueueLimit; seq++)
-            Assert.True(socket.Send(Event("A", seq, padBytes: 8000)));
+            Assert.True(socket.Queue(Event("A", seq, padBytes: 8000)));
         var overSince = Environment.TickCount64;
 
         socket.CheckHealth(overSince + (long)options.SlowConsumerGrace.TotalMilliseconds / 2);
-        Assert.True(socket.Send(Event("A", 1000)));
+        Assert.True(socket.Queue(Event("A", 1000)));
         socket.CheckHealth(overSince + (long)options.SlowConsumerGrace.TotalMilliseconds + 50);
-        Assert.False(socket.Send(Event("A", 1001)));
+        Assert.False(socket.Queue(Event("A", 1001)));
 
         var (texts, closeCode) = await Task.Run(pair.ReadToClose);
         Assert.Equal(CloseCodes.SlowConsumer, closeCode);
@@ -143,10 +163,10 @@ public sealed class ClientSocketTests
         var blocker = Block(socket);
         var queued = Enumerable.Range(2, 5).Select(seq => Event("A", seq, padBytes: 3000)).ToArray();
         foreach (var frame in queued)
-            Assert.True(socket.Send(frame));
+            Assert.True(socket.Queue(frame));
 
         socket.Close(4000 + 99, "bye");
-        Assert.False(socket.Send(Event("A", 7)));    // nothing after the close
+        Assert.False(socket.Queue(Event("A", 7)));    // nothing after the close
         socket.Close(CloseCodes.Normal, "ignored");  // the first close wins
 
         var (texts, closeCode) = await Task.Run(pair.ReadToClose);
@@ -162,7 +182,7 @@ public sealed class ClientSocketTests
         var options = LoopbackPair.Options("traderoom.websocket.close-timeout = 500ms");
         var socket = pair.Socket(options, new RecordingMetrics());
         Block(socket);
-        Assert.True(socket.Send(Event("A", 2, padBytes: 3000)));
+        Assert.True(socket.Queue(Event("A", 2, padBytes: 3000)));
 
         socket.Close(CloseCodes.Normal, "bye");
 
@@ -170,7 +190,7 @@ public sealed class ClientSocketTests
         await pair.Aborted.WaitAsync(TimeSpan.FromSeconds(10));
         await socket.FlushAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(0, socket.QueuedBytes);
-        Assert.False(socket.Send(Event("A", 3)));
+        Assert.False(socket.Queue(Event("A", 3)));
         AssertConnectionEnds(pair.Client);
     }
 
