@@ -254,10 +254,11 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
         return true;
     }
 
+    /// <summary>Claims the send loop for frames just queued; never once closing, when the close has its own loop (<see cref="RequestCloseLocked"/>).</summary>
     private bool ClaimPump()
     {
         lock (_gate)
-            return ClaimPumpLocked();
+            return _closeReason is null && ClaimPumpLocked();
     }
 
     private void PushLocked(in OutboundFrame frame)
