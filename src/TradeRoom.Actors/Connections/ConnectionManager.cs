@@ -22,7 +22,6 @@ public sealed class ConnectionManager : ReceiveActor
     /// <param name="maxConnectionsPerUser">0: no limit.</param>
     public ConnectionManager(IActorRef rooms, ConnectionSettings settings, int maxConnectionsPerUser)
     {
-        Context.System.Settings.InjectTopLevelFallback(LeanMailbox.Definition);
         Receive<OpenConnection>(open =>
         {
             var connection = Context.ActorOf(ConnectionActor.Props(open.Socket, rooms, settings).WithMailbox(LeanMailbox.ConfigPath));

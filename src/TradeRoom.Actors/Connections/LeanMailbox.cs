@@ -15,7 +15,10 @@ public sealed class LeanMailbox(Settings settings, Config config) : MailboxType(
 {
     public const string ConfigPath = "traderoom-connection-mailbox";
 
-    /// <summary>The mailbox's configuration, injected as a fallback by the <see cref="ConnectionManager"/>.</summary>
+    /// <summary>
+    /// The mailbox's configuration: the server adds it to the actor system's (<c>AddTradeRoomActors</c>); a system that
+    /// makes a <see cref="ConnectionManager"/> any other way (a TestKit spec) must include it.
+    /// </summary>
     public static readonly Config Definition = ConfigurationFactory.ParseString(
         $"{ConfigPath}.mailbox-type = \"{typeof(LeanMailbox).AssemblyQualifiedName}\"");
 

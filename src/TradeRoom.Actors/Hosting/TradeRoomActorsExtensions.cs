@@ -85,6 +85,8 @@ public static class TradeRoomActorsExtensions
     /// </summary>
     public static AkkaConfigurationBuilder AddTradeRoomActors(this AkkaConfigurationBuilder builder, TradeRoomSettings settings)
     {
+        // The connections' mailbox (ConnectionManager makes every connection with it).
+        builder.AddHocon(LeanMailbox.Definition, HoconAddMode.Append);
         var roomSettings = settings.Rooms;
         if (roomSettings.Sharded)
         {

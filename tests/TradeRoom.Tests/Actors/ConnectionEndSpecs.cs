@@ -15,7 +15,7 @@ namespace TradeRoom.Tests.Actors;
 /// a connection that stops before the room answered its subscribe is not left in the room; one that fails gives
 /// its place under the per-user limit back. Real connection actors, relays and rooms.
 /// </summary>
-public class ConnectionEndSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public class ConnectionEndSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem, output: output)
 {
     private const string Room = "bp-end";
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);

@@ -23,7 +23,7 @@ public class ConnectionLimitsSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly FakeClientSocket _socket = new();
     private readonly Akka.TestKit.TestProbe _rooms;
 
-    public ConnectionLimitsSpecs(ITestOutputHelper output) : base(output: output) => _rooms = CreateTestProbe();
+    public ConnectionLimitsSpecs(ITestOutputHelper output) : base(ShippedSettings.ActorSystem, output: output) => _rooms = CreateTestProbe();
 
     private IActorRef Connection(ConnectionSettings? settings = null) =>
         Sys.ActorOf(ConnectionActor.Props(_socket, _rooms.Ref, settings ?? Settings));

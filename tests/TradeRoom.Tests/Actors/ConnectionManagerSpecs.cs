@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 
 namespace TradeRoom.Tests.Actors;
 
-public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public class ConnectionManagerSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem, output: output)
 {
     private int ConnectionCount(IActorRef manager)
     {

@@ -4,7 +4,7 @@ using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Actors;
 
-public class LeanMailboxSpecs : Akka.TestKit.Xunit2.TestKit
+public class LeanMailboxSpecs() : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem)
 {
     [Fact]
     public void Connections_opened_by_the_manager_use_the_lean_mailbox_and_deliver_in_order()

@@ -10,7 +10,7 @@ using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Actors;
 
-public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public class RoomActorSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem, output: output)
 {
     private const string Room = "bp-1";
     private static readonly TimeSpan LongIdle = TimeSpan.FromMinutes(5);

@@ -17,7 +17,7 @@ namespace TradeRoom.Tests.Actors;
 /// private events delivered only to their owner's subscriptions, and resume from the bounded history.
 /// The test actor is the publisher, so <see cref="EventPublished"/> answers come to it.
 /// </summary>
-public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public class RoomDeliverySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem, output: output)
 {
     private const string Room = "bp-delivery";
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);

@@ -9,7 +9,7 @@ using TradeRoom.Tests.Support;
 
 namespace TradeRoom.Tests.Actors;
 
-public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(output: output)
+public class RoomRegistrySpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(ShippedSettings.ActorSystem, output: output)
 {
     private static readonly TimeSpan LongIdle = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan ShortIdle = TimeSpan.FromMilliseconds(500);

@@ -19,4 +19,10 @@ internal static class ShippedSettings
 
     public static ConnectionSettings Connections { get; } =
         new(Shipped.Connections.AuthTimeout, Shipped.Connections.MaxSubscriptions, Shipped.Connections.OutboundBudget, Shipped.Connections.HardLimit);
+
+    /// <summary>
+    /// For the TestKit of a spec that makes a <see cref="ConnectionManager"/> by hand: the connections' mailbox, which
+    /// the server's actor system gets from <c>AddTradeRoomActors</c>.
+    /// </summary>
+    public static Akka.Configuration.Config ActorSystem => LeanMailbox.Definition;
 }
