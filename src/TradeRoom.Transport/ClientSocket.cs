@@ -203,7 +203,7 @@ public sealed class ClientSocket : IDisposable, IThreadPoolWorkItem
     }
 
     /// <summary>Waits (at most <paramref name="timeout"/>) for queued frames and the close frame to be written. Called once, when the socket ends.</summary>
-    public async Task FlushAsync(TimeSpan timeout)
+    public async Task WaitUntilWrittenAsync(TimeSpan timeout)
     {
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (Environment.TickCount64 < deadline)

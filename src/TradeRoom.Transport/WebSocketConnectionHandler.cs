@@ -107,7 +107,7 @@ public sealed class WebSocketConnectionHandler(TransportOptions options, OpenSoc
         finally
         {
             sockets.Remove(socket);
-            await socket.FlushAsync(options.CloseTimeout);
+            await socket.WaitUntilWrittenAsync(options.CloseTimeout);
             socket.Dispose();
             application.OnEnded(session);
             sockets.Release();

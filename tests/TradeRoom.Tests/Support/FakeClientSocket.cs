@@ -23,7 +23,7 @@ public sealed class FakeClientSocket : IClientSocket
     private (long Below, Action Callback)? _drainWatch;
     private readonly TaskCompletionSource<(int Code, string Reason)> _firstClose = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>When set, <see cref="Send"/> throws it, so a test can make the connection actor fail.</summary>
+    /// <summary>When set, <see cref="Send"/> and <see cref="Queue"/> throw it, so a test can make the connection actor fail.</summary>
     public Exception? ThrowOnSend { get; set; }
 
     /// <summary>Every frame sent so far, in order.</summary>

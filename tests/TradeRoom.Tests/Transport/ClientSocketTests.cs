@@ -188,7 +188,7 @@ public sealed class ClientSocketTests
 
         // The client never reads: the close timeout aborts the connection, which ends the waiting write and the send loop.
         await pair.Aborted.WaitAsync(TimeSpan.FromSeconds(10));
-        await socket.FlushAsync(TimeSpan.FromSeconds(10));
+        await socket.WaitUntilWrittenAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(0, socket.QueuedBytes);
         Assert.False(socket.Queue(Event("A", 3)));
         AssertConnectionEnds(pair.Client);
